@@ -1,0 +1,1 @@
+"""meshcast: video-based 3D human pose and shape estimation."""

@@ -1,0 +1,99 @@
+"""The ``meshcast`` command line.
+
+Each sub-command lives in its own module and is imported only when it runs, so that
+``meshcast --help`` is instant and needs no extra; a sub-command whose optional dependencies
+are missing says which extra to install. Errors end with one readable line and a non-zero exit
+code (``MESHCAST_DEBUG=1`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+
+import click
+
+EXIT_USER_ERROR = 1
+EXIT_MISSING_EXTRA = 3
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    module: str  # a module holding a click command named ``command``
+    summary: str
+
+
+COMMANDS: dict[str, CommandSpec] = {
+    "body": CommandSpec(
+        "meshcast.commands.body",
+        "Body models: describe one, animate one with motion, rebuild the free stand-in.",
+    ),
+}
+
+# The pip extra that brings each optional top-level module.
+EXTRA_OF_MODULE = {
+    **dict.fromkeys(("torch", "smplx", "roma", "scipy", "onnx"), "train"),
+    **dict.fromkeys(
+        ("cv2", "fastapi", "uvicorn", "celery", "redis", "onnxruntime", "prometheus_client"),
+        "serve",
+    ),
+    **dict.fromkeys(("anny", "warp"), "standin"),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a sub-command's module only when that sub-command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # `meshcast --help` lists the commands from their summaries, importing nothing
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name].summary) for name in sorted(COMMANDS)])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        command: click.Command = importlib.import_module(spec.module).command
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="meshcast")
+def cli() -> None:
+    """meshcast: video → tracked people → SMPL pose, shape and meshes."""
+
+
+def main() -> None:
+    """Console entry point: run the command line, every failure as one line."""
+    debug = os.environ.get("MESHCAST_DEBUG") == "1"
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.Abort:
+        click.echo("meshcast: aborted", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except ModuleNotFoundError as error:
+        extra = EXTRA_OF_MODULE.get((error.name or "").split(".")[0])
+        if debug or extra is None:  # not an optional dependency: a bug, show it whole
+            raise
+        click.echo(
+            f"meshcast: this command needs the '{extra}' extra ({error.name} is not "
+            f"installed): pip install 'meshcast[{extra}]'",
+            err=True,
+        )
+        sys.exit(EXIT_MISSING_EXTRA)
+    except Exception as error:  # the one place where a failure becomes a readable line
+        if debug:
+            raise
+        kind = "" if isinstance(error, OSError | ValueError) else f"{type(error).__name__}: "
+        click.echo(f"meshcast: error: {kind}{error}", err=True)
+        sys.exit(EXIT_USER_ERROR)

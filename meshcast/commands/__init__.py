@@ -1,0 +1,1 @@
+"""Sub-commands of the ``meshcast`` command line, one module each."""

@@ -1,0 +1,48 @@
+"""Fixtures every test may use: Redis (shared or private) with a key prefix of its own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tests.support.redis_server import (
+    SHARED_HOST,
+    SHARED_PORT,
+    PrivateRedis,
+    answers_ping,
+    delete_keys_with_prefix,
+)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The machine's Redis when it answers, otherwise a private one for this test session."""
+    if answers_ping(SHARED_HOST, SHARED_PORT):
+        yield f"redis://{SHARED_HOST}:{SHARED_PORT}/0"
+        return
+    server = PrivateRedis.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix that belongs to one test alone."""
+    return f"meshcast-test:{uuid.uuid4().hex}:"
+
+
+@pytest.fixture
+def redis_client(redis_url: str, redis_prefix: str) -> Iterator[redis.Redis]:
+    """A client for :func:`redis_url`; afterwards the keys under the test's prefix are deleted,
+    and nothing else (no FLUSHDB: the server may be shared)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        delete_keys_with_prefix(client, redis_prefix)
+        client.close()

@@ -1,0 +1,97 @@
+"""Redis for the tests: the machine's own on 127.0.0.1:6379 when it answers, else a private
+``redis-server`` on a free loopback port (installed with apt when absent), stopped afterwards.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+SHARED_HOST, SHARED_PORT = "127.0.0.1", 6379
+START_TIMEOUT_S = 10.0
+APT_TIMEOUT_S = 600
+
+
+def answers_ping(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    """Whether a Redis server answers PING at host:port (plain RESP, no client library)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def redis_server_binary() -> str:
+    """The path of ``redis-server``, installing Debian's package when it is missing."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    for step in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "redis-server"]):
+        subprocess.run(step, check=True, capture_output=True, timeout=APT_TIMEOUT_S)
+    found = shutil.which("redis-server")
+    if not found:
+        raise RuntimeError("redis-server is not installed and apt could not install it")
+    return found
+
+
+@dataclass
+class PrivateRedis:
+    """A throwaway ``redis-server`` that keeps nothing on disk."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    workdir: tempfile.TemporaryDirectory[str]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @classmethod
+    def start(cls) -> PrivateRedis:
+        port = free_loopback_port()
+        workdir = tempfile.TemporaryDirectory(prefix="meshcast-redis-")
+        process = subprocess.Popen(
+            [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+             "--appendonly", "no", "--dir", workdir.name,
+             "--logfile", str(Path(workdir.name) / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not answers_ping("127.0.0.1", port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                workdir.cleanup()
+                raise RuntimeError(f"a private redis-server did not start on port {port}")
+            time.sleep(0.05)
+        return cls(port, process, workdir)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=START_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.workdir.cleanup()
+
+
+def delete_keys_with_prefix(client: redis.Redis, prefix: str) -> int:
+    """Delete the keys under ``prefix`` and nothing else (never FLUSHDB: Redis may be shared)."""
+    deleted = 0
+    for key in client.scan_iter(match=f"{prefix}*", count=500):
+        deleted += int(client.delete(key))
+    return deleted

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from service.render import Mesh, PinholeCamera, look_at, render_meshes, to_camera
+from tests.support.shapes import UNIT_CUBE_FACES, UNIT_CUBE_VERTICES
 
 WIDTH, HEIGHT = 320, 240
 FOCAL = 200.0
@@ -15,24 +16,11 @@ RED = (255, 0, 0)
 BLUE = (0, 0, 255)
 BACKGROUND = 40
 
-# A unit cube's corners (0/1 per axis) and its 12 triangles, counter-clockwise from outside.
-CUBE_CORNERS = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], float)
-CUBE_FACES = np.array(
-    [
-        [0, 1, 3], [0, 3, 2],  # x = 0
-        [4, 6, 7], [4, 7, 5],  # x = 1
-        [0, 4, 5], [0, 5, 1],  # y = 0
-        [2, 3, 7], [2, 7, 6],  # y = 1
-        [0, 2, 6], [0, 6, 4],  # z = 0
-        [1, 5, 7], [1, 7, 3],  # z = 1
-    ]
-)  # fmt: skip
-
 
 def cube(center: tuple[float, float, float], size: float, color: tuple[int, int, int]) -> Mesh:
     """An axis-aligned cube in camera coordinates."""
-    vertices = (CUBE_CORNERS - 0.5) * size + np.asarray(center)
-    return Mesh(vertices=vertices, faces=CUBE_FACES, color=color)
+    vertices = (UNIT_CUBE_VERTICES - 0.5) * size + np.asarray(center)
+    return Mesh(vertices=vertices, faces=UNIT_CUBE_FACES, color=color)
 
 
 @pytest.fixture

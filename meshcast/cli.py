@@ -94,6 +94,11 @@ def main() -> None:
     except Exception as error:  # the one place where a failure becomes a readable line
         if debug:
             raise
-        kind = "" if isinstance(error, OSError | ValueError) else f"{type(error).__name__}: "
-        click.echo(f"meshcast: error: {kind}{error}", err=True)
+        # Our own errors for bad input are OSError, ValueError or LookupError with a sentence;
+        # anything else is named by its type so a bug report says what broke.
+        if isinstance(error, OSError | ValueError | LookupError):
+            message = str(error.args[0]) if isinstance(error, KeyError) and error.args else error
+        else:
+            message = f"{type(error).__name__}: {error}"
+        click.echo(f"meshcast: error: {message}", err=True)
         sys.exit(EXIT_USER_ERROR)

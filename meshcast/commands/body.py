@@ -84,7 +84,14 @@ def animate(
     summary = render_motion_demo(
         clip=clip, out_dir=out_dir, body=body_name, num_frames=num_frames, turntable=turntable
     )
-    click.echo(json.dumps(summary, indent=2, default=str))
+    frames = [f for f in summary["files"] if f.endswith(".png")]
+    table = Table(title=f"{summary['clip']} on the {summary['body']} body", show_header=False)
+    table.add_row("frames", f"{summary['frames']} at {summary['fps']:.0f} fps")
+    table.add_row("images", str(Path(frames[0]).parent) if frames else "-")
+    for video in (f for f in summary["files"] if f.endswith(".mp4")):
+        table.add_row("video", video)
+    table.add_row("time", f"{summary['seconds']:.1f} s")
+    Console().print(table)
 
 
 @command.command("build-standin")

@@ -70,12 +70,12 @@ def read_body_file(path: Path) -> dict[str, Any]:
     """Read an SMPL-format body model (``.pkl`` or ``.npz``) into plain numpy arrays.
 
     Sparse matrices (SMPL's ``J_regressor``) become dense; chumpy objects become the arrays
-    they hold. Raises :class:`SMPLFileMissingError` if the file does not exist and
+    they hold. Raises ``FileNotFoundError`` if the file does not exist and
     :class:`BodyModelFileError` if it lacks an array a body model needs.
     """
     path = Path(path)
     if not path.is_file():
-        raise SMPLFileMissingError(missing_smpl_message(path.parent))
+        raise FileNotFoundError(f"no body model file at {path}")
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
             arrays: dict[str, Any] = {key: data[key] for key in data.files}

@@ -119,3 +119,8 @@ def test_unusable_files_are_named_errors(tmp_path, standin_arrays):
     np.savez(wrong_tree, **{**standin_arrays, "kintree_table": kintree})
     with pytest.raises(BodyModelFileError, match="kinematic tree"):
         load_body_model(wrong_tree)
+
+
+def test_an_explicit_missing_path_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no body model file at .*absent\.npz"):
+        load_body_model(tmp_path / "absent.npz")

@@ -1,0 +1,91 @@
+"""The command line as a user runs it: a real ``meshcast`` process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+MESHCAST = [sys.executable, "-m", "meshcast"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*MESHCAST, *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=120
+    )
+
+
+def test_help_lists_the_commands_without_importing_them():
+    result = run("--help")
+    assert result.returncode == 0
+    assert "body" in result.stdout
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; from meshcast.cli import cli\n"
+         "try: cli.main(['--help'])\nexcept SystemExit: pass\n"
+         "assert 'torch' not in sys.modules and 'training' not in sys.modules, 'imported'"],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+
+
+def test_body_info_describes_the_standin():
+    result = run("body", "info", "standin", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["joints"] == 24
+    assert summary["vertices"] > 6890
+    assert 1.6 <= summary["rest_height_m"] <= 1.85
+
+
+def test_missing_smpl_is_one_line_and_nonzero(tmp_path):
+    env = {"MESHCAST_SMPL_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    result = run("body", "info", "smpl", env=env)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "SMPL_NEUTRAL.pkl" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_extra_names_the_extra_to_install():
+    # torch made unimportable, as in an install without the 'train' extra
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "sys.argv = ['meshcast', 'body', 'info']\n"
+        "from meshcast.cli import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert result.returncode == 3
+    assert "pip install 'meshcast[train]'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_command_and_bad_option_fail_readably():
+    assert run("nope").returncode == 2
+    result = run("body", "animate", "--frames", "0")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_animate_writes_frames_and_videos(tmp_path):
+    result = run("body", "animate", "walk", "--out", str(tmp_path), "--frames", "3",
+                 "--no-turntable")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "walk").iterdir()) == [
+        "frame_0000.png", "frame_0001.png", "frame_0002.png"
+    ]  # fmt: skip
+    assert (tmp_path / "walk.mp4").stat().st_size > 0
+    assert not (tmp_path / "turntable.mp4").exists()
+
+
+def test_an_unknown_clip_lists_the_known_ones(tmp_path):
+    result = run("body", "animate", "wlak", "--out", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.startswith("meshcast: error: unknown motion clip 'wlak'")
+    assert "walk" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

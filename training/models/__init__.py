@@ -1,0 +1,1 @@
+"""Networks of SPS-Net and MAED."""

@@ -1,0 +1,99 @@
+"""The schema of a recipe: which network, with which switches, trained with which loss weights.
+
+Recipes are YAML files (``training/recipes/*.yaml``) validated by these pydantic models. The
+papers' values live in the recipe files, each citing its section; the defaults here are only
+what every recipe shares. Each ablation of the papers is one field of a model config.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SPSNetConfig(_Strict):
+    """SPS-Net (SPS-Net §3, §4.1)."""
+
+    family: Literal["spsnet"] = "spsnet"
+    # Encoder E: "resnet50" (SPIN/HMR's layout, 2048-d) or "features" (precomputed features
+    # of feature_dim, as in VIBE-style dataset files: the model then has no image encoder).
+    encoder: Literal["resnet50", "features"] = "resnet50"
+    freeze_encoder: bool = True
+    feature_dim: PositiveInt = 2048
+    # Temporal module: the self-attention A (Eq. 1-2), a GRU instead of A, or none (w/o A).
+    temporal: Literal["attention", "gru", "none"] = "attention"
+    attention_hidden: PositiveInt = 2048
+    gru_layers: PositiveInt = 2
+    # Forecasting module F and the feature fusion (w/o F: the regressors read h_i directly).
+    forecasting: bool = True
+    forecast_hidden: PositiveInt = 2048
+    # HMR's regressor with iterative error feedback from mean parameters.
+    regressor_hidden: PositiveInt = 1024
+    regressor_iterations: PositiveInt = 3
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    # Discriminator D: self-attention A_D over [beta, theta] (82-d), mean over frames, FC+sigmoid.
+    discriminator_hidden: PositiveInt = 82
+
+
+class MAEDConfig(_Strict):
+    """MAED (MAED §3, §4.2): hybrid CNN + spatial-temporal encoder (STE), KTD decoder."""
+
+    family: Literal["maed"] = "maed"
+    image_size: PositiveInt = 224
+    num_frames: PositiveInt = 16
+    # BiT-style ResNetV2 backbone (stem + stages of bottlenecks), stride 16 with 3 stages.
+    backbone_layers: tuple[PositiveInt, ...] = (3, 4, 9)
+    backbone_width: PositiveInt = 64
+    embed_dim: PositiveInt = 768
+    depth: PositiveInt = 6
+    num_heads: PositiveInt = 12
+    mlp_ratio: float = Field(4.0, gt=0.0)
+    qkv_bias: bool = True
+    drop_rate: float = Field(0.0, ge=0.0, lt=1.0)
+    attn_drop_rate: float = Field(0.0, ge=0.0, lt=1.0)
+    drop_path_rate: float = Field(0.0, ge=0.0, lt=1.0)
+    # STE block (Table 2): parallel (default), series, coupling; "spatial" = MSA-S only (SE).
+    block: Literal["parallel", "series", "coupling", "spatial"] = "parallel"
+    # Parallel block: attentive addition (V2, default) or the plain mean of both branches (V1).
+    attentive_addition: bool = True
+    # Decoder (Table 2): KTD over a kinematic tree, or HMR's iterative regressor.
+    decoder: Literal["ktd", "iterative"] = "ktd"
+    kinematic_tree: Literal["smpl", "random", "reversed"] = "smpl"
+    tree_seed: int = 0  # for kinematic_tree = "random"
+    decoder_hidden: PositiveInt = 1024
+    decoder_dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    regressor_iterations: PositiveInt = 3  # for decoder = "iterative"
+
+
+ModelConfig = Annotated[SPSNetConfig | MAEDConfig, Field(discriminator="family")]
+
+
+class LossWeights(_Strict):
+    """λ of every loss term; 0 switches a term off. Names follow the papers' symbols."""
+
+    keypoints_2d: float = Field(0.0, ge=0.0)  # λ_joint^2D / L_2D
+    joints_3d: float = Field(0.0, ge=0.0)  # λ_joint^3D / L_3D
+    pose: float = Field(0.0, ge=0.0)  # λ_θ (SMPL parameter loss on pose)
+    shape: float = Field(0.0, ge=0.0)  # λ_β
+    adversarial: float = Field(0.0, ge=0.0)  # λ_adv (Eq. 7)
+    feature: float = Field(0.0, ge=0.0)  # λ_feature (Eq. 3)
+    mask: float = Field(0.0, ge=0.0)  # λ_mask (Eq. 5)
+    camera: float = Field(0.0, ge=0.0)  # λ_camera (Eq. 6)
+    param_pose: float = Field(0.0, ge=0.0)  # λ_param^θ (Eq. 8)
+    param_shape: float = Field(0.0, ge=0.0)  # λ_param^β (Eq. 8)
+    param_camera: float = Field(0.0, ge=0.0)  # λ_param^camera (Eq. 8)
+    norm: float = Field(0.0, ge=0.0)  # MAED's L_NORM
+
+
+class Recipe(_Strict):
+    """A named recipe: the network and its loss weights (training settings come later)."""
+
+    name: str
+    source: str  # the paper section the values come from, or why they differ
+    model: ModelConfig
+    losses: LossWeights = LossWeights()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -11,6 +12,7 @@ from training.recipes.schema import (
     MAEDConfig,
     ModelConfig,
     Recipe,
+    ReportedFigures,
     SPSNetConfig,
 )
 
@@ -22,6 +24,7 @@ __all__ = [
     "MAEDConfig",
     "ModelConfig",
     "Recipe",
+    "ReportedFigures",
     "SPSNetConfig",
     "list_recipes",
     "load_recipe",
@@ -34,7 +37,16 @@ def list_recipes() -> list[str]:
 
 
 def load_recipe(name_or_path: str | Path) -> Recipe:
-    """Load a built-in recipe by name (e.g. "spsnet_paper") or a recipe file by path."""
+    """Load a built-in recipe by name (e.g. "spsnet_paper") or a recipe file by path.
+
+    A recipe may name another in ``extends``: it then holds only what differs (an ablation is
+    its base recipe with one switch changed), merged key by key over the base; only the
+    figures the paper ``reported`` are never inherited.
+    """
+    return Recipe.model_validate(_read_recipe(name_or_path))
+
+
+def _read_recipe(name_or_path: str | Path) -> dict[str, Any]:
     path = Path(name_or_path)
     if not path.suffix:
         path = RECIPES_DIR / f"{name_or_path}.yaml"
@@ -43,4 +55,22 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
                 f"unknown recipe {name_or_path!r}; built-in: {', '.join(list_recipes())}"
             )
     with path.open() as stream:
-        return Recipe.model_validate(yaml.safe_load(stream))
+        fields = yaml.safe_load(stream)
+    if not isinstance(fields, dict):
+        raise ValueError(f"{path}: a recipe is a YAML mapping")
+    base = fields.pop("extends", None)
+    if not base:
+        return fields
+    inherited = _read_recipe(base)
+    inherited.pop("reported", None)  # a paper's figures belong to one configuration
+    return _merged(inherited, fields)
+
+
+def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

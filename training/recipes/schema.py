@@ -90,6 +90,22 @@ class LossWeights(_Strict):
     norm: float = Field(0.0, ge=0.0)  # MAED's L_NORM
 
 
+class ReportedFigures(_Strict):
+    """What the paper reports for this configuration, to compare ours against.
+
+    ``accel_3dpw`` is the magnitude of the predicted joints' acceleration (MAED's and VIBE's
+    "ACCEL" column); ``accel_error_3dpw`` the error against ground truth (SPS-Net's).
+    """
+
+    source: str  # the table it comes from
+    parameters_m: float | None = None
+    pa_mpjpe_3dpw: float | None = None
+    mpjpe_3dpw: float | None = None
+    pve_3dpw: float | None = None
+    accel_3dpw: float | None = None
+    accel_error_3dpw: float | None = None
+
+
 class Recipe(_Strict):
     """A named recipe: the network and its loss weights (training settings come later)."""
 
@@ -97,3 +113,4 @@ class Recipe(_Strict):
     source: str  # the paper section the values come from, or why they differ
     model: ModelConfig
     losses: LossWeights = LossWeights()
+    reported: ReportedFigures | None = None

@@ -1,0 +1,89 @@
+"""Recipes: every built-in one validates, ablations change one switch, bad files fail clearly."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from training.recipes import list_recipes, load_recipe
+
+ABLATIONS = {
+    # recipe: (its base, the model or loss fields that differ)
+    "spsnet_no_forecast": ("spsnet_paper", {"model.forecasting", "losses.feature"}),
+    "spsnet_no_attention": ("spsnet_paper", {"model.temporal"}),
+    "spsnet_gru": ("spsnet_paper", {"model.temporal"}),
+    "spsnet_no_camera_loss": ("spsnet_paper", {"losses.camera"}),
+    "spsnet_no_mask_loss": ("spsnet_paper", {"losses.mask"}),
+    "spsnet_no_adversarial_loss": ("spsnet_paper", {"losses.adversarial"}),
+    "spsnet_no_param_loss": (
+        "spsnet_paper",
+        {"losses.param_pose", "losses.param_shape", "losses.param_camera"},
+    ),
+    "maed_iterative": ("maed_paper", {"model.decoder"}),
+    "maed_series": ("maed_paper", {"model.block"}),
+    "maed_coupling": ("maed_paper", {"model.block"}),
+    "maed_spatial": ("maed_paper", {"model.block"}),
+    "maed_parallel_v1": ("maed_paper", {"model.attentive_addition"}),
+    "maed_ktd_random": ("maed_paper", {"model.kinematic_tree"}),
+    "maed_ktd_reversed": ("maed_paper", {"model.kinematic_tree"}),
+}
+
+
+def flat(recipe_name: str) -> dict[str, object]:
+    recipe = load_recipe(recipe_name)
+    fields = {f"model.{k}": v for k, v in recipe.model.model_dump().items()}
+    fields.update({f"losses.{k}": v for k, v in recipe.losses.model_dump().items()})
+    return fields
+
+
+@pytest.mark.parametrize("name", list_recipes())
+def test_every_builtin_recipe_validates_and_cites_its_source(name):
+    recipe = load_recipe(name)
+    assert recipe.name == name
+    assert recipe.source
+    assert recipe.reported is not None
+    assert recipe.reported.source
+
+
+@pytest.mark.parametrize(("name", "expected"), ABLATIONS.items())
+def test_each_ablation_is_its_base_with_one_switch(name, expected):
+    base, switches = expected
+    ours, theirs = flat(name), flat(base)
+    assert {key for key in ours if ours[key] != theirs[key]} == switches
+
+
+def test_every_ablation_is_listed():
+    assert set(list_recipes()) == set(ABLATIONS) | {"spsnet_paper", "maed_paper"}
+
+
+def test_spsnet_paper_weights_are_section_4_1s():
+    losses = load_recipe("spsnet_paper").losses
+    # SPS-Net §4.1: λβ 0.06, λθ 60, λ3D 300, λ2D 300, λadv 2, λfeature 1, λmask 300,
+    # λcamera 0.1, λparam β 0.06, θ 60, camera 0.1
+    assert (losses.shape, losses.pose, losses.joints_3d, losses.keypoints_2d) == (
+        0.06,
+        60,
+        300,
+        300,
+    )
+    assert (losses.adversarial, losses.feature, losses.mask, losses.camera) == (2, 1, 300, 0.1)
+    assert (losses.param_shape, losses.param_pose, losses.param_camera) == (0.06, 60, 0.1)
+    assert losses.norm == 0
+
+
+def test_reported_figures_are_not_inherited():
+    assert load_recipe("spsnet_paper").reported.parameters_m == 51.43
+    assert load_recipe("spsnet_no_mask_loss").reported.parameters_m is None
+
+
+def test_bad_recipes_fail_with_the_field_named(tmp_path):
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("name: typo\nsource: test\nmodel: {family: spsnet, forcasting: false}\n")
+    with pytest.raises(pydantic.ValidationError, match="forcasting"):
+        load_recipe(typo)
+    wrong_family = tmp_path / "family.yaml"
+    wrong_family.write_text("name: f\nsource: test\nmodel: {family: vibe}\n")
+    with pytest.raises(pydantic.ValidationError, match="family"):
+        load_recipe(wrong_family)
+    with pytest.raises(LookupError, match="spsnet_paper"):
+        load_recipe("spsnet_papr")

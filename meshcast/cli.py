@@ -30,6 +30,14 @@ COMMANDS: dict[str, CommandSpec] = {
         "meshcast.commands.body",
         "Body models: describe one, animate one with motion, rebuild the free stand-in.",
     ),
+    "models": CommandSpec(
+        "meshcast.commands.models",
+        "The networks of SPS-Net and MAED: recipes, parameter counts against the papers.",
+    ),
+    "bench": CommandSpec(
+        "meshcast.commands.bench",
+        "Benchmarks as JSON: forward time of the networks.",
+    ),
 }
 
 # The pip extra that brings each optional top-level module.

@@ -137,22 +137,22 @@ def keypoints_2d_loss(pred: Tensor, gt: Tensor) -> Tensor:
 def feature_loss(features: Tensor, forecast: Tensor) -> Tensor:
     """L_feature (SPS-Net Eq. 3): the forecasting module's regression of the next feature.
 
-    ``forecast[:, i]`` = F(f_i) predicts ``f_{i+1}``; the last frame's forecast has no target
-    and is left out, as the paper says. The targets are detached: the loss trains F to predict
-    the encoder, not the encoder to be predictable (the paper's encoder is frozen, where this
-    changes nothing).
+    ``forecast[:, i]`` is f'_{i+2} = F(f_{i+1}): the forecasts of frames 2 … T (the last frame's
+    forecast has no target and is not made, as the paper says). The targets are detached: the
+    loss trains F to predict the encoder, not the encoder to be predictable (the paper's encoder
+    is frozen, where this changes nothing).
 
     Args:
         features: ``(B, T, D)`` encoder features f_1 … f_T, ``T ≥ 2``.
-        forecast: ``(B, T, D)`` F applied to every frame.
+        forecast: ``(B, T − 1, D)`` forecasts f'_2 … f'_T.
 
     Returns:
         Scalar: mean squared error over ``B × (T − 1) × D``.
     """
-    _check_same_shape(features, forecast, "features and forecast")
     if features.ndim != 3 or features.shape[1] < 2:
         raise ValueError(f"features must be (B, T, D) with T >= 2, got {tuple(features.shape)}")
-    return (forecast[:, :-1] - features[:, 1:].detach()).square().mean()
+    _check_same_shape(features[:, 1:], forecast, "features of frames 2..T and forecast")
+    return (forecast - features[:, 1:].detach()).square().mean()
 
 
 def mask_loss(silhouette: Tensor, pseudo_mask: Tensor) -> Tensor:

@@ -95,10 +95,11 @@ def test_keypoints_2d_loss_weights_by_confidence() -> None:
 
 def test_feature_loss_uses_the_next_frame() -> None:
     features = torch.arange(4.0).reshape(1, 4, 1).repeat(1, 1, 2)  # f_i = (i, i)
-    forecast = features + 1.0  # perfect forecast of f_{i+1}; the last one has no target
-    forecast[:, -1] = 1000.0
-    assert feature_loss(features, forecast).item() == 0.0
-    assert feature_loss(features, features).item() == pytest.approx(1.0)
+    perfect = features[:, 1:].clone()  # f'_2 … f'_4 equal to f_2 … f_4
+    assert feature_loss(features, perfect).item() == 0.0
+    assert feature_loss(features, features[:, :-1]).item() == pytest.approx(1.0)  # one step late
+    with pytest.raises(ValueError, match="forecast"):
+        feature_loss(features, features)
 
 
 def test_mask_loss_hand_worked_and_clamped() -> None:

@@ -29,6 +29,7 @@ class SPSNetConfig(_Strict):
     temporal: Literal["attention", "gru", "none"] = "attention"
     attention_hidden: PositiveInt = 2048
     gru_layers: PositiveInt = 2
+    gru_hidden: PositiveInt = 1024  # VIBE's temporal encoder
     # Forecasting module F and the feature fusion (w/o F: the regressors read h_i directly).
     forecasting: bool = True
     forecast_hidden: PositiveInt = 2048

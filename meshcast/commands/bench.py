@@ -48,9 +48,9 @@ def models_command(recipes: tuple[str, ...], batch: int, frames: int, repeats: i
             "recipe": name,
             "batch": batch,
             "frames": frames,
-            "forward_s": round(median, 3),
+            "forward_ms": round(1000 * median, 1),
             "ms_per_frame": round(1000 * median / (batch * frames), 1),
-            "runs_s": [round(t, 3) for t in times[1:]],
+            "runs_ms": [round(1000 * t, 1) for t in times[1:]],
         })  # fmt: skip
         click.echo(f"{name}: {median:.2f} s per forward of {batch}×{frames} frames", err=True)
     machine = {

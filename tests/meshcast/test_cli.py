@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 MESHCAST = [sys.executable, "-m", "meshcast"]
 REPO = Path(__file__).resolve().parents[2]
 
@@ -89,3 +91,42 @@ def test_an_unknown_clip_lists_the_known_ones(tmp_path):
     assert result.stderr.startswith("meshcast: error: unknown motion clip 'wlak'")
     assert "walk" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+TINY_RECIPES = REPO / "tests" / "support" / "recipes"
+
+
+def test_models_params_reports_ours_against_the_paper():
+    result = run("models", "params", "spsnet_no_attention", "--json")
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    assert row["recipe"] == "spsnet_no_attention"
+    assert row["paper_m"] == 34.64
+    assert abs(row["parameters_m"] - row["paper_m"]) < 0.02
+    assert set(row["modules_m"]) >= {"encoder", "pose_regressor", "shape_regressor"}
+
+
+def test_bench_models_prints_json_timings():
+    recipe = str(TINY_RECIPES / "maed_tiny.yaml")
+    result = run("bench", "models", recipe, "--batch", "1", "--frames", "2", "--repeats", "1")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    (row,) = report["results"]
+    assert row["recipe"] == recipe
+    assert row["forward_ms"] > 0
+    assert row["ms_per_frame"] == pytest.approx(row["forward_ms"] / 2, abs=0.1)
+    assert report["machine"]["threads"] >= 1
+
+
+def test_unknown_recipe_is_one_line():
+    result = run("models", "params", "spsnet_papr")
+    assert result.returncode == 1
+    assert result.stderr.startswith("meshcast: error: unknown recipe 'spsnet_papr'")
+
+
+def test_docs_parameter_table_is_the_commands_output():
+    result = run("models", "params", "--markdown")
+    assert result.returncode == 0, result.stderr
+    documented = (REPO / "docs" / "parameter_counts.md").read_text()
+    for line in result.stdout.strip().splitlines():
+        assert line in documented, f"docs/parameter_counts.md is stale: {line}"

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from training.body.files import BodyModelFileError
 from training.body.joint_sets import (
     JOINT_SET_NAMES,
+    PUBLISHED_JOINT_SETS,
     project_joint_regressor,
     published_joint_regressor,
 )
@@ -111,7 +112,7 @@ class BodyModel(nn.Module):
     ) -> np.ndarray:
         if joint_set == "smpl24":
             return J_regressor
-        if h36m_regressor is not None:
+        if h36m_regressor is not None and joint_set in PUBLISHED_JOINT_SETS:
             if h36m_regressor.shape[1] != self.num_vertices:
                 raise BodyModelFileError(
                     f"the H36M regressor is for {h36m_regressor.shape[1]} vertices, "

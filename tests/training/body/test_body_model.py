@@ -181,3 +181,18 @@ def test_published_h36m_regressor_is_used_when_given(standin, tmp_path):
     # LSP's neck is H36M's thorax (8), its head top H36M's head (10)
     torch.testing.assert_close(lsp[12], vertices[0, 800])
     torch.testing.assert_close(lsp[13], vertices[0, 1000])
+
+
+def test_spin49_joints_of_the_standin(standin):
+    from training.body.joint_sets import SPIN49_NAMES
+
+    out = standin(torch.zeros(1, 72), torch.zeros(1, NUM_BETAS))
+    joints = standin.regress_joints(out.vertices, "spin49")[0]
+    assert joints.shape == (49, 3)
+    named = dict(zip(SPIN49_NAMES, joints, strict=True))
+    # OpenPose's and LSP's copies of one joint agree; the face sits above the neck; the
+    # heels sit behind the big toes (the body faces +Z)
+    torch.testing.assert_close(named["op_left_knee"], named["left_knee"])
+    assert named["nose"][1] > named["op_neck"][1]
+    assert named["op_left_heel"][2] < named["op_left_big_toe"][2]
+    assert named["head_top"][1] > named["h36m_head"][1] > named["h36m_jaw"][1]

@@ -34,6 +34,10 @@ COMMANDS: dict[str, CommandSpec] = {
         "meshcast.commands.models",
         "The networks of SPS-Net and MAED: recipes, parameter counts against the papers.",
     ),
+    "motion": CommandSpec(
+        "meshcast.commands.motion",
+        "Motion clips on SMPL's skeleton: list the built-in ones, convert DeepMimic files.",
+    ),
     "bench": CommandSpec(
         "meshcast.commands.bench",
         "Benchmarks as JSON: forward time of the networks.",

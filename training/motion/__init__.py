@@ -1,10 +1,20 @@
-"""Motion clips retargeted onto SMPL's skeleton (DeepMimic mocap clips)."""
+"""Motion on SMPL's skeleton: AMASS-style files, the built-in clips, DeepMimic conversion."""
 
-from training.motion.deepmimic import (
-    MotionClip,
+from training.motion.deepmimic import MotionClip, load_deepmimic_clip
+from training.motion.library import (
+    convert_deepmimic_clips,
     list_builtin_clips,
     load_builtin_clip,
-    load_deepmimic_clip,
+    read_motion_file,
+    write_motion_file,
 )
 
-__all__ = ["MotionClip", "list_builtin_clips", "load_builtin_clip", "load_deepmimic_clip"]
+__all__ = [
+    "MotionClip",
+    "convert_deepmimic_clips",
+    "list_builtin_clips",
+    "load_builtin_clip",
+    "load_deepmimic_clip",
+    "read_motion_file",
+    "write_motion_file",
+]

@@ -237,13 +237,13 @@ def load_deepmimic_clip(path: str | Path) -> MotionClip:
 
 
 def motions_dir() -> Path:
-    """The folder of built-in clips: ``$MESHCAST_MOTIONS_DIR`` or ``../shared/data/motions``."""
+    """The DeepMimic source clips: ``$MESHCAST_MOTIONS_DIR`` or ``../shared/data/motions``."""
     override = os.environ.get(MOTIONS_DIR_ENV)
     return Path(override) if override else DEFAULT_MOTIONS_DIR
 
 
-def list_builtin_clips() -> list[str]:
-    """Names of the clips in :func:`motions_dir`, sorted (e.g. ``["backflip", ..., "walk"]``)."""
+def list_source_clips() -> list[str]:
+    """Names of the DeepMimic clips in :func:`motions_dir`, sorted (``["backflip", …]``)."""
     folder = motions_dir()
     return sorted(
         p.name.removeprefix(CLIP_PREFIX).removesuffix(CLIP_SUFFIX)
@@ -251,12 +251,12 @@ def list_builtin_clips() -> list[str]:
     )
 
 
-def load_builtin_clip(name: str) -> MotionClip:
-    """Load the built-in clip ``name`` (e.g. ``"walk"``) retargeted onto SMPL."""
-    available = list_builtin_clips()
+def load_source_clip(name: str) -> MotionClip:
+    """Load the DeepMimic source clip ``name`` (e.g. ``"walk"``) retargeted onto SMPL."""
+    available = list_source_clips()
     if name not in available:
         raise KeyError(
-            f"unknown motion clip {name!r} in {motions_dir()}; available: "
+            f"unknown DeepMimic clip {name!r} in {motions_dir()}; available: "
             + (", ".join(available) if available else f"none (set {MOTIONS_DIR_ENV})")
         )
     return load_deepmimic_clip(motions_dir() / f"{CLIP_PREFIX}{name}{CLIP_SUFFIX}")

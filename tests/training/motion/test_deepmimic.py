@@ -10,13 +10,15 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from training.body.skeleton import NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS
-from training.motion import (
-    MotionClip,
-    list_builtin_clips,
-    load_builtin_clip,
-    load_deepmimic_clip,
+from training.motion import MotionClip, load_deepmimic_clip
+from training.motion.deepmimic import (
+    FRAME_WIDTH,
+    MOTIONS_DIR_ENV,
+    list_source_clips,
+    load_source_clip,
+    motions_dir,
+    retarget_frames,
 )
-from training.motion.deepmimic import FRAME_WIDTH, MOTIONS_DIR_ENV, motions_dir, retarget_frames
 
 # Approximate rest positions (metres, SMPL frame: left at +X, up +Y, facing +Z; a T-pose with
 # level arms) of SMPL's left-side and centre joints; the right side mirrors x. Only directions
@@ -77,7 +79,7 @@ def forward_kinematics(pose: np.ndarray, transl: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def walk() -> MotionClip:
-    return load_builtin_clip("walk")
+    return load_source_clip("walk")
 
 
 @pytest.fixture(scope="module")
@@ -95,14 +97,14 @@ def identity_frames(num_frames: int) -> np.ndarray:
 
 
 def test_builtin_clips_are_listed() -> None:
-    names = list_builtin_clips()
+    names = list_source_clips()
     assert "walk" in names
     assert all(not n.startswith("humanoid3d_") and not n.endswith(".txt") for n in names)
 
 
 def test_unknown_clip_names_the_available_ones() -> None:
     with pytest.raises(KeyError, match="walk"):
-        load_builtin_clip("moonwalk")
+        load_source_clip("moonwalk")
 
 
 def test_motions_dir_can_be_overridden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,8 +114,8 @@ def test_motions_dir_can_be_overridden(tmp_path: Path, monkeypatch: pytest.Monke
     clip_file.write_text(json.dumps({"Loop": "none", "Frames": frames.tolist()}))
     monkeypatch.setenv(MOTIONS_DIR_ENV, str(tmp_path))
     assert motions_dir() == tmp_path
-    assert list_builtin_clips() == ["stand"]
-    clip = load_builtin_clip("stand")
+    assert list_source_clips() == ["stand"]
+    clip = load_source_clip("stand")
     assert clip.num_frames == 3
     assert clip.fps == pytest.approx(WALK_FPS)
     assert not clip.loop
@@ -132,9 +134,9 @@ def test_walk_parses(walk: MotionClip) -> None:
     assert np.isfinite(walk.transl).all()
 
 
-@pytest.mark.parametrize("name", list_builtin_clips())
+@pytest.mark.parametrize("name", list_source_clips())
 def test_every_builtin_clip_loads(name: str) -> None:
-    clip = load_builtin_clip(name)
+    clip = load_source_clip(name)
     assert clip.pose.shape == (clip.num_frames, 3 * NUM_JOINTS)
     assert np.isfinite(clip.pose).all()
 

@@ -1,0 +1,39 @@
+"""``meshcast motion``: the built-in motion clips and their conversion from DeepMimic files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from training.motion import convert_deepmimic_clips, list_builtin_clips, load_builtin_clip
+from training.motion.deepmimic import motions_dir
+from training.motion.library import BUILTIN_DIR
+
+
+@click.group("motion")
+def command() -> None:
+    """Motion clips on SMPL's skeleton (for the demo, synthetic data and the discriminator)."""
+
+
+@command.command("list")
+def list_command() -> None:
+    """The built-in clips: frames, frame rate, duration."""
+    table = Table("clip", "frames", "fps", "seconds")
+    for name in list_builtin_clips():
+        clip = load_builtin_clip(name)
+        table.add_row(
+            name, str(clip.num_frames), f"{clip.fps:.1f}", f"{clip.num_frames / clip.fps:.1f}"
+        )
+    Console().print(table)
+
+
+@command.command("convert")
+@click.argument("source", type=click.Path(path_type=Path), default=None, required=False)
+@click.option("--out", type=click.Path(path_type=Path), default=BUILTIN_DIR, show_default=True)
+def convert_command(source: Path | None, out: Path) -> None:
+    """Retarget DeepMimic clips (default: ../shared/data/motions) into AMASS-style files."""
+    written = convert_deepmimic_clips(source or motions_dir(), out)
+    click.echo(f"wrote {len(written)} clips to {out}")

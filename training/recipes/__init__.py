@@ -8,24 +8,28 @@ from typing import Any
 import yaml
 
 from training.recipes.schema import (
+    DataConfig,
     LossWeights,
     MAEDConfig,
     ModelConfig,
     Recipe,
     ReportedFigures,
     SPSNetConfig,
+    TrainingConfig,
 )
 
 RECIPES_DIR = Path(__file__).parent
 
 __all__ = [
     "RECIPES_DIR",
+    "DataConfig",
     "LossWeights",
     "MAEDConfig",
     "ModelConfig",
     "Recipe",
     "ReportedFigures",
     "SPSNetConfig",
+    "TrainingConfig",
     "list_recipes",
     "load_recipe",
 ]

@@ -107,11 +107,46 @@ class ReportedFigures(_Strict):
     accel_error_3dpw: float | None = None
 
 
+class DataConfig(_Strict):
+    """What a recipe trains and validates on. Paths are dataset files (VIBE/MAED layout) or
+    AMASS-style motion files; relative paths are taken from the working directory."""
+
+    train: tuple[str, ...]
+    val: tuple[str, ...] = ()
+    # Real motion for SPS-Net's discriminator; empty: the built-in clips.
+    motion: tuple[str, ...] = ()
+    crop_size: PositiveInt = 224
+    # The square crop's side is this times the box's longer side (VIBE's demo: 1.1).
+    crop_scale: float = Field(1.1, gt=0.0)
+    augment: bool = True  # MAED §4.2: flip, crop jitter, colour jitter, random erasing
+
+
+class TrainingConfig(_Strict):
+    """How a recipe trains: clips, batches, schedule, optimiser."""
+
+    clip_length: PositiveInt  # T
+    clip_stride: PositiveInt  # frames between the starts of successive training clips
+    batch_size: PositiveInt
+    epochs: PositiveInt
+    iterations_per_epoch: PositiveInt
+    lr: float = Field(gt=0.0)
+    lr_discriminator: float = Field(1e-4, gt=0.0)
+    lr_milestones: tuple[PositiveInt, ...] = ()  # epochs after which the rate is multiplied
+    lr_decay: float = Field(0.1, gt=0.0, le=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    seed: int = 0
+    mixed_precision: bool = True  # on CUDA only
+    validate_every: PositiveInt = 1  # epochs
+    num_workers: int = Field(2, ge=0)
+
+
 class Recipe(_Strict):
-    """A named recipe: the network and its loss weights (training settings come later)."""
+    """A named recipe: the network, its loss weights, and how and on what it trains."""
 
     name: str
     source: str  # the paper section the values come from, or why they differ
     model: ModelConfig
     losses: LossWeights = LossWeights()
+    training: TrainingConfig | None = None
+    data: DataConfig | None = None
     reported: ReportedFigures | None = None

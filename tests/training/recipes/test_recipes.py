@@ -52,8 +52,20 @@ def test_each_ablation_is_its_base_with_one_switch(name, expected):
     assert {key for key in ours if ours[key] != theirs[key]} == switches
 
 
-def test_every_ablation_is_listed():
-    assert set(list_recipes()) == set(ABLATIONS) | {"spsnet_paper", "maed_paper"}
+# Recipes that are not one switch away from a paper recipe: the papers' own and their stages.
+BASE_RECIPES = {"spsnet_paper", "maed_paper", "maed_stage1", "maed_stage2"}
+
+
+def test_every_recipe_is_a_base_or_a_listed_ablation():
+    assert set(list_recipes()) == set(ABLATIONS) | BASE_RECIPES
+
+
+def test_the_two_maed_stages_follow_section_4_2():
+    first, second = load_recipe("maed_stage1").training, load_recipe("maed_stage2").training
+    assert (first.clip_length, first.batch_size, first.epochs) == (1, 512, 100)
+    assert (second.clip_length, second.clip_stride, second.batch_size) == (16, 8, 32)
+    assert first.lr == second.lr == 1e-4
+    assert first.lr_milestones == second.lr_milestones == (60, 90)
 
 
 def test_spsnet_paper_weights_are_section_4_1s():

@@ -21,6 +21,7 @@ import torch
 
 from training.body import BodyModel
 from training.body.joint_sets import LSP14_NAMES, SPIN49_NAMES
+from training.data.video_clips import track_runs
 from training.evaluation import metrics
 
 # LSP's 14 joints within SPIN's 49 (the 24 that follow OpenPose's 25 begin with them).
@@ -59,15 +60,6 @@ def _lsp_and_vertices(
     return np.concatenate(joints), np.concatenate(vertices)
 
 
-def _tracks(vid_names: np.ndarray, frame_ids: np.ndarray) -> Iterator[np.ndarray]:
-    """Row indices of each track, in frame order, split where frames are missing."""
-    for name in np.unique(vid_names):
-        rows = np.flatnonzero(vid_names == name)
-        rows = rows[np.argsort(frame_ids[rows], kind="stable")]
-        gaps = np.flatnonzero(np.diff(frame_ids[rows]) != 1) + 1
-        yield from np.split(rows, gaps)
-
-
 def score(
     predictions: Predictions, truth: Mapping[str, np.ndarray], body: BodyModel
 ) -> dict[str, float]:
@@ -96,7 +88,7 @@ def score(
         has_3d |= joints_only
 
     results: dict[str, list[np.ndarray]] = {name: [] for name in METRIC_COLUMNS}
-    for track in _tracks(np.asarray(truth["vid_name"]), np.asarray(truth["frame_id"])):
+    for track in track_runs(np.asarray(truth["vid_name"]), np.asarray(truth["frame_id"])):
         track = track[has_3d[track]]
         if len(track) == 0:
             continue

@@ -88,7 +88,11 @@ class VideoClips(Dataset[Clip]):
         augment: bool = False,
         extra_frames: int = 0,
         seed: int = 0,
+        cover_every_frame: bool = False,
     ) -> None:
+        """``cover_every_frame`` (for evaluation): every row lies in a clip, so clips start
+        every ``stride`` frames, the last one ends with its track, and a track shorter than a
+        clip is one shorter clip."""
         if clip_length < 1 or stride < 1 or extra_frames < 0:
             raise ValueError("clip_length and stride must be positive, extra_frames >= 0")
         self.files = [read_dataset_file(path) for path in paths]
@@ -103,7 +107,10 @@ class VideoClips(Dataset[Clip]):
         for file_index, arrays in enumerate(self.files):
             for run in track_runs(np.asarray(arrays["vid_name"]), arrays["frame_id"]):
                 last_start = len(run) - self.frames_per_clip
-                for start in range(0, last_start + 1, stride):
+                starts = list(range(0, last_start + 1, stride))
+                if cover_every_frame and (not starts or starts[-1] < last_start):
+                    starts.append(max(last_start, 0))
+                for start in starts:
                     self.clips.append((file_index, run[start : start + self.frames_per_clip]))
 
     @classmethod
@@ -130,6 +137,10 @@ class VideoClips(Dataset[Clip]):
 
     def __len__(self) -> int:
         return len(self.clips)
+
+    def rows(self, index: int) -> tuple[int, np.ndarray]:
+        """The file and the rows of that file that item ``index`` holds, in frame order."""
+        return self.clips[index]
 
     def augmentation(self, index: int) -> Augmentation:
         """The draw of item ``index`` in the current epoch (the identity without augment)."""

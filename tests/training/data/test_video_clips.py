@@ -239,3 +239,13 @@ def test_from_a_recipe(dataset_file):
     assert not val.augment
     assert train[0]["frames"].shape == (5, 3, CROP, CROP)
     assert len(val) == 11
+
+
+def test_cover_every_frame_leaves_no_row_out(tmp_path):
+    path = make_file(tmp_path, {"a": list(range(7)), "b": list(range(3))})
+    clips = VideoClips([path], clip_length=4, stride=4, crop_size=CROP, cover_every_frame=True)
+    covered = sorted({int(row) for i in range(len(clips)) for row in clips.rows(i)[1]})
+    assert covered == list(range(10))
+    # track a: frames 0-3 and 3-6 (the last clip ends with the track); b is shorter than a clip
+    assert [len(clips.rows(i)[1]) for i in range(len(clips))] == [4, 4, 3]
+    assert len(clips[2]["frames"]) == 3

@@ -38,6 +38,10 @@ COMMANDS: dict[str, CommandSpec] = {
         "meshcast.commands.motion",
         "Motion clips on SMPL's skeleton: list the built-in ones, convert DeepMimic files.",
     ),
+    "train": CommandSpec(
+        "meshcast.commands.train",
+        "Train a recipe's network: checkpoints, resume, TensorBoard, validation.",
+    ),
     "bench": CommandSpec(
         "meshcast.commands.bench",
         "Benchmarks as JSON: forward time of the networks.",

@@ -115,6 +115,8 @@ class DataConfig(_Strict):
     val: tuple[str, ...] = ()
     # Real motion for SPS-Net's discriminator; empty: the built-in clips.
     motion: tuple[str, ...] = ()
+    # The body model the files' SMPL parameters belong to: "smpl", "standin" or a file.
+    body: str = "smpl"
     crop_size: PositiveInt = 224
     # The square crop's side is this times the box's longer side (VIBE's demo: 1.1).
     crop_scale: float = Field(1.1, gt=0.0)

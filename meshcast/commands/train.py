@@ -1,0 +1,60 @@
+"""``meshcast train``: train a recipe's network, with checkpoints and TensorBoard logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+# Where runs go when --run-dir is not given: one folder per recipe.
+DEFAULT_RUNS_DIR = Path("runs")
+
+
+@click.command("train")
+@click.argument("recipe")
+@click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help=f"Folder of the run (checkpoints, tb/); default {DEFAULT_RUNS_DIR}/RECIPE-NAME.",
+)
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir where it stopped.")
+@click.option("--max-iterations", type=click.IntRange(min=1), default=None,
+              help="Stop after this many steps of the run (resumed steps included).")  # fmt: skip
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
+              help="Default: CUDA when available.")  # fmt: skip
+@click.option(
+    "--body", default=None, help="Body model (smpl, standin, a file); default: the recipe's."
+)
+def command(
+    recipe: str,
+    run_dir: Path | None,
+    resume: bool,
+    max_iterations: int | None,
+    device: str | None,
+    body: str | None,
+) -> None:
+    """Train RECIPE (a built-in recipe's name or a recipe file) on the data it names."""
+    from training.recipes import load_recipe
+    from training.train.loop import train
+
+    loaded = load_recipe(recipe)
+    missing = [name for name in ("training", "data") if getattr(loaded, name) is None]
+    if missing:
+        raise click.UsageError(
+            f"recipe {loaded.name!r} has no {' or '.join(missing)} section: add "
+            "'training:' (clips, batches, schedule) and 'data:' (dataset files) to train it"
+        )
+    summary = train(
+        loaded,
+        run_dir or DEFAULT_RUNS_DIR / loaded.name,
+        resume=resume,
+        max_iterations=max_iterations,
+        device=device,
+        body=body,
+    )
+    best = "none" if summary.best_validation is None else f"{summary.best_validation:.1f} mm"
+    click.echo(
+        f"{summary.iterations} steps, {summary.epochs} epochs; best PA-MPJPE {best}; "
+        f"checkpoints in {summary.run_dir}"
+    )

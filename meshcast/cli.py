@@ -38,9 +38,17 @@ COMMANDS: dict[str, CommandSpec] = {
         "meshcast.commands.motion",
         "Motion clips on SMPL's skeleton: list the built-in ones, convert DeepMimic files.",
     ),
+    "synth": CommandSpec(
+        "meshcast.commands.synth",
+        "Synthetic videos of people with exact SMPL, joint and mask truth, as a dataset file.",
+    ),
     "train": CommandSpec(
         "meshcast.commands.train",
         "Train a recipe's network: checkpoints, resume, TensorBoard, validation.",
+    ),
+    "eval": CommandSpec(
+        "meshcast.commands.eval",
+        "Evaluate a checkpoint on a dataset file: the papers' table, as JSON too.",
     ),
     "bench": CommandSpec(
         "meshcast.commands.bench",

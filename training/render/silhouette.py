@@ -106,7 +106,7 @@ def _pixel_ranges(
         return low[:, 0].long(), low[:, 1].long(), count[:, 0].long(), count[:, 1].long()
 
 
-def _pairs(
+def face_pixel_pairs(
     triangles: Tensor, margin: float, size: tuple[int, int], first_face: int, faces_per_item: int
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Enumerate the (face, pixel) pairs of a chunk of faces.
@@ -170,7 +170,7 @@ def _accumulate(
     for first, last in _chunks(triangles, margin, size):
 
         def chunk(tri: Tensor, first: int = first) -> Tensor:
-            face, centre, pixel = _pairs(tri, margin, size, first, faces_per_item)
+            face, centre, pixel = face_pixel_pairs(tri, margin, size, first, faces_per_item)
             values = per_pair(tri[face], centre)
             return tri.new_zeros(batch * height * width).index_add(0, pixel, values)
 

@@ -91,9 +91,12 @@ class MotionWindows(Dataset[MotionWindow]):
         if clip_length < 1 or fps <= 0:
             raise ValueError("clip_length and fps must be positive")
         step = stride if stride is not None else clip_length
-        files = [Path(path) for path in paths] or [
-            BUILTIN_DIR / f"{name}.npz" for name in list_builtin_clips()
-        ]
+        # AMASS is distributed as folders of .npz files: a folder stands for all below it
+        files = [
+            file
+            for path in map(Path, paths)
+            for file in (sorted(path.rglob("*.npz")) if path.is_dir() else [path])
+        ] or [BUILTIN_DIR / f"{name}.npz" for name in list_builtin_clips()]
         motions = [(read_motion_file(path), _read_betas(path)) for path in files]
         self.poses: list[np.ndarray] = []
         self.betas: list[np.ndarray] = []

@@ -26,6 +26,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from training.models import build_model
 from training.recipes import Recipe
 
 LATEST = "latest.pt"
@@ -133,3 +134,14 @@ def saved_recipe(path: Path) -> Recipe:
     """The recipe a checkpoint was trained with."""
     contents = torch.load(path, map_location="cpu", weights_only=False)
     return Recipe.model_validate(contents["recipe"])
+
+
+def load_network(path: Path) -> tuple[Recipe, nn.Module]:
+    """The recipe and the trained network of a checkpoint, ready for inference (eval mode)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    contents = torch.load(path, map_location="cpu", weights_only=False)
+    recipe = Recipe.model_validate(contents["recipe"])
+    network = build_model(recipe)
+    network.load_state_dict(contents["network"])
+    return recipe, network.eval()

@@ -72,3 +72,14 @@ def test_too_long_windows_are_an_error(tmp_path):
     write_motion(tmp_path / "a.npz", frames=20)
     with pytest.raises(ValueError, match="16 frames"):
         MotionWindows([tmp_path / "a.npz"], clip_length=16)
+
+
+def test_a_folder_stands_for_the_motion_files_below_it(tmp_path):
+    from training.motion import load_builtin_clip, write_motion_file
+
+    (tmp_path / "subject" / "trial").mkdir(parents=True)
+    for name in ("walk", "run"):
+        write_motion_file(tmp_path / "subject" / "trial" / f"{name}.npz", load_builtin_clip(name))
+    from_folder = MotionWindows([tmp_path], clip_length=8)
+    from_files = MotionWindows(sorted((tmp_path / "subject" / "trial").glob("*.npz")), 8)
+    assert len(from_folder) == len(from_files) > 0

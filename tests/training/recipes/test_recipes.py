@@ -54,10 +54,18 @@ def test_each_ablation_is_its_base_with_one_switch(name, expected):
 
 # Recipes that are not one switch away from a paper recipe: the papers' own and their stages.
 BASE_RECIPES = {"spsnet_paper", "maed_paper", "maed_stage1", "maed_stage2"}
+CPU_RECIPES = {"spsnet_cpu", "spsnet_frame_cpu", "maed_cpu"}
 
 
 def test_every_recipe_is_a_base_or_a_listed_ablation():
-    assert set(list_recipes()) == set(ABLATIONS) | BASE_RECIPES
+    assert set(list_recipes()) == set(ABLATIONS) | BASE_RECIPES | CPU_RECIPES
+
+
+def test_the_frame_baseline_differs_from_spsnet_cpu_only_by_its_temporal_modules():
+    ours, theirs = flat("spsnet_frame_cpu"), flat("spsnet_cpu")
+    assert {key for key in ours if ours[key] != theirs[key]} == {
+        "model.temporal", "model.forecasting", "losses.feature", "losses.camera"
+    }  # fmt: skip
 
 
 def test_the_two_maed_stages_follow_section_4_2():

@@ -44,6 +44,8 @@ def _size(value: str) -> tuple[int, int]:
 @click.option("--split", default="train", show_default=True, help="Split name (train, val, …).")
 @click.option("--body", default="standin", show_default=True,
               help="Body model: standin, smpl or a file.")  # fmt: skip
+@click.option("--clips", default=None,
+              help="Comma-separated built-in motion clips to use (default: all).")  # fmt: skip
 def command(
     out_dir: Path,
     videos: int,
@@ -53,6 +55,7 @@ def command(
     seed: int,
     split: str,
     body: str,
+    clips: str | None,
 ) -> None:
     """Render synthetic videos with exact ground truth and their VIBE-style dataset file."""
     summary = generate_dataset(
@@ -64,6 +67,7 @@ def command(
         image_size=_size(size),
         seed=seed,
         split=split,
+        clips=clips.split(",") if clips else None,
     )
     table = Table("videos", "frames", "person-frames", "tracks", "seconds", "person-frames/s")
     table.add_row(

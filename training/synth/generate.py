@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -328,6 +329,7 @@ def generate_dataset(
     image_size: tuple[int, int] = (320, 240),
     seed: int = 0,
     split: str = "train",
+    clips: Sequence[str] | None = None,
     progress: bool = True,
 ) -> SynthSummary:
     """Render ``num_videos`` synthetic videos and write them with their dataset file.
@@ -341,6 +343,8 @@ def generate_dataset(
         image_size: ``(W, H)`` of the frames in pixels.
         seed: random seed; with the other arguments it fixes every byte written.
         split: name of the split ("train", "val", …), part of the file names and the seed.
+        clips: the built-in motion clips people move with (default: all); a held-out set
+            names clips the training set did not use.
         progress: show a progress bar over the videos.
 
     Returns:
@@ -365,6 +369,7 @@ def generate_dataset(
                 image_size=image_size,
                 num_people=int(rng.integers(people[0], people[1], endpoint=True)),
                 fps=VIDEO_FPS,
+                clips=clips,
             )
             frames += _render_video(
                 model, scene, f"video{index:03d}", root, split, image_size, rows

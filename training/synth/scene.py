@@ -20,6 +20,7 @@ SMPL's (Y up, ground at y = 0, metres). Camera frame: OpenCV's (x right, y down,
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,7 +141,7 @@ def _turn_about_up(angle: float) -> Rotation:
     return Rotation.from_rotvec(_UP * angle)
 
 
-def _sample_clip(rng: np.random.Generator, clips: list[str], fps: float) -> MotionClip:
+def _sample_clip(rng: np.random.Generator, clips: Sequence[str], fps: float) -> MotionClip:
     """A built-in clip at a random speed, resampled to ``fps``, maybe mirrored."""
     clip = load_builtin_clip(clips[int(rng.integers(len(clips)))])
     speed = rng.uniform(*SPEED_RANGE)
@@ -152,9 +153,11 @@ def _sample_clip(rng: np.random.Generator, clips: list[str], fps: float) -> Moti
     return MotionClip(name=name, fps=clip.fps, pose=clip.pose, transl=clip.transl, loop=clip.loop)
 
 
-def _sample_motion(rng: np.random.Generator, num_frames: int, fps: float) -> MotionClip:
-    """A varied motion of exactly ``num_frames`` frames, its path centred on the origin."""
-    clips = list_builtin_clips()
+def _sample_motion(
+    rng: np.random.Generator, num_frames: int, fps: float, clips: Sequence[str]
+) -> MotionClip:
+    """A varied motion of exactly ``num_frames`` frames from ``clips``, its path centred on
+    the origin."""
     clip = _sample_clip(rng, clips, fps)
     if rng.random() < BLEND_PROBABILITY:
         second = _sample_clip(rng, clips, fps)
@@ -172,8 +175,10 @@ def _sample_motion(rng: np.random.Generator, num_frames: int, fps: float) -> Mot
     return MotionClip(clip.name, clip.fps, clip.pose, clip.transl - centre, clip.loop)
 
 
-def _sample_person(rng: np.random.Generator, num_frames: int, fps: float) -> Person:
-    clip = _sample_motion(rng, num_frames, fps)
+def _sample_person(
+    rng: np.random.Generator, num_frames: int, fps: float, clips: Sequence[str]
+) -> Person:
+    clip = _sample_motion(rng, num_frames, fps, clips)
     turn = _turn_about_up(rng.uniform(-np.pi, np.pi))
     radius = PLACEMENT_RADIUS_M * math.sqrt(rng.random())  # uniform over the disc
     angle = rng.uniform(-np.pi, np.pi)
@@ -283,13 +288,22 @@ def sample_scene(
     image_size: tuple[int, int],
     num_people: int,
     fps: float,
+    clips: Sequence[str] | None = None,
 ) -> Scene:
     """A random scene of ``num_people`` people over ``num_frames`` frames at ``fps``, seen by a
-    camera making ``image_size`` = (W, H) pixel frames."""
+    camera making ``image_size`` = (W, H) pixel frames, moving with the built-in motion
+    ``clips`` (default: all of them)."""
     if num_frames < 1 or num_people < 1:
         raise ValueError("a scene needs at least one frame and one person")
+    clips = list(clips or list_builtin_clips())
+    unknown = sorted(set(clips) - set(list_builtin_clips()))
+    if unknown:
+        raise ValueError(
+            f"unknown motion clip(s) {', '.join(unknown)}; built-in: "
+            + ", ".join(list_builtin_clips())
+        )
     width, height = image_size
-    people = [_sample_person(rng, num_frames, fps) for _ in range(num_people)]
+    people = [_sample_person(rng, num_frames, fps, clips) for _ in range(num_people)]
     camera = _sample_camera(rng, num_frames, image_size)
     occluders = [
         _sample_occluder(rng, camera, people)

@@ -168,3 +168,17 @@ def test_same_seed_same_bytes_other_seed_other_data(
     assert other["pose"].shape != first["pose"].shape or not np.allclose(
         other["pose"], first["pose"]
     )
+
+
+def test_a_held_out_set_moves_only_with_its_own_clips(tmp_path):
+    from training.synth.generate import generate_dataset
+
+    summary = generate_dataset(tmp_path, num_videos=1, frames_per_video=4, people=(2, 2),
+                               image_size=(96, 72), clips=["run"], progress=False)  # fmt: skip
+    record = json.loads(next((tmp_path / "train" / "videos").glob("*.json")).read_text())
+    motions = [person["motion"] for person in record["people"]]
+    assert all(motion.startswith("run") for motion in motions), motions
+    assert summary.videos == 1
+    with pytest.raises(ValueError, match="unknown motion clip"):
+        generate_dataset(tmp_path / "x", num_videos=1, frames_per_video=2, clips=["moonwalk"],
+                         progress=False)  # fmt: skip

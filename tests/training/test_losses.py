@@ -105,15 +105,25 @@ def test_feature_loss_uses_the_next_frame() -> None:
 def test_mask_loss_hand_worked_and_clamped() -> None:
     silhouette = torch.tensor([[0.5, 1.0], [0.0, 0.2]], requires_grad=True)
     pseudo = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
-    assert mask_loss(silhouette, pseudo).item() == pytest.approx(
-        -torch.log(torch.tensor(0.5)).item() / 4
-    )
+    # pixels: −log 0.5, −log 1 (clamped: ≈ 0), −log 1 (≈ 0), −log 0.8; mean of four
+    expected = -(torch.log(torch.tensor(0.5)) + torch.log(torch.tensor(0.8))).item() / 4
+    assert mask_loss(silhouette, pseudo).item() == pytest.approx(expected, rel=1e-4)
     empty = torch.zeros(2, 2, requires_grad=True)
     loss = mask_loss(empty, torch.ones(2, 2))
     loss.backward()
     assert loss.item() == pytest.approx(-torch.log(torch.tensor(MASK_LOG_EPS)).item(), rel=1e-5)
     assert torch.isfinite(empty.grad).all()
-    assert mask_loss(torch.ones(3, 2, 2), torch.ones(3, 2, 2)).item() == 0.0
+    assert mask_loss(torch.ones(3, 2, 2), torch.ones(3, 2, 2)).item() == pytest.approx(0, abs=1e-5)
+
+
+def test_mask_loss_penalises_silhouette_outside_the_mask() -> None:
+    # covering the whole crop must cost more than matching the mask: the degenerate solution
+    # (an inflated body) that Eq. 5's first term alone rewards
+    pseudo = torch.zeros(4, 4)
+    pseudo[1:3, 1:3] = 1.0
+    matching = pseudo * 0.98 + 0.01
+    covering = torch.full((4, 4), 0.99)
+    assert mask_loss(covering, pseudo) > 10 * mask_loss(matching, pseudo)
 
 
 def test_camera_consistency_compares_the_overlap() -> None:

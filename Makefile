@@ -33,21 +33,29 @@ test-slow: $(INSTALLED)
 	$(BIN)/python -m pytest -m slow
 
 # The README's measured result: synthetic train/val sets (11 motion clips) and a test set of
-# other seeds and 4 held-out clips, then the three CPU recipes trained and evaluated on the
-# test set. About 45 minutes on 2 cores; replaces data/synth and runs/*_cpu.
+# other seeds and 4 held-out clips; a per-frame image model (maed_spatial_cpu, also MAED's
+# frame-only baseline) whose features spsnet_cpu and its frame baseline read; and maed_cpu.
+# About 45 minutes on 2 cores; replaces data/synth and runs/.
 TRAIN_CLIPS := backflip,cartwheel,crawl,dance_a,getup_facedown,jump,punch,roll,spin,spinkick,walk
 HELD_OUT_CLIPS := run,kick,dance_b,getup_faceup
 SYNTH := $(BIN)/meshcast synth data/synth --frames 64 --people 1-2
+TRAIN = /usr/bin/time -f "$(1): %e s" $(BIN)/meshcast train $(1) --run-dir runs/$(1) --device cpu
+EVAL = $(BIN)/meshcast eval runs/$(1)/best.pt --data data/synth/$(2) --out runs/$(1)/eval_test.json
 results-cpu: $(INSTALLED)
-	rm -rf data/synth runs/spsnet_cpu runs/spsnet_frame_cpu runs/maed_cpu
+	rm -rf data/synth runs
 	$(SYNTH) --split train --videos 60 --seed 0 --clips $(TRAIN_CLIPS)
 	$(SYNTH) --split val --videos 6 --seed 50 --clips $(TRAIN_CLIPS)
 	$(SYNTH) --split test --videos 8 --seed 100 --clips $(HELD_OUT_CLIPS)
-	for recipe in spsnet_cpu spsnet_frame_cpu maed_cpu; do \
-	  /usr/bin/time -f "$$recipe: %e s" $(BIN)/meshcast train $$recipe --run-dir runs/$$recipe --device cpu && \
-	  $(BIN)/meshcast eval runs/$$recipe/best.pt --data data/synth/synth_test_db.pt \
-	    --out runs/$$recipe/eval_test.json || exit 1; \
-	done
+	$(call TRAIN,maed_spatial_cpu)
+	$(call EVAL,maed_spatial_cpu,synth_test_db.pt)
+	$(BIN)/meshcast features runs/maed_spatial_cpu/best.pt data/synth/synth_train_db.pt \
+	  data/synth/synth_val_db.pt data/synth/synth_test_db.pt
+	$(call TRAIN,spsnet_cpu)
+	$(call EVAL,spsnet_cpu,synth_test_db_features.pt)
+	$(call TRAIN,spsnet_frame_cpu)
+	$(call EVAL,spsnet_frame_cpu,synth_test_db_features.pt)
+	$(call TRAIN,maed_cpu)
+	$(call EVAL,maed_cpu,synth_test_db.pt)
 
 clean:
 	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache

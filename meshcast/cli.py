@@ -46,6 +46,10 @@ COMMANDS: dict[str, CommandSpec] = {
         "meshcast.commands.train",
         "Train a recipe's network: checkpoints, resume, TensorBoard, validation.",
     ),
+    "features": CommandSpec(
+        "meshcast.commands.features",
+        "Add a trained network's per-frame features to dataset files (as VIBE's carry SPIN's).",
+    ),
     "eval": CommandSpec(
         "meshcast.commands.eval",
         "Evaluate a checkpoint on a dataset file: the papers' table, as JSON too.",

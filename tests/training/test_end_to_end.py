@@ -86,3 +86,19 @@ def test_eval_command_prints_and_writes_the_table(tmp_path, data):
     assert report["recipe"] == "maed_tiny_e2e"
     assert report["body"] == "standin"
     assert report["pa_mpjpe"] > 0
+
+
+def test_features_command_adds_per_frame_features(tmp_path, data):
+    recipe = load_recipe(recipe_file(tmp_path, "maed_tiny", data))
+    train(recipe, tmp_path / "run", max_iterations=1, device="cpu")
+    result = subprocess.run(
+        [sys.executable, "-m", "meshcast", "features", str(tmp_path / "run" / LATEST),
+         str(data / "synth_val_db.pt"), "--suffix", f"_{tmp_path.name}"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    from training.data.dataset_file import read_dataset_file
+
+    arrays = read_dataset_file(data / f"synth_val_db_{tmp_path.name}.pt")
+    assert arrays["features"].shape == (len(arrays["vid_name"]), recipe.model.embed_dim)
+    assert Path(arrays["img_name"][0]).is_file()

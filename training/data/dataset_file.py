@@ -82,3 +82,14 @@ def write_dataset_file(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     check_dataset(arrays, str(path))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     joblib.dump({key: arrays[key] for key in sorted(arrays)}, path)
+
+
+def write_with_fields(source: str | Path, out: str | Path, fields: dict[str, np.ndarray]) -> None:
+    """Copy the dataset file ``source`` to ``out`` with ``fields`` added or replaced.
+
+    Paths inside stay as they were, so ``out`` must lie in the same folder as ``source``.
+    """
+    if Path(out).resolve().parent != Path(source).resolve().parent:
+        raise ValueError(f"{out} must lie beside {source}: their paths are relative to it")
+    arrays = {key: np.asarray(value) for key, value in joblib.load(source).items()}
+    write_dataset_file(out, arrays | fields)

@@ -17,7 +17,8 @@ from training.recipes import Recipe
 def predict_dataset(
     model: nn.Module, recipe: Recipe, path: str | Path, *, device: str = "cpu"
 ) -> tuple[Predictions, dict[str, np.ndarray]]:
-    """Predictions for every row of the dataset file at ``path``, and the file's arrays.
+    """Predictions (and per-frame features) for every row of the dataset file at ``path``,
+    and the file's arrays.
 
     Clips have the recipe's length and do not overlap, except the last of each track, which
     ends with the track; a row seen twice keeps its first prediction. Inputs are the file's
@@ -38,6 +39,7 @@ def predict_dataset(
     rows = len(arrays["vid_name"])
     rotmat = np.zeros((rows, 24, 3, 3), dtype=np.float32)
     betas = np.zeros((rows, 10), dtype=np.float32)
+    features: np.ndarray | None = None
     done = np.zeros(rows, dtype=bool)
     reads_features = getattr(recipe.model, "encoder", None) == "features"
     model.eval().to(device)
@@ -53,6 +55,9 @@ def predict_dataset(
             new = ~done[clip_rows]
             rotmat[clip_rows[new]] = out["rotmat"][0, new].cpu().numpy()
             betas[clip_rows[new]] = out["betas"][0, new].cpu().numpy()
+            if features is None:
+                features = np.zeros((rows, out["features"].shape[-1]), dtype=np.float32)
+            features[clip_rows[new]] = out["features"][0, new].cpu().numpy()
             done[clip_rows] = True
             progress.advance(task)
-    return Predictions(rotmat=rotmat, betas=betas), arrays
+    return Predictions(rotmat=rotmat, betas=betas, features=features), arrays

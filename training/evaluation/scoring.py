@@ -37,6 +37,7 @@ class Predictions:
 
     rotmat: np.ndarray  # (N, 24, 3, 3)
     betas: np.ndarray  # (N, 10)
+    features: np.ndarray | None = None  # (N, D): the network's per-frame features
 
 
 def _posed(body: BodyModel, pose: np.ndarray, betas: np.ndarray) -> Iterator[torch.Tensor]:

@@ -51,3 +51,17 @@ def test_missing_and_misshaped_fields_are_named(tmp_path):
         write_dataset_file(tmp_path / "x.pt", bad)
     with pytest.raises(FileNotFoundError, match="no dataset file"):
         read_dataset_file(tmp_path / "absent.pt")
+
+
+def test_write_with_fields_adds_a_field_and_keeps_paths_relative(tmp_path):
+    from training.data.dataset_file import write_with_fields
+
+    write_dataset_file(tmp_path / "a.pt", rows())
+    features = np.ones((3, 8), dtype=np.float32)
+    write_with_fields(tmp_path / "a.pt", tmp_path / "a_features.pt", {"features": features})
+    back = read_dataset_file(tmp_path / "a_features.pt")
+    np.testing.assert_array_equal(back["features"], features)
+    assert back["img_name"][0] == str(tmp_path / "frames/000000.jpg")
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(ValueError, match="beside"):
+        write_with_fields(tmp_path / "a.pt", tmp_path / "elsewhere" / "b.pt", {})

@@ -33,9 +33,10 @@ test-slow: $(INSTALLED)
 	$(BIN)/python -m pytest -m slow
 
 # The README's measured result: synthetic train/val sets (11 motion clips) and a test set of
-# other seeds and 4 held-out clips; a per-frame image model (maed_spatial_cpu, also MAED's
-# frame-only baseline) whose features spsnet_cpu and its frame baseline read; and maed_cpu.
-# About 45 minutes on 2 cores; replaces data/synth and runs/.
+# other seeds and 4 held-out clips; SPS-Net's encoder trained on single frames
+# (spsnet_image_cpu), whose frozen features spsnet_cpu and its frame baseline read; maed_cpu
+# and its frame-only baseline maed_spatial_cpu. About an hour on 2 cores; replaces data/synth
+# and runs/.
 TRAIN_CLIPS := backflip,cartwheel,crawl,dance_a,getup_facedown,jump,punch,roll,spin,spinkick,walk
 HELD_OUT_CLIPS := run,kick,dance_b,getup_faceup
 SYNTH := $(BIN)/meshcast synth data/synth --frames 64 --people 1-2
@@ -46,9 +47,9 @@ results-cpu: $(INSTALLED)
 	$(SYNTH) --split train --videos 60 --seed 0 --clips $(TRAIN_CLIPS)
 	$(SYNTH) --split val --videos 6 --seed 50 --clips $(TRAIN_CLIPS)
 	$(SYNTH) --split test --videos 8 --seed 100 --clips $(HELD_OUT_CLIPS)
-	$(call TRAIN,maed_spatial_cpu)
-	$(call EVAL,maed_spatial_cpu,synth_test_db.pt)
-	$(BIN)/meshcast features runs/maed_spatial_cpu/best.pt data/synth/synth_train_db.pt \
+	$(call TRAIN,spsnet_image_cpu)
+	$(call EVAL,spsnet_image_cpu,synth_test_db.pt)
+	$(BIN)/meshcast features runs/spsnet_image_cpu/best.pt data/synth/synth_train_db.pt \
 	  data/synth/synth_val_db.pt data/synth/synth_test_db.pt
 	$(call TRAIN,spsnet_cpu)
 	$(call EVAL,spsnet_cpu,synth_test_db_features.pt)
@@ -56,6 +57,8 @@ results-cpu: $(INSTALLED)
 	$(call EVAL,spsnet_frame_cpu,synth_test_db_features.pt)
 	$(call TRAIN,maed_cpu)
 	$(call EVAL,maed_cpu,synth_test_db.pt)
+	$(call TRAIN,maed_spatial_cpu)
+	$(call EVAL,maed_spatial_cpu,synth_test_db.pt)
 
 clean:
 	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache

@@ -54,7 +54,7 @@ def test_each_ablation_is_its_base_with_one_switch(name, expected):
 
 # Recipes that are not one switch away from a paper recipe: the papers' own and their stages.
 BASE_RECIPES = {"spsnet_paper", "maed_paper", "maed_stage1", "maed_stage2"}
-CPU_RECIPES = {"spsnet_cpu", "spsnet_frame_cpu", "maed_cpu", "maed_spatial_cpu"}
+CPU_RECIPES = {"spsnet_cpu", "spsnet_frame_cpu", "spsnet_image_cpu", "maed_cpu", "maed_spatial_cpu"}
 
 
 def test_every_recipe_is_a_base_or_a_listed_ablation():

@@ -25,7 +25,8 @@ def command(checkpoint: Path, data_files: tuple[Path, ...], suffix: str) -> None
     recipe, network = load_network(checkpoint)
     for data_file in data_files:
         predictions, _ = predict_dataset(network, recipe, data_file)
-        assert predictions.features is not None
+        if predictions.features is None:  # an empty dataset file: nothing was predicted
+            raise ValueError(f"{data_file} has no rows to compute features for")
         out = data_file.with_name(f"{data_file.stem}{suffix}.pt")
         write_with_fields(data_file, out, {"features": predictions.features})
         rows, dim = predictions.features.shape

@@ -34,17 +34,26 @@ COLUMN_TITLES = {
 @click.option("--body", default=None,
               help="Body model of the data; default: the recipe's data.body.")  # fmt: skip
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--stride", type=click.IntRange(min=1), default=None,
+              help="Frames between windows; default: half the recipe's clip length.")  # fmt: skip
 def command(
-    checkpoint: Path, data_file: Path, out: Path | None, body: str | None, device: str
+    checkpoint: Path,
+    data_file: Path,
+    out: Path | None,
+    body: str | None,
+    device: str,
+    stride: int | None,
 ) -> None:
     """Evaluate CHECKPOINT on a dataset file: PA-MPJPE, MPJPE, PVE, ACCEL, ACCEL_ERR (mm;
     PCK and AUC in % for data with 3D joints but no SMPL). ACCEL is the predicted joints'
     acceleration (VIBE's and MAED's column), ACCEL_ERR its error against the truth."""
     recipe, network = load_network(checkpoint)
     body_model = load_body_model(body or (recipe.data.body if recipe.data else "smpl"))
-    predictions, truth = predict_dataset(network, recipe, data_file, device=device)
+    predictions, truth = predict_dataset(network, recipe, data_file, device=device, stride=stride)
     table = score(predictions, truth, body_model)
+    length = recipe.training.clip_length if recipe.training else 1
     report = {"checkpoint": str(checkpoint), "recipe": recipe.name, "data": str(data_file),
+              "window": length, "stride": stride or max(1, length // 2),
               "body": body_model.name, "joint_set_source": body_model.joint_set_source,
               **{name: round(value, 2) for name, value in table.items()}}  # fmt: skip
     out = out or checkpoint.with_name(f"eval_{data_file.stem}.json")

@@ -1,4 +1,4 @@
-"""Run a network over every person-frame of a dataset file, clip by clip."""
+"""Run a network over every person-frame of a dataset file, in overlapping windows."""
 
 from __future__ import annotations
 
@@ -11,36 +11,56 @@ from torch import nn
 
 from training.data.video_clips import VideoClips
 from training.evaluation.scoring import Predictions
+from training.geometry import nearest_rotation
 from training.recipes import Recipe
 
 
+def window_weights(length: int) -> np.ndarray:
+    """``(length,)`` blending weights of a window's frames: 1, 2, … at the edges, most in the
+    middle. A temporal model sees least context at a window's ends, so its neighbours, which
+    see those frames in their middle, decide them."""
+    positions = np.arange(length)
+    return np.minimum(positions + 1, length - positions).astype(np.float32)
+
+
 def predict_dataset(
-    model: nn.Module, recipe: Recipe, path: str | Path, *, device: str = "cpu"
+    model: nn.Module,
+    recipe: Recipe,
+    path: str | Path,
+    *,
+    device: str = "cpu",
+    stride: int | None = None,
 ) -> tuple[Predictions, dict[str, np.ndarray]]:
     """Predictions (and per-frame features) for every row of the dataset file at ``path``,
     and the file's arrays.
 
-    Clips have the recipe's length and do not overlap, except the last of each track, which
-    ends with the track; a row seen twice keeps its first prediction. Inputs are the file's
-    precomputed features when the network reads features, else the cropped frames.
+    Windows have the recipe's clip length and start every ``stride`` frames of a track (default:
+    half a window), the last one ending with the track. Where windows overlap, their
+    predictions are blended with :func:`window_weights`: β and features as weighted means,
+    rotations as the nearest rotation to the weighted mean, so no seam between windows jumps.
+    Inputs are the file's precomputed features when the network reads features, else the
+    cropped frames.
     """
     if recipe.training is None or recipe.data is None:
         raise ValueError(f"recipe {recipe.name} has no training and data sections")
     length = recipe.training.clip_length
+    stride = max(1, length // 2) if stride is None else stride
+    if not 1 <= stride <= length:
+        raise ValueError(f"the window stride must be between 1 and {length}, not {stride}")
     clips = VideoClips(
         [path],
         length,
-        stride=length,
+        stride=stride,
         crop_size=recipe.data.crop_size,
         crop_scale=recipe.data.crop_scale,
         cover_every_frame=True,
     )
     arrays = clips.files[0]
     rows = len(arrays["vid_name"])
-    rotmat = np.zeros((rows, 24, 3, 3), dtype=np.float32)
+    rotmat = np.zeros((rows, 24, 3, 3), dtype=np.float32)  # weighted sums until the end
     betas = np.zeros((rows, 10), dtype=np.float32)
     features: np.ndarray | None = None
-    done = np.zeros(rows, dtype=bool)
+    weight = np.zeros(rows, dtype=np.float32)
     reads_features = getattr(recipe.model, "encoder", None) == "features"
     model.eval().to(device)
     with torch.no_grad(), Progress(transient=True) as progress:
@@ -52,12 +72,17 @@ def predict_dataset(
             else:
                 out = model(clip["frames"][None].to(device))
             clip_rows = clips.rows(index)[1]
-            new = ~done[clip_rows]
-            rotmat[clip_rows[new]] = out["rotmat"][0, new].cpu().numpy()
-            betas[clip_rows[new]] = out["betas"][0, new].cpu().numpy()
+            w = window_weights(len(clip_rows))
+            rotmat[clip_rows] += w[:, None, None, None] * out["rotmat"][0].cpu().numpy()
+            betas[clip_rows] += w[:, None] * out["betas"][0].cpu().numpy()
             if features is None:
                 features = np.zeros((rows, out["features"].shape[-1]), dtype=np.float32)
-            features[clip_rows[new]] = out["features"][0, new].cpu().numpy()
-            done[clip_rows] = True
+            features[clip_rows] += w[:, None] * out["features"][0].cpu().numpy()
+            weight[clip_rows] += w
             progress.advance(task)
+    seen = weight > 0
+    rotmat[seen] = nearest_rotation(torch.from_numpy(rotmat[seen])).numpy()
+    betas[seen] /= weight[seen, None]
+    if features is not None:
+        features[seen] /= weight[seen, None]
     return Predictions(rotmat=rotmat, betas=betas, features=features), arrays

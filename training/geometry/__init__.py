@@ -15,6 +15,7 @@ from training.geometry.procrustes import fit_similarity, procrustes_align
 from training.geometry.rotations import (
     axis_angle_to_quat,
     axis_angle_to_rotmat,
+    nearest_rotation,
     quat_to_axis_angle,
     quat_to_rotmat,
     rot6d_to_rotmat,
@@ -33,6 +34,7 @@ __all__ = [
     "cam_to_translation",
     "crop_cam_to_orig_cam",
     "fit_similarity",
+    "nearest_rotation",
     "orig_cam_to_crop_cam",
     "orig_cam_to_translation",
     "perspective_project",

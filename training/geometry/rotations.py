@@ -113,6 +113,16 @@ def quat_to_axis_angle(quat: torch.Tensor) -> torch.Tensor:
     return roma.unitquat_to_rotvec(xyzw, shortest_arc=True)
 
 
+def nearest_rotation(matrices: torch.Tensor) -> torch.Tensor:
+    """``(..., 3, 3)`` any matrices → the nearest rotation of each (Frobenius norm; SVD).
+
+    A weighted mean of rotation matrices is not a rotation: this projects it back, which is
+    how predictions of overlapping windows are blended.
+    """
+    _check_last_dims(matrices, (3, 3), "matrices")
+    return roma.special_procrustes(matrices)
+
+
 def smpl_pose_to_rotmats(pose: torch.Tensor) -> torch.Tensor:
     """SMPL pose ``(B, 72)`` axis-angle (joint-major) → ``(B, 24, 3, 3)`` rotation matrices."""
     if pose.dim() != 2 or pose.shape[1] != SMPL_NUM_JOINTS * AXIS_ANGLE_DIM:

@@ -139,6 +139,9 @@ class TrainingConfig(_Strict):
     seed: int = 0
     mixed_precision: bool = True  # on CUDA only
     validate_every: PositiveInt = 1  # epochs
+    # A checkpoint (ours, or an imported one) whose tensors of the same name and shape start
+    # the network: SPS-Net §4.1 initialises its regressors from a single-image model's.
+    init_from: str | None = None
     num_workers: int = Field(2, ge=0)
 
 

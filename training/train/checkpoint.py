@@ -145,3 +145,26 @@ def load_network(path: Path) -> tuple[Recipe, nn.Module]:
     network = build_model(recipe)
     network.load_state_dict(contents["network"])
     return recipe, network.eval()
+
+
+def initialise_from(network: nn.Module, path: str | Path) -> list[str]:
+    """Copy into ``network`` every tensor of the checkpoint at ``path`` whose name and shape
+    match one of its own; return the names copied. The rest keeps its initialisation.
+
+    Raises:
+        FileNotFoundError: no checkpoint at ``path``.
+        ValueError: no tensor of the checkpoint fits the network.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no checkpoint at {path} to initialise the network from")
+    source = torch.load(path, map_location="cpu", weights_only=False)["network"]
+    own = network.state_dict()
+    matching = {
+        name: tensor
+        for name, tensor in source.items()
+        if name in own and own[name].shape == tensor.shape
+    }
+    if not matching:
+        raise ValueError(f"no tensor of {path} has the name and shape of one of this network's")
+    network.load_state_dict(matching, strict=False)
+    return sorted(matching)

@@ -51,7 +51,14 @@ from training.losses import weighted_total
 from training.models import build_model
 from training.models.motion_discriminator import MotionDiscriminator
 from training.recipes import DataConfig, Recipe, SPSNetConfig, TrainingConfig
-from training.train.checkpoint import BEST, LATEST, TrainingState, load_checkpoint, save_checkpoint
+from training.train.checkpoint import (
+    BEST,
+    LATEST,
+    TrainingState,
+    initialise_from,
+    load_checkpoint,
+    save_checkpoint,
+)
 from training.train.objective import (
     Batch,
     Motion,
@@ -236,7 +243,10 @@ def _start_session(
     run_dir: Path,
 ) -> Session:
     """Network, objective, discriminator, optimisers and schedulers, freshly initialised."""
-    network = build_model(recipe).to(process.device)
+    network = build_model(recipe)
+    if schedule.init_from is not None:
+        initialise_from(network, schedule.init_from)
+    network = network.to(process.device)
     mixed_precision = schedule.mixed_precision and process.device.type == "cuda"
     occlusions = torch.Generator().manual_seed(schedule.seed + OCCLUSION_SEED_OFFSET)
     objective: nn.Module = Objective(

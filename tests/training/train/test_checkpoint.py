@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.train.checkpoint import saved_recipe
+from training.models import build_model
+from training.train.checkpoint import initialise_from, saved_recipe
 from training.train.loop import train
 
 STEPS = 4
@@ -43,3 +44,39 @@ def test_checkpoint_keeps_the_recipe_and_refuses_another(local_recipe, body, mae
     other = local_recipe("maed_train", training={"lr": 1e-3})
     with pytest.raises(ValueError, match="another recipe"):
         train(other, tmp_path, resume=True, **run)
+
+
+def test_init_from_starts_the_matching_tensors_from_another_run(
+    local_recipe, body, training_data, tmp_path
+):
+    """SPS-Net §4.1's regressors initialised from a trained model: those tensors arrive, and
+    a network without a temporal module gives its regressors to one with."""
+    run = {"data": training_data, "body": body, "device": "cpu"}
+    frame_only = local_recipe(
+        "spsnet_train",
+        model={"temporal": "none", "forecasting": False},
+        losses={"feature": 0, "camera": 0},
+    )
+    train(frame_only, tmp_path / "source", max_iterations=1, **run)
+    source = torch.load(tmp_path / "source" / "latest.pt", weights_only=False)["network"]
+
+    recipe = local_recipe(
+        "spsnet_train", training={"init_from": str(tmp_path / "source" / "latest.pt")}
+    )
+    network = build_model(recipe)
+    copied = initialise_from(network, tmp_path / "source" / "latest.pt")
+    assert copied and all(name in source for name in copied)
+    assert any(name.startswith("pose_regressor.") for name in copied)
+    assert not any(name.startswith("temporal.") for name in copied)
+    for name in copied:
+        assert torch.equal(network.state_dict()[name], source[name])
+    assert train(recipe, tmp_path / "started", max_iterations=1, **run).iterations == 1
+
+
+def test_init_from_a_missing_or_unrelated_checkpoint_is_an_error(local_recipe, tmp_path):
+    network = build_model(local_recipe("spsnet_train"))
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        initialise_from(network, tmp_path / "absent.pt")
+    torch.save({"network": {"other.weight": torch.zeros(2)}}, tmp_path / "unrelated.pt")
+    with pytest.raises(ValueError, match="no tensor"):
+        initialise_from(network, tmp_path / "unrelated.pt")

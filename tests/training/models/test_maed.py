@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
 
+from tests.support.published import maed_published_shapes
 from training.models.hmr_regressor import HMRRegressor
 from training.models.ktd import KTD
 from training.models.maed import MAED, LoadReport, load_published_state_dict
 from training.recipes.schema import MAEDConfig
 
-TSV = Path(__file__).parents[4] / "shared" / "reference" / "maed_official_state_dict.tsv"
 PUBLISHED_VALUES = 72_132_153  # "72.1 M values"
 TINY = MAEDConfig(
     image_size=64,
@@ -30,14 +29,6 @@ TINY = MAEDConfig(
 BLOCKS = ["parallel", "series", "coupling", "spatial"]
 
 
-def _published_shapes() -> dict[str, tuple[int, ...]]:
-    shapes = {}
-    for line in TSV.read_text().splitlines():
-        key, shape = line.split("\t")
-        shapes[key] = tuple(int(n) for n in shape.strip("()").split(",") if n.strip())
-    return shapes
-
-
 @pytest.fixture(scope="module")
 def published_model() -> MAED:
     """The full published configuration, built once (72 M parameters)."""
@@ -45,7 +36,7 @@ def published_model() -> MAED:
 
 
 def test_state_dict_has_exactly_the_published_keys_and_shapes(published_model: MAED) -> None:
-    published = _published_shapes()
+    published = maed_published_shapes()
     assert sum(math.prod(shape) for shape in published.values()) == PUBLISHED_VALUES
     ours = {key: tuple(value.shape) for key, value in published_model.state_dict().items()}
     assert ours == published
@@ -54,7 +45,9 @@ def test_state_dict_has_exactly_the_published_keys_and_shapes(published_model: M
 
 def test_random_published_weights_load_strictly(published_model: MAED) -> None:
     torch.manual_seed(0)
-    weights = {f"module.{key}": torch.randn(shape) for key, shape in _published_shapes().items()}
+    weights = {
+        f"module.{key}": torch.randn(shape) for key, shape in maed_published_shapes().items()
+    }
     smpl_buffer = "module.decoder.smpl.v_template"
     report = load_published_state_dict(
         published_model, {"gen_state_dict": {**weights, smpl_buffer: torch.zeros(6890, 3)}}

@@ -65,7 +65,8 @@ def test_init_from_starts_the_matching_tensors_from_another_run(
     )
     network = build_model(recipe)
     copied = initialise_from(network, tmp_path / "source" / "latest.pt")
-    assert copied and all(name in source for name in copied)
+    assert copied
+    assert all(name in source for name in copied)
     assert any(name.startswith("pose_regressor.") for name in copied)
     assert not any(name.startswith("temporal.") for name in copied)
     for name in copied:

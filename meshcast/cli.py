@@ -54,6 +54,14 @@ COMMANDS: dict[str, CommandSpec] = {
         "meshcast.commands.eval",
         "Evaluate a checkpoint on a dataset file: the papers' table, as JSON too.",
     ),
+    "export": CommandSpec(
+        "meshcast.commands.export",
+        "Checkpoint → model bundle: ONNX graphs (KTD unrolled), body, manifest; parity checked.",
+    ),
+    "import": CommandSpec(
+        "meshcast.commands.import_checkpoint",
+        "Turn the authors' published MAED, SPIN or VIBE checkpoints into meshcast's.",
+    ),
     "bench": CommandSpec(
         "meshcast.commands.bench",
         "Benchmarks as JSON: forward time of the networks.",

@@ -58,8 +58,13 @@ class MAED(nn.Module):
         Returns ``rotmat (B, T, 24, 3, 3)``, ``pose6d (B, T, 144)``, ``betas (B, T, 10)``,
         ``cam (B, T, 3)`` (s, tx, ty) and ``features (B, T, d)``, the STE output per frame.
         """
-        b, t = frames.shape[:2]
-        features = self.encoder(frames)
+        return self.decode_tokens(self.encoder.embed(frames))
+
+    def decode_tokens(self, tokens: Tensor) -> dict[str, Tensor]:
+        """As :meth:`forward` from the per-frame patch tokens ``(B, T, hw, d)`` of
+        ``encoder.embed``: the part of the network that looks across frames."""
+        b, t = tokens.shape[:2]
+        features = self.encoder.encode_tokens(tokens)
         decoded = self.decoder(features.flatten(0, 1))
         out = {name: value.reshape(b, t, *value.shape[1:]) for name, value in decoded.items()}
         out["features"] = features

@@ -133,11 +133,13 @@ class STAttention(nn.Module):
         """MSA-T: each token position attends across the clip's frames → ``(BT, N, C)``."""
         bt, h, n, c = q.shape
 
-        def by_position(x: Tensor) -> Tensor:  # (B·T, h, N, c) → (B, h, N, T, c)
-            return x.reshape(bt // frames, frames, h, n, c).permute(0, 2, 3, 1, 4)
+        # Heads and positions share one batch axis: attention is 4-D, which the ONNX exporter
+        # needs (it translates no other scaled_dot_product_attention).
+        def by_position(x: Tensor) -> Tensor:  # (B·T, h, N, c) → (B, h·N, T, c)
+            return x.reshape(bt // frames, frames, h, n, c).permute(0, 2, 3, 1, 4).flatten(1, 2)
 
-        x = self._attend(by_position(q), by_position(k), by_position(v))
-        return x.permute(0, 3, 2, 1, 4).reshape(bt, n, h * c)
+        x = self._attend(by_position(q), by_position(k), by_position(v)).unflatten(1, (h, n))
+        return x.permute(0, 3, 2, 1, 4).reshape(bt, n, h * c)  # (B, h, N, T, c) → (B·T, N, C)
 
     def _coupling(self, q: Tensor, k: Tensor, v: Tensor, frames: int) -> Tensor:
         """MSA-C: all T·N tokens of a clip attend to each other → ``(BT, N, C)``."""
@@ -257,10 +259,23 @@ class SpatialTemporalEncoder(nn.Module):
 
     def forward(self, frames: Tensor) -> Tensor:
         """Clip ``(B, T, 3, H, W)`` → feature of each frame ``(B, T, d)``, T ≤ num_frames."""
+        return self.encode_tokens(self.embed(frames))
+
+    def embed(self, frames: Tensor) -> Tensor:
+        """The per-frame part: clip ``(B, T, 3, H, W)`` → patch tokens ``(B, T, hw, d)``."""
         b, t = frames.shape[:2]
+        return self.patch_embed(frames.flatten(0, 1)).unflatten(0, (b, t))
+
+    def encode_tokens(self, tokens: Tensor) -> Tensor:
+        """The part across frames: patch tokens ``(B, T, hw, d)`` → features ``(B, T, d)``.
+
+        The cls token and the spatial and temporal encodings are added, the STE blocks run, and
+        the final norm's cls token goes through ``pre_logits``.
+        """
+        b, t = tokens.shape[:2]
         if t > self.num_frames:
             raise ValueError(f"clip of {t} frames, but the temporal encoding has {self.num_frames}")
-        x = self.patch_embed(frames.flatten(0, 1))  # (B·T, hw, d)
+        x = tokens.flatten(0, 1)  # (B·T, hw, d)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
         if t > 1 and self.temp_embed is not None:
             n, d = x.shape[1:]

@@ -1,0 +1,327 @@
+"""The three graphs of a model bundle as torch modules, each with an example input to export.
+
+- ``encoder``: one normalised crop per row, ``crops (B, 3, S, S)`` → the per-frame features.
+  SPS-Net: its ResNet-50, ``(B, 2048)``. MAED: its per-frame part, the ResNetV2 backbone and
+  the patch embedding, ``(B, hw, d)`` patch tokens; the backbone's weight-standardised kernels
+  are standardised once, at export (:class:`StandardisedConv`).
+- ``temporal``: a window of features ``(B, T, …)`` → ``rotmat (B, T, 24, 3, 3)``,
+  ``betas (B, T, 10)``, ``cam (B, T, 3)``. SPS-Net: attention, forecasting, fusion and both
+  regressors, for any T. MAED: the cls token, the encodings, the STE blocks and the decoder, for
+  its T only. Python loops (KTD's 24 joints, HMR's iterations) unroll when the exporter traces
+  them: the graph has no Loop or If nodes.
+- ``body``: an SMPL-format body, ``rotmat (B, 24, 3, 3)``, ``betas (B, 10)`` →
+  ``vertices (B, V, 3)``, ``joints (B, 24, 3)``: linear blend skinning as ``smplx.lbs`` computes
+  it, with the kinematic chain walked over a Python list of parents (smplx indexes a list with
+  tensors, which the exporter refuses).
+
+The networks stay the training code's own modules: these wrappers only pick inputs and outputs.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from service.bundle import Family
+from training.body import BodyModel
+from training.body.model import NUM_BETAS
+from training.body.skeleton import NUM_JOINTS
+from training.models.maed import MAED
+from training.models.resnet import ResNet50
+from training.models.resnetv2 import StdConv2d, pad_same
+from training.models.spsnet import SPSNet
+from training.recipes import DataConfig, MAEDConfig, Recipe, SPSNetConfig
+
+# The rows of the example inputs the graphs are traced with: not 1, which a trace could take
+# for a broadcast and fix in the graph.
+EXAMPLE_BATCH = 2
+RGB = 3
+# SPS-Net's default window when the recipe trains none (VIBE's and MAED's T).
+DEFAULT_WINDOW = 16
+# The crops of a recipe without a data section: the schema's defaults (the papers' 224, 1.1).
+DEFAULT_CROP_SIZE: int = DataConfig.model_fields["crop_size"].default
+DEFAULT_CROP_SCALE: float = DataConfig.model_fields["crop_scale"].default
+# Axis names of the dynamic dimensions, as they appear in the ONNX graphs.
+BATCH_AXIS = "batch"
+WINDOW_AXIS = "window"
+
+
+@dataclass(frozen=True)
+class Graph:
+    """One graph to export: a module in eval mode, its named example inputs and output names.
+
+    ``dynamic`` maps input and output names to their axes that may change size, by axis name.
+    """
+
+    name: str
+    module: nn.Module
+    inputs: dict[str, Tensor]
+    outputs: tuple[str, ...]
+    dynamic: dict[str, dict[int, str]]
+
+
+@dataclass(frozen=True)
+class NetworkGraphs:
+    """The encoder and temporal graphs of one network, and what the manifest says of them."""
+
+    family: Family
+    encoder: Graph
+    temporal: Graph
+    image_size: int  # the crop's side in pixels
+    crop_scale: float  # the crop's side over the person box's longer side
+    window: int  # T: the window the network was trained on (the only one for MAED)
+    dynamic_window: bool  # whether temporal.onnx takes any T
+    feature_shape: tuple[int, ...]  # one frame's features: (2048,) or (hw, d)
+
+
+class SPSNetTemporal(nn.Module):
+    """SPS-Net after its encoder: ``features (B, T, d)`` → rotations, shape, camera."""
+
+    def __init__(self, network: SPSNet) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(B, T, d)`` → ``rotmat (B, T, 24, 3, 3)``, ``betas (B, T, 10)``, ``cam (B, T, 3)``."""
+        out = self.network(features=features)
+        return out["rotmat"], out["betas"], out["cam"]
+
+
+class MAEDTemporal(nn.Module):
+    """MAED after its patch embedding: ``tokens (B, T, hw, d)`` → rotations, shape, camera."""
+
+    def __init__(self, network: MAED) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(B, T, hw, d)`` → ``rotmat (B, T, 24, 3, 3)``, ``betas (B, T, 10)``, ``cam (B, T, 3)``.
+
+        T must be the network's ``num_frames``: the temporal encoding is learnt for it.
+        """
+        out = self.network.decode_tokens(tokens)
+        return out["rotmat"], out["betas"], out["cam"]
+
+
+class StandardisedConv(nn.Module):
+    """A :class:`StdConv2d` whose kernel is standardised once, at export: the same output from
+    a graph that convolves with a constant instead of recomputing the kernel's statistics on
+    every call (which onnxruntime cannot fold away in a float16 graph)."""
+
+    weight: Tensor
+
+    def __init__(self, conv: StdConv2d) -> None:
+        super().__init__()
+        with torch.no_grad():
+            self.register_buffer("weight", conv.standardized_weight())
+        self.kernel = conv.kernel_size[0]
+        self.stride = conv.stride[0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, I, H, W)`` → ``(N, O, ceil(H/s), ceil(W/s))``, as ``StdConv2d.forward``."""
+        return F.conv2d(pad_same(x, self.kernel, self.stride), self.weight, None, self.stride)
+
+
+def with_standardised_kernels(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` with every :class:`StdConv2d` made a :class:`StandardisedConv`."""
+    frozen = copy.deepcopy(module)
+    for parent in list(frozen.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, StdConv2d):
+                setattr(parent, name, StandardisedConv(child))
+    return frozen
+
+
+class BodyGraph(nn.Module):
+    """An SMPL-format body's forward pass from rotation matrices, as ``smplx.lbs`` computes it.
+
+    The kinematic chain composes each joint's rotation and offset with its parent's, walking
+    ``parents`` as a Python list; skinning blends the joints' rigid transforms by the skinning
+    weights. ``V`` is the body's vertex count.
+    """
+
+    v_template: Tensor
+    shapedirs: Tensor
+    posedirs: Tensor
+    J_regressor: Tensor
+    lbs_weights: Tensor
+
+    def __init__(self, body: BodyModel) -> None:
+        super().__init__()
+        self.parents: list[int] = [int(p) for p in body.parents.tolist()]
+        for name in ("v_template", "shapedirs", "posedirs", "J_regressor", "lbs_weights"):
+            self.register_buffer(name, getattr(body, name).detach().clone())
+
+    def forward(self, rotmat: Tensor, betas: Tensor) -> tuple[Tensor, Tensor]:
+        """Pose and shape the body.
+
+        Args:
+            rotmat: ``(B, 24, 3, 3)`` rotations in SMPL order, the root's global.
+            betas: ``(B, 10)`` shape coefficients.
+
+        Returns:
+            ``vertices (B, V, 3)`` and ``joints (B, 24, 3)`` in metres.
+        """
+        b = betas.shape[0]
+        shaped = self.v_template + torch.einsum("bl,vkl->bvk", betas, self.shapedirs)  # (B, V, 3)
+        rest_joints = torch.einsum("jv,bvk->bjk", self.J_regressor, shaped)  # (B, 24, 3)
+        # Pose correctives read (R - I) of the 23 non-root joints: (B, 207) @ (207, V·3).
+        identity = torch.eye(3, dtype=rotmat.dtype, device=rotmat.device)
+        pose_feature = (rotmat[:, 1:] - identity).reshape(b, -1)
+        posed = shaped + (pose_feature @ self.posedirs).reshape(b, -1, 3)  # (B, V, 3)
+
+        # World rotation and position of each joint, parents before children.
+        rotations: list[Tensor] = []  # (B, 3, 3) each
+        positions: list[Tensor] = []  # (B, 3) each
+        for joint, parent in enumerate(self.parents):
+            if parent < 0:
+                rotations.append(rotmat[:, joint])
+                positions.append(rest_joints[:, joint])
+                continue
+            offset = rest_joints[:, joint] - rest_joints[:, parent]  # (B, 3) in the rest pose
+            rotations.append(rotations[parent] @ rotmat[:, joint])
+            positions.append(positions[parent] + (rotations[parent] @ offset[..., None])[..., 0])
+        world = torch.stack(rotations, dim=1)  # (B, 24, 3, 3)
+        joints = torch.stack(positions, dim=1)  # (B, 24, 3)
+
+        # Each joint moves a rest-pose point x to R_j x + (p_j - R_j J_j); skinning blends them.
+        shift = joints - (world @ rest_joints[..., None])[..., 0]  # (B, 24, 3)
+        blended = torch.einsum("vj,bjkl->bvkl", self.lbs_weights, world)  # (B, V, 3, 3)
+        vertices = (blended @ posed[..., None])[..., 0]
+        vertices = vertices + torch.einsum("vj,bjk->bvk", self.lbs_weights, shift)
+        return vertices, joints
+
+
+def crop_settings(recipe: Recipe) -> tuple[int, float]:
+    """The crops a recipe's network reads: their side in pixels and their scale over the box."""
+    if isinstance(recipe.model, MAEDConfig):
+        size = recipe.model.image_size
+    else:
+        size = recipe.data.crop_size if recipe.data else DEFAULT_CROP_SIZE
+    return size, recipe.data.crop_scale if recipe.data else DEFAULT_CROP_SCALE
+
+
+def network_graphs(
+    recipe: Recipe, network: nn.Module, encoder: tuple[Recipe, ResNet50] | None = None
+) -> NetworkGraphs:
+    """The encoder and temporal graphs of a trained network (put in eval mode).
+
+    Args:
+        recipe: the network's recipe.
+        network: an SPS-Net or a MAED.
+        encoder: for an SPS-Net that reads precomputed features (``encoder: features``), the
+            recipe and ResNet-50 of the network whose features it was trained on.
+    """
+    network.eval()
+    if isinstance(network, MAED):
+        if encoder is not None:
+            raise ValueError(f"{recipe.name} is a MAED, which has its own image encoder")
+        return _maed_graphs(recipe, network)
+    if isinstance(network, SPSNet) and isinstance(recipe.model, SPSNetConfig):
+        return _spsnet_graphs(recipe, recipe.model, network, encoder)
+    raise TypeError(f"no bundle graphs for a {type(network).__name__}")
+
+
+def _spsnet_graphs(
+    recipe: Recipe,
+    config: SPSNetConfig,
+    network: SPSNet,
+    encoder: tuple[Recipe, ResNet50] | None,
+) -> NetworkGraphs:
+    # The crops are those of the network that sees them: the encoder's own recipe says which.
+    if encoder is None:
+        if network.encoder is None:
+            raise ValueError(
+                f"{recipe.name} reads precomputed features: it needs the image encoder they "
+                "came from"
+            )
+        crop_recipe, image_encoder = recipe, network.encoder
+    else:
+        if network.encoder is not None:
+            raise ValueError(f"{recipe.name} has its own image encoder: it takes no other")
+        crop_recipe, image_encoder = encoder
+    image_size, crop_scale = crop_settings(crop_recipe)
+    window = recipe.training.clip_length if recipe.training else DEFAULT_WINDOW
+    crops = torch.randn(EXAMPLE_BATCH, RGB, image_size, image_size)
+    with torch.no_grad():
+        features = image_encoder.eval()(crops)  # (B, d)
+    feature_shape = tuple(features.shape[1:])
+    if feature_shape != (config.feature_dim,):
+        raise ValueError(
+            f"{crop_recipe.name}'s encoder gives {feature_shape[0]}-d features, but "
+            f"{recipe.name} reads {config.feature_dim}-d ones"
+        )
+    windows = features[:, None].expand(-1, window, *feature_shape).contiguous()  # (B, T, d)
+    return NetworkGraphs(
+        family="spsnet",
+        encoder=_encoder_graph(image_encoder, crops),
+        temporal=_temporal_graph(SPSNetTemporal(network), windows, {0: BATCH_AXIS, 1: WINDOW_AXIS}),
+        image_size=image_size,
+        crop_scale=crop_scale,
+        window=window,
+        dynamic_window=True,
+        feature_shape=feature_shape,
+    )
+
+
+def _maed_graphs(recipe: Recipe, network: MAED) -> NetworkGraphs:
+    image_size, crop_scale = crop_settings(recipe)
+    window = network.config.num_frames
+    patch_embed = with_standardised_kernels(network.encoder.patch_embed)
+    crops = torch.randn(EXAMPLE_BATCH, RGB, image_size, image_size)
+    with torch.no_grad():
+        tokens = patch_embed(crops)  # (B, hw, d)
+    feature_shape = tuple(tokens.shape[1:])
+    windows = tokens[:, None].expand(-1, window, *feature_shape).contiguous()  # (B, T, hw, d)
+    return NetworkGraphs(
+        family="maed",
+        encoder=_encoder_graph(patch_embed, crops),
+        temporal=_temporal_graph(MAEDTemporal(network), windows, {0: BATCH_AXIS}),
+        image_size=image_size,
+        crop_scale=crop_scale,
+        window=window,
+        dynamic_window=False,
+        feature_shape=feature_shape,
+    )
+
+
+def _encoder_graph(module: nn.Module, crops: Tensor) -> Graph:
+    """``crops (B, 3, S, S)`` → ``features (B, …)``."""
+    batch = {0: BATCH_AXIS}
+    return Graph(
+        "encoder",
+        module.eval(),
+        {"crops": crops},
+        ("features",),
+        {"crops": batch, "features": batch},
+    )
+
+
+def _temporal_graph(module: nn.Module, windows: Tensor, axes: dict[int, str]) -> Graph:
+    """``features (B, T, …)`` → ``rotmat``, ``betas``, ``cam``; ``axes``: which of B, T vary."""
+    outputs = ("rotmat", "betas", "cam")
+    return Graph(
+        "temporal",
+        module.eval(),
+        {"features": windows},
+        outputs,
+        {name: axes for name in ("features", *outputs)},
+    )
+
+
+def body_graph(body: BodyModel) -> Graph:
+    """The ``body`` graph of a body model, traced at the rest pose and mean shape."""
+    rotmat = torch.eye(3).expand(EXAMPLE_BATCH, NUM_JOINTS, 3, 3).contiguous()
+    betas = torch.zeros(EXAMPLE_BATCH, NUM_BETAS)
+    outputs = ("vertices", "joints")
+    return Graph(
+        "body",
+        BodyGraph(body).eval(),
+        {"rotmat": rotmat, "betas": betas},
+        outputs,
+        {name: {0: BATCH_AXIS} for name in ("rotmat", "betas", *outputs)},
+    )

@@ -1,0 +1,326 @@
+"""Model bundles: the only contract between training and serving.
+
+A bundle is a folder that ``meshcast export`` writes and the service reads:
+
+- ``manifest.json``: what :class:`Manifest` describes — the network family, the crops it
+  reads, its window, the body model, every other file with its sha256, and provenance;
+- ``encoder.onnx``: crops ``(B, 3, S, S)`` → per-frame features ``(B, *feature_shape)``;
+- ``temporal.onnx``: features ``(B, T, *feature_shape)`` → ``rotmat (B, T, 24, 3, 3)``,
+  ``betas (B, T, 10)``, ``cam (B, T, 3)`` (weak perspective ``s, tx, ty``);
+- ``body.onnx``: ``rotmat (B, 24, 3, 3)``, ``betas (B, 10)`` → ``vertices (B, V, 3)``,
+  ``joints (B, 24, 3)``, metres;
+- ``faces.npy`` ``(F, 3)``, ``weights.npy`` (skinning, ``(V, 24)``), ``parents.npy`` ``(24,)``,
+  ``joint_regressors.npz`` (each joint set's ``(J, V)`` regressor from vertices);
+- optionally float16 variants of the graphs (``encoder.fp16.onnx`` …).
+
+This module needs numpy and pydantic only; onnxruntime is imported when sessions are opened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
+
+SCHEMA_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+FACES_FILE = "faces.npy"
+WEIGHTS_FILE = "weights.npy"
+PARENTS_FILE = "parents.npy"
+JOINT_REGRESSORS_FILE = "joint_regressors.npz"
+NUM_JOINTS = 24  # SMPL's kinematic tree, every body's
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
+_HASH_CHUNK = 1 << 20  # bytes read at a time while hashing
+
+Family = Literal["spsnet", "maed"]
+Precision = Literal["fp32", "fp16"]
+GraphName = Literal["encoder", "temporal", "body"]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+# A file of the bundle: a plain name inside its folder, never a path that leads out of it.
+FileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")]
+Channels = tuple[float, float, float]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSpec(_Strict):
+    """The crops ``encoder.onnx`` reads: square, RGB, ``(pixel / 255 - mean) / std``."""
+
+    image_size: PositiveInt  # the crop's side in pixels
+    mean: Channels  # per channel, RGB, of pixel values in [0, 1]
+    std: tuple[PositiveFloat, PositiveFloat, PositiveFloat]
+    crop_scale: PositiveFloat  # the crop's side over the person box's longer side
+
+
+class WindowSpec(_Strict):
+    """The windows ``temporal.onnx`` reads: ``length`` frames, one every ``stride`` frames."""
+
+    length: PositiveInt  # T the network was trained on; the only one when not dynamic
+    stride: PositiveInt  # the default step between windows
+    dynamic_length: bool  # whether temporal.onnx takes any T (SPS-Net) or only ``length`` (MAED)
+
+    @model_validator(mode="after")
+    def _stride_within_window(self) -> Self:
+        if self.stride > self.length:
+            raise ValueError(f"stride {self.stride} is longer than the window ({self.length})")
+        return self
+
+
+class BodySpec(_Strict):
+    """The body model ``body.onnx`` computes: SMPL's 24-joint tree, its own mesh."""
+
+    name: str  # "smpl", "standin" or the file it came from
+    num_vertices: PositiveInt  # V
+    num_faces: PositiveInt  # F
+    joint_names: tuple[str, ...]  # SMPL's 24 joints, in order
+    parents: tuple[int, ...]  # parent of each joint, -1 for the root
+    joint_sets: dict[str, tuple[str, ...]]  # joint set → its joints' names (joint_regressors.npz)
+
+    @model_validator(mode="after")
+    def _smpl_tree(self) -> Self:
+        if not len(self.joint_names) == len(self.parents) == NUM_JOINTS:
+            raise ValueError(f"a body has {NUM_JOINTS} joint names and parents")
+        if any(not -1 <= parent < joint for joint, parent in enumerate(self.parents)):
+            raise ValueError("every joint's parent must come before it (the root's is -1)")
+        return self
+
+
+class GraphFiles(_Strict):
+    """The ONNX files of one precision."""
+
+    encoder: FileName
+    temporal: FileName
+    body: FileName
+
+
+class Provenance(_Strict):
+    """Where a bundle comes from: enough to trace and reproduce it."""
+
+    checkpoint_sha256: Sha256
+    recipe: dict[str, Any]  # the checkpoint's recipe, as its dict
+    # Of the network whose image encoder a features-reading SPS-Net is exported with.
+    encoder_checkpoint_sha256: Sha256 | None = None
+    encoder_recipe: dict[str, Any] | None = None
+    training_data: tuple[str, ...]  # the dataset files the network(s) trained on
+    evaluation: dict[str, dict[str, Any]] = {}  # eval_*.json beside the checkpoint, by name
+    # Max |Δ| of each graph output ("temporal.rotmat", …) against PyTorch, per precision.
+    parity: dict[Precision, dict[str, float]]
+    exporter: str  # "meshcast <version>"
+    torch_version: str
+    onnx_version: str
+    onnxruntime_version: str
+    opset: PositiveInt
+    created: datetime
+
+
+class Manifest(_Strict):
+    """``manifest.json``: everything the service needs to know of a bundle."""
+
+    schema_version: int
+    family: Family
+    recipe: str  # the recipe's name
+    input: InputSpec
+    window: WindowSpec
+    feature_shape: tuple[PositiveInt, ...]  # one frame's features: (2048,) or (patches, d)
+    body: BodySpec
+    variants: dict[Precision, GraphFiles]  # "fp32" always
+    files: dict[FileName, Sha256]  # every file but the manifest, with its sha256
+    provenance: Provenance
+
+    @model_validator(mode="after")
+    def _files_listed(self) -> Self:
+        if "fp32" not in self.variants:
+            raise ValueError("a bundle has fp32 graphs")
+        graphs = {name for files in self.variants.values() for name in files.model_dump().values()}
+        body = {FACES_FILE, WEIGHTS_FILE, PARENTS_FILE, JOINT_REGRESSORS_FILE}
+        unlisted = sorted((graphs | body) - self.files.keys())
+        if unlisted:
+            raise ValueError(f"files without a sha256 in 'files': {', '.join(unlisted)}")
+        return self
+
+
+class BundleFileMissingError(FileNotFoundError):
+    """A file the manifest lists (or the manifest itself) is not in the bundle's folder."""
+
+
+class BundleChecksumError(ValueError):
+    """A bundle file's sha256 differs from the manifest's: it was changed or corrupted."""
+
+
+@dataclass(frozen=True)
+class Sessions:
+    """onnxruntime sessions of a bundle's three graphs."""
+
+    encoder: InferenceSession
+    temporal: InferenceSession
+    body: InferenceSession
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded bundle: its manifest, checked files and the body's arrays."""
+
+    path: Path
+    manifest: Manifest
+    faces: np.ndarray  # (F, 3) int64
+    skinning_weights: np.ndarray  # (V, 24) float32
+    parents: np.ndarray  # (24,) int64
+    joint_regressors: dict[str, np.ndarray]  # joint set → (J, V) float32
+
+    def graph_path(self, graph: GraphName, precision: Precision) -> Path:
+        """The ONNX file of ``graph`` in ``precision``."""
+        if precision not in self.manifest.variants:
+            raise ValueError(
+                f"{self.path} has no {precision} graphs; it has {', '.join(self.manifest.variants)}"
+            )
+        files = self.manifest.variants[precision]
+        return self.path / getattr(files, graph)
+
+    def sessions(
+        self, precision: Precision = "fp32", providers: list[str] | None = None
+    ) -> Sessions:
+        """Open the three graphs of ``precision`` on ``providers``.
+
+        Args:
+            precision: "fp32", or "fp16" when the bundle has float16 variants.
+            providers: onnxruntime execution providers in order of preference; default: CUDA
+                when this onnxruntime has it, then the CPU.
+        """
+        import onnxruntime
+
+        chosen = providers or default_providers()
+
+        def session(graph: GraphName) -> InferenceSession:
+            path = self.graph_path(graph, precision)
+            return onnxruntime.InferenceSession(str(path), providers=chosen)
+
+        return Sessions(session("encoder"), session("temporal"), session("body"))
+
+
+def default_providers() -> list[str]:
+    """CUDA then the CPU when this onnxruntime has CUDA, else the CPU alone."""
+    import onnxruntime
+
+    if CUDA_PROVIDER in onnxruntime.get_available_providers():
+        return [CUDA_PROVIDER, CPU_PROVIDER]
+    return [CPU_PROVIDER]
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, as 64 hexadecimal digits."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(folder: Path) -> Manifest:
+    """The validated manifest of the bundle in ``folder``.
+
+    Raises:
+        BundleFileMissingError: no manifest.json in ``folder``.
+        ValueError: the manifest is not JSON, has another schema version, or is invalid.
+    """
+    path = Path(folder) / MANIFEST_FILE
+    if not path.is_file():
+        raise BundleFileMissingError(f"{folder} is not a model bundle: it has no {MANIFEST_FILE}")
+    try:
+        fields = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not JSON: {error}") from error
+    version = fields.get("schema_version") if isinstance(fields, dict) else None
+    if version != SCHEMA_VERSION:
+        raise ValueError(
+            f"{path} has schema version {version}; this meshcast reads version {SCHEMA_VERSION}"
+        )
+    try:
+        return Manifest.model_validate(fields)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "manifest"
+        raise ValueError(
+            f"{path} is not a valid manifest ({error.error_count()} errors; "
+            f"{where}: {first['msg']})"
+        ) from error
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Load the bundle in folder ``path``: validate its manifest, check every file, read the
+    body's arrays.
+
+    Raises:
+        BundleFileMissingError: the manifest or a file it lists is missing (named).
+        BundleChecksumError: a file's sha256 differs from the manifest's (named).
+        ValueError: an invalid manifest, or arrays that disagree with it.
+    """
+    folder = Path(path)
+    manifest = read_manifest(folder)
+    for name, expected in manifest.files.items():
+        file = folder / name
+        if not file.is_file():
+            raise BundleFileMissingError(f"the bundle {folder} lacks {name}, which it lists")
+        if file_sha256(file) != expected:
+            raise BundleChecksumError(
+                f"{name} in {folder} does not match its sha256 in the manifest: "
+                "the file was changed or corrupted"
+            )
+    with np.load(folder / JOINT_REGRESSORS_FILE) as regressors:
+        joint_regressors = {name: regressors[name] for name in regressors.files}
+    bundle = Bundle(
+        path=folder,
+        manifest=manifest,
+        faces=np.load(folder / FACES_FILE),
+        skinning_weights=np.load(folder / WEIGHTS_FILE),
+        parents=np.load(folder / PARENTS_FILE),
+        joint_regressors=joint_regressors,
+    )
+    _check_body_arrays(bundle)
+    return bundle
+
+
+def _check_body_arrays(bundle: Bundle) -> None:
+    """Raise ValueError where the body's arrays disagree with the manifest."""
+    body = bundle.manifest.body
+    if bundle.joint_regressors.keys() != body.joint_sets.keys():
+        raise ValueError(
+            f"{bundle.path}: {JOINT_REGRESSORS_FILE} holds {sorted(bundle.joint_regressors)}, "
+            f"the manifest lists {sorted(body.joint_sets)}"
+        )
+    expected = {
+        FACES_FILE: (bundle.faces.shape, (body.num_faces, 3)),
+        WEIGHTS_FILE: (bundle.skinning_weights.shape, (body.num_vertices, NUM_JOINTS)),
+        PARENTS_FILE: (bundle.parents.shape, (NUM_JOINTS,)),
+        **{
+            f"{JOINT_REGRESSORS_FILE}[{name}]": (
+                bundle.joint_regressors[name].shape,
+                (len(joints), body.num_vertices),
+            )
+            for name, joints in body.joint_sets.items()
+        },
+    }
+    for name, (got, want) in expected.items():
+        if got != want:
+            raise ValueError(f"{bundle.path}: {name} has shape {got}, the manifest says {want}")
+    if tuple(bundle.parents.tolist()) != body.parents:
+        raise ValueError(f"{bundle.path}: {PARENTS_FILE} differs from the manifest's parents")

@@ -103,7 +103,7 @@ def export_bundle(
     report = on_step or _silent
     report("loading the checkpoint")
     recipe, network = load_network(checkpoint)
-    encoder = _image_encoder(checkpoint, recipe, encoder_checkpoint)
+    encoder = image_encoder(checkpoint, recipe, encoder_checkpoint)
     graphs = network_graphs(recipe, network, (encoder.recipe, encoder.module) if encoder else None)
     body_model = load_body_model(body)
     out.mkdir(parents=True, exist_ok=True)
@@ -186,7 +186,7 @@ def _silent(_: str) -> None:
     """A step reporter that reports nothing."""
 
 
-def _image_encoder(
+def image_encoder(
     checkpoint: Path, recipe: Recipe, encoder_checkpoint: Path | None
 ) -> ImageEncoder | None:
     """The encoder from ``encoder_checkpoint``, which a features-reading SPS-Net needs and
@@ -268,8 +268,10 @@ def _provenance(
         for path in sorted(checkpoint.parent.glob(EVALUATION_GLOB))
     }
     return Provenance(
+        checkpoint=str(checkpoint),
         checkpoint_sha256=file_sha256(checkpoint),
         recipe=recipe.model_dump(mode="json"),
+        encoder_checkpoint=str(encoder.checkpoint) if encoder else None,
         encoder_checkpoint_sha256=file_sha256(encoder.checkpoint) if encoder else None,
         encoder_recipe=encoder.recipe.model_dump(mode="json") if encoder else None,
         training_data=tuple(dict.fromkeys(training_data)),

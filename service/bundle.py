@@ -116,9 +116,11 @@ class GraphFiles(_Strict):
 class Provenance(_Strict):
     """Where a bundle comes from: enough to trace and reproduce it."""
 
+    checkpoint: str  # the checkpoint's path as given to the exporter
     checkpoint_sha256: Sha256
     recipe: dict[str, Any]  # the checkpoint's recipe, as its dict
     # Of the network whose image encoder a features-reading SPS-Net is exported with.
+    encoder_checkpoint: str | None = None
     encoder_checkpoint_sha256: Sha256 | None = None
     encoder_recipe: dict[str, Any] | None = None
     training_data: tuple[str, ...]  # the dataset files the network(s) trained on

@@ -6,12 +6,9 @@ import json
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import click
-import torch
-
-from training.models import build_model
-from training.recipes import load_recipe
 
 
 @click.group("bench")
@@ -31,6 +28,11 @@ def models_command(recipes: tuple[str, ...], batch: int, frames: int, repeats: i
     after the other, so their times compare; the median of ``--repeats`` runs is reported
     after one warm-up run.
     """
+    import torch
+
+    from training.models import build_model
+    from training.recipes import load_recipe
+
     results = []
     for name in recipes or ("spsnet_paper", "maed_paper"):
         recipe = load_recipe(name)
@@ -59,3 +61,89 @@ def models_command(recipes: tuple[str, ...], batch: int, frames: int, repeats: i
         "processor": platform.processor() or platform.machine(),
     }
     click.echo(json.dumps({"machine": machine, "results": results}, indent=2))
+
+
+@command.command("export")
+@click.argument("bundle_dir", metavar="BUNDLE", type=click.Path(path_type=Path))
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The checkpoint BUNDLE came from; default: the path in its provenance.",
+)
+@click.option(
+    "--encoder",
+    "encoder_checkpoint",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The encoder's checkpoint (features-reading SPS-Net); default: provenance.",
+)
+@click.option(
+    "--batch",
+    "batches",
+    type=click.IntRange(min=1),
+    multiple=True,
+    default=(1, 16),
+    show_default=True,
+    help="Batch sizes (repeat the option).",
+)
+@click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads for both runtimes; default: PyTorch's.")  # fmt: skip
+def export_command(
+    bundle_dir: Path,
+    checkpoint: Path | None,
+    encoder_checkpoint: Path | None,
+    batches: tuple[int, ...],
+    repeats: int,
+    threads: int | None,
+) -> None:
+    """Latency of BUNDLE's graphs, onnxruntime (CPU) against PyTorch eager, side by side.
+
+    Calls alternate between the two runtimes; medians of ``--repeats`` calls. JSON on stdout,
+    a table on stderr; ``temporal+body`` is the part of a frame's cost after its crop's
+    features, which the service runs per window.
+    """
+    import onnxruntime
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from export.benchmark import benchmark_bundle, eager_graphs
+    from service.bundle import load_bundle
+
+    bundle = load_bundle(bundle_dir)
+    graphs = eager_graphs(bundle, checkpoint, encoder_checkpoint)
+    timings = benchmark_bundle(bundle, graphs, batches=batches, repeats=repeats, threads=threads)
+    rows = [{"graph": t.graph, "batch": t.batch, "onnxruntime_ms": round(t.onnxruntime_ms, 2),
+             "torch_ms": round(t.torch_ms, 2), "speedup": round(t.speedup, 2)}
+            for t in timings]  # fmt: skip
+    for batch in batches:
+        pair = [t for t in timings if t.batch == batch and t.graph in ("temporal", "body")]
+        onnx_ms = sum(t.onnxruntime_ms for t in pair)
+        torch_ms = sum(t.torch_ms for t in pair)
+        rows.append({"graph": "temporal+body", "batch": batch,
+                     "onnxruntime_ms": round(onnx_ms, 2), "torch_ms": round(torch_ms, 2),
+                     "speedup": round(torch_ms / onnx_ms, 2)})  # fmt: skip
+    table = Table("graph", "batch", "onnxruntime ms", "torch ms", "speedup",
+                  title=f"{bundle.manifest.recipe}: medians of {repeats}")  # fmt: skip
+    for row in rows:
+        table.add_row(*(str(row[key]) for key in row))
+    Console(stderr=True).print(table)
+    manifest = bundle.manifest
+    report = {
+        "bundle": str(bundle_dir),
+        "recipe": manifest.recipe,
+        "family": manifest.family,
+        "window": manifest.window.length,
+        "image_size": manifest.input.image_size,
+        "body_vertices": manifest.body.num_vertices,
+        "machine": {
+            "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "threads": torch.get_num_threads(),
+            "processor": platform.processor() or platform.machine(),
+        },
+        "results": rows,
+    }
+    click.echo(json.dumps(report, indent=2))

@@ -8,6 +8,7 @@ parity does not need trained weights.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import yaml
 from click.testing import CliRunner
 from torch import nn
 
+from export.benchmark import benchmark_bundle, eager_graphs
 from export.bundle import export_bundle
 from export.graphs import BodyGraph, network_graphs, with_standardised_kernels
 from meshcast.cli import cli, main
@@ -340,3 +342,32 @@ def test_body_graph_is_smplx_skinning(body):
         expected = body(rotmat, betas)
     assert torch.allclose(vertices, expected.vertices, atol=1e-5)
     assert torch.allclose(joints, expected.joints, atol=1e-5)
+
+
+def test_bench_export_times_both_runtimes_on_the_same_graphs(exported, checkpoints):
+    """`meshcast bench export`: every graph at every batch, both runtimes, JSON on stdout; the
+    eager modules come from the checkpoints the provenance names."""
+    bundle = exported["spsnet"].bundle
+    graphs = eager_graphs(bundle)
+    assert set(graphs) == {"encoder", "temporal", "body"}
+    timings = benchmark_bundle(bundle, graphs, batches=(1, 2), repeats=1, threads=1)
+    assert [(t.graph, t.batch) for t in timings] == [
+        (graph, batch) for graph in ("encoder", "temporal", "body") for batch in (1, 2)
+    ]
+    assert all(t.onnxruntime_ms > 0 and t.torch_ms > 0 for t in timings)
+
+    result = CliRunner().invoke(
+        cli, ["bench", "export", str(bundle.path), "--batch", "1", "--repeats", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["recipe"] == bundle.manifest.recipe
+    rows = {(row["graph"], row["batch"]) for row in report["results"]}
+    assert rows == {("encoder", 1), ("temporal", 1), ("body", 1), ("temporal+body", 1)}
+
+
+def test_bench_export_refuses_a_checkpoint_the_bundle_did_not_come_from(exported, checkpoints):
+    with pytest.raises(ValueError, match="not the checkpoint"):
+        eager_graphs(exported["spsnet"].bundle, checkpoint=checkpoints["maed"])
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        eager_graphs(exported["spsnet"].bundle, checkpoint=Path("absent.pt"))

@@ -91,6 +91,7 @@ def make_bundle(folder: Path) -> Manifest:
         variants={"fp32": graphs},
         files={name: file_sha256(folder / name) for name in names},
         provenance=Provenance(
+            checkpoint="runs/x/best.pt",
             checkpoint_sha256="0" * 64,
             recipe={"name": "test"},
             training_data=("train.pt",),

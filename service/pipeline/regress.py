@@ -1,0 +1,327 @@
+"""The regression stage: tracked people → SMPL parameters, meshes and cameras, per frame.
+
+Three passes over a model bundle's graphs, in batches:
+
+1. ``encoder``: while the video's frames stream by (:class:`CropCollector`), the crops of the
+   people tracked in each frame are cut and encoded; only their features are kept, never the
+   frames. SPS-Net's are 2048 floats (8 KiB) a person-frame; MAED's are its patch tokens,
+   ``(hw, d)``: 196 × 768 floats (588 KiB) at the paper's size, a gigabyte for about 1 800
+   person-frames (a minute of one person at 30 fps).
+2. ``temporal``: each track's features in overlapping windows, blended at the seams
+   (:mod:`service.pipeline.windows`).
+3. ``body``: rotations and β → vertices and joints; the rest pose at the track's mean β.
+
+Then cameras (:mod:`service.pipeline.camera`): the crop camera over the whole frame, the body's
+translation in the frame's camera, and the joints projected to pixels. An optional One-Euro
+filter (:mod:`service.pipeline.smoothing`) smooths rotations, β and the frame camera first.
+
+The results hold vertices: ``(V, 3)`` float32 a person-frame, 81 KiB for SMPL's 6 890.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+from service.bundle import NUM_JOINTS, Bundle, InputSpec, Sessions
+from service.pipeline.camera import (
+    DEFAULT_DIAGONAL_FOV_DEG,
+    crop_cam_to_orig_cam,
+    focal_length_from_fov,
+    orig_cam_to_crop_cam,
+    orig_cam_to_translation,
+    project_to_frame,
+)
+from service.pipeline.crops import cut_crops, square_boxes
+from service.pipeline.result import TrackResult
+from service.pipeline.rotations import rotmat_to_axis_angle
+from service.pipeline.smoothing import OneEuroConfig, one_euro, one_euro_rotations
+from service.pipeline.tracking import Track
+from service.pipeline.video import Frame
+from service.pipeline.windows import TemporalOutput, plan_windows, run_temporal
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
+
+# Called as (stage, done, total): stage is "encoder" (crops), "temporal" (windows) or "body"
+# (person-frames).
+Progress = Callable[[str, int, int], None]
+ENCODER_STAGE, TEMPORAL_STAGE, BODY_STAGE = "encoder", "temporal", "body"
+ENCODER_INPUT, ENCODER_OUTPUTS = "crops", ["features"]
+BODY_INPUTS, BODY_OUTPUTS = ("rotmat", "betas"), ["vertices", "joints"]
+STRAIGHT_ANGLE_DEG = 180.0
+# orig_cam's columns: sx, sy, tx', ty'. The One-Euro filter smooths sx, tx', ty'; sy follows
+# sx (sy = sx · W / H), which filtering each on its own would not keep.
+SX, SY, TX, TY = 0, 1, 2, 3
+FILTERED_ORIG_CAM = [SX, TX, TY]
+
+
+class RegressionConfig(BaseModel):
+    """Parameters of :func:`regress_tracks`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Person-frames one run of a graph takes: crops for the encoder, window frames for the
+    # temporal model (at least one window), frames for the body. Memory grows with it.
+    batch_size: PositiveInt = 64
+    window_stride: PositiveInt | None = None  # frames between windows; None: the bundle's
+    smoothing: OneEuroConfig | None = None  # None: the network's predictions as they are
+    # The video's focal length in pixels, when known; else it is assumed from the field of
+    # view across the frame's diagonal (see service.pipeline.camera).
+    focal_length: PositiveFloat | None = None
+    diagonal_fov_deg: float = Field(DEFAULT_DIAGONAL_FOV_DEG, gt=0.0, lt=STRAIGHT_ANGLE_DEG)
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    """A progress callback that reports nothing."""
+
+
+def _counter(report: Progress, stage: str, total: int) -> Callable[[int], None]:
+    """A callback that adds up the items of each run of ``stage`` and reports the sum."""
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        report(stage, done, total)
+
+    return advance
+
+
+class CropCollector:
+    """Cuts and encodes the crops of the tracked people while a video's frames stream by.
+
+    Feed every frame to :meth:`add` in order (frames no track holds are skipped), then call
+    :meth:`finish`. Crops wait in one batch of ``batch_size``; when it is full the encoder
+    runs and the features go to their tracks' arrays.
+    """
+
+    def __init__(
+        self,
+        tracks: Sequence[Track],
+        bundle: Bundle,
+        encoder: InferenceSession,
+        batch_size: int,
+        progress: Progress = _no_progress,
+    ) -> None:
+        manifest = bundle.manifest
+        self.spec: InputSpec = manifest.input
+        self.encoder = encoder
+        self.progress = progress
+        self.squares = [square_boxes(track.boxes, self.spec.crop_scale) for track in tracks]
+        # frame index → the (track, row) pairs it holds
+        self.people: dict[int, list[tuple[int, int]]] = {}
+        for track_index, track in enumerate(tracks):
+            for row, frame in enumerate(track.frames.tolist()):
+                self.people.setdefault(frame, []).append((track_index, row))
+        self.last_frame = max(self.people, default=-1)
+        self.features = [
+            np.zeros((len(track.frames), *manifest.feature_shape), dtype=np.float32)
+            for track in tracks
+        ]
+        self.times = [np.full(len(track.frames), np.nan) for track in tracks]  # seconds
+        self.frame_size: tuple[int, int] | None = None  # width, height
+        size = self.spec.image_size
+        self.batch = np.empty((batch_size, 3, size, size), dtype=np.float32)
+        self.pending: list[tuple[int, int]] = []  # (track, row) of each crop in the batch
+        self.done = 0
+        self.total = sum(len(track.frames) for track in tracks)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every tracked frame has been added: later frames are not needed."""
+        return self.done + len(self.pending) == self.total
+
+    def add(self, frame: Frame) -> None:
+        """Cut the crops of the people tracked in ``frame``; encode a batch when it is full."""
+        height, width = frame.image.shape[:2]
+        self.frame_size = self.frame_size or (width, height)
+        people = self.people.get(frame.index, [])
+        if not people:
+            return
+        squares = np.stack([self.squares[track][row] for track, row in people])  # (K, 3)
+        crops = cut_crops(frame.image, squares, self.spec)  # (K, 3, S, S)
+        for (track, row), crop in zip(people, crops, strict=True):
+            self.times[track][row] = frame.time
+            self.batch[len(self.pending)] = crop
+            self.pending.append((track, row))
+            if len(self.pending) == len(self.batch):
+                self._encode()
+
+    def finish(self) -> tuple[list[np.ndarray], list[np.ndarray], tuple[int, int]]:
+        """Encode what is left: each track's ``(N, *feature_shape)`` features, its ``(N,)``
+        frame times, and the frames' ``(width, height)``.
+
+        Raises:
+            ValueError: frames the tracks hold never came (the video was cut short).
+        """
+        if self.pending:
+            self._encode()
+        if self.done < self.total or self.frame_size is None:
+            raise ValueError(
+                f"{self.total - self.done} tracked person-frames were never seen: the video "
+                f"ended before frame {self.last_frame}"
+            )
+        return self.features, self.times, self.frame_size
+
+    def _encode(self) -> None:
+        crops = self.batch[: len(self.pending)]
+        (features,) = self.encoder.run(ENCODER_OUTPUTS, {ENCODER_INPUT: crops})
+        for (track, row), feature in zip(self.pending, features, strict=True):
+            self.features[track][row] = feature
+        self.done += len(self.pending)
+        self.pending = []
+        self.progress(ENCODER_STAGE, self.done, self.total)
+
+
+def run_body(
+    session: InferenceSession,
+    rotmat: np.ndarray,
+    betas: np.ndarray,
+    batch_size: int,
+    on_run: Callable[[int], None],
+) -> tuple[np.ndarray, np.ndarray]:
+    """``body.onnx`` on ``(N, 24, 3, 3)`` rotations and ``(N, 10)`` β, ``batch_size`` rows a
+    run: ``(N, V, 3)`` vertices and ``(N, 24, 3)`` joints, float32 metres."""
+    vertices, joints = [], []
+    for first in range(0, len(rotmat), batch_size):
+        rows = slice(first, first + batch_size)
+        inputs = dict(zip(BODY_INPUTS, (rotmat[rows], betas[rows]), strict=True))
+        batch_vertices, batch_joints = session.run(BODY_OUTPUTS, inputs)
+        vertices.append(batch_vertices)
+        joints.append(batch_joints)
+        on_run(len(batch_vertices))
+    return np.concatenate(vertices), np.concatenate(joints)
+
+
+def regress_tracks(
+    frames: Iterable[Frame],
+    tracks: Sequence[Track],
+    bundle: Bundle,
+    sessions: Sessions,
+    config: RegressionConfig | None = None,
+    progress: Progress | None = None,
+) -> list[TrackResult]:
+    """SMPL parameters, meshes and cameras of every frame of every track.
+
+    Args:
+        frames: the video's frames in order (:func:`service.pipeline.video.read_frames`);
+            read once, and only up to the last tracked frame.
+        tracks: the people to regress (:func:`service.pipeline.tracking.track_people`).
+        bundle: the model bundle.
+        sessions: its graphs (:meth:`service.bundle.Bundle.sessions`).
+        config: batches, windows, smoothing and the focal length.
+        progress: called as ``(stage, done, total)`` after each run of a graph.
+
+    Returns:
+        One :class:`TrackResult` per track, in order.
+
+    Raises:
+        ValueError: the video ends before the tracks do, or a stride longer than the window.
+    """
+    config = config or RegressionConfig()
+    report = progress or _no_progress
+    if not tracks:
+        return []
+    window = bundle.manifest.window
+    stride = config.window_stride or window.stride
+    windows = [plan_windows(len(track.frames), window, stride) for track in tracks]
+
+    features, times, (width, height) = _encode(frames, tracks, bundle, sessions, config, report)
+    temporal_run = _counter(report, TEMPORAL_STAGE, sum(len(planned) for planned in windows))
+    windows_per_run = max(1, config.batch_size // window.length)
+    predicted = [
+        run_temporal(track_features, planned, sessions.temporal, windows_per_run, temporal_run)
+        for track_features, planned in zip(features, windows, strict=True)
+    ]
+    del features  # MAED's tokens outweigh the meshes: not kept while the body runs
+
+    body_run = _counter(report, BODY_STAGE, sum(len(track.frames) for track in tracks))
+    crop_scale = bundle.manifest.input.crop_scale
+    focal_length = config.focal_length or focal_length_from_fov(
+        width, height, config.diagonal_fov_deg
+    )
+    return [
+        _track_result(
+            track,
+            prediction,
+            square_boxes(track.boxes, crop_scale),
+            track_times,
+            sessions.body,
+            config,
+            (width, height, focal_length),
+            body_run,
+        )
+        for track, prediction, track_times in zip(tracks, predicted, times, strict=True)
+    ]
+
+
+def _encode(
+    frames: Iterable[Frame],
+    tracks: Sequence[Track],
+    bundle: Bundle,
+    sessions: Sessions,
+    config: RegressionConfig,
+    report: Progress,
+) -> tuple[list[np.ndarray], list[np.ndarray], tuple[int, int]]:
+    """Stream ``frames`` through a :class:`CropCollector` up to the last tracked frame."""
+    collector = CropCollector(tracks, bundle, sessions.encoder, config.batch_size, report)
+    for frame in frames:
+        collector.add(frame)
+        if collector.complete:
+            break
+    return collector.finish()
+
+
+def _track_result(
+    track: Track,
+    prediction: TemporalOutput,
+    squares: np.ndarray,
+    times: np.ndarray,
+    body: InferenceSession,
+    config: RegressionConfig,
+    camera: tuple[int, int, float],
+    on_body_run: Callable[[int], None],
+) -> TrackResult:
+    """One track's result from its blended predictions and ``(N, 3)`` crop squares; ``camera``
+    is the frame's width, height and focal length in pixels."""
+    width, height, focal_length = camera
+    rotmat, betas, cam = prediction.rotmat, prediction.betas, prediction.cam
+    orig_cam = crop_cam_to_orig_cam(cam.astype(np.float64), squares, width, height)  # (N, 4)
+    if config.smoothing is not None:
+        rotmat = one_euro_rotations(rotmat, times, config.smoothing).astype(np.float32)
+        betas = one_euro(betas, times, config.smoothing).astype(np.float32)
+        orig_cam[:, FILTERED_ORIG_CAM] = one_euro(
+            orig_cam[:, FILTERED_ORIG_CAM], times, config.smoothing
+        )
+        orig_cam[:, SY] = orig_cam[:, SX] * width / height
+        cam = orig_cam_to_crop_cam(orig_cam, squares, width, height).astype(np.float32)
+    vertices, joints = run_body(body, rotmat, betas, config.batch_size, on_body_run)
+    rest_pose = np.tile(np.eye(3, dtype=np.float32), (1, NUM_JOINTS, 1, 1))  # (1, 24, 3, 3)
+    mean_betas = betas.mean(axis=0, keepdims=True)  # (1, 10)
+    rest_vertices, rest_joints = body.run(
+        BODY_OUTPUTS, dict(zip(BODY_INPUTS, (rest_pose, mean_betas), strict=True))
+    )
+    frames = len(track.frames)
+    detected_scores = track.scores[track.detected]
+    return TrackResult(
+        track_id=track.id,
+        frame_ids=track.frames.copy(),
+        boxes=track.boxes.copy(),
+        detected=track.detected.copy(),
+        score=float(detected_scores.mean()) if len(detected_scores) else 0.0,
+        pose=rotmat_to_axis_angle(rotmat).reshape(frames, NUM_JOINTS * 3).astype(np.float32),
+        rotmat=rotmat,
+        betas=betas,
+        cam=cam,
+        orig_cam=orig_cam.astype(np.float32),
+        translation=orig_cam_to_translation(orig_cam, focal_length, width).astype(np.float32),
+        joints3d=joints,
+        joints2d=project_to_frame(joints, orig_cam, width, height).astype(np.float32),
+        vertices=vertices,
+        rest_vertices=rest_vertices[0],
+        rest_joints=rest_joints[0],
+    )

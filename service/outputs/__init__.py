@@ -1,0 +1,123 @@
+"""Files a user can open, written from a video's result (a :class:`VideoResult`).
+
+:func:`write_outputs` writes them all into one folder::
+
+    out_dir/
+        result.json                           parameters, cameras, joints; no vertices
+        result.npz                            all of it, vertices included (float32)
+        meshes/track_001/frame_000000.obj     one mesh per person and frame (and .ply)
+        tracks/track_001.glb                  one animated, skinned body per person
+        preview.mp4                           the video with everyone's mesh drawn over it
+
+One module per kind of file, each with functions that return bytes for the gateway to serve:
+
+- :mod:`.result_files`: ``result.json`` (its pydantic schema :class:`ResultDocument`) and
+  ``result.npz`` (:func:`read_result_npz` reads it back); VIBE's keys where they apply;
+- :mod:`.meshes`: OBJ and PLY of a track in a frame, in the body or the camera frame;
+- :mod:`.gltf`: a track as a glTF binary, skinned on the body's 24 joints, animated at the
+  video's frame rate and moving through the scene, turned from OpenCV's axes to glTF's;
+- :mod:`.preview`: the preview MP4 (H.264).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import Path
+from typing import Literal
+
+from service.outputs.gltf import track_glb, write_track_glb
+from service.outputs.meshes import MESH_FORMATS, MeshFormat, track_frame_mesh, write_meshes
+from service.outputs.preview import write_preview
+from service.outputs.result_files import (
+    ResultDocument,
+    read_result_npz,
+    result_document,
+    write_result_json,
+    write_result_npz,
+)
+from service.pipeline.result import VideoResult
+
+OutputFormat = Literal["json", "npz", "obj", "ply", "glb", "preview"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("json", "npz", "obj", "ply", "glb", "preview")
+RESULT_JSON = "result.json"
+RESULT_NPZ = "result.npz"
+MESHES_FOLDER = "meshes"
+TRACKS_FOLDER = "tracks"
+PREVIEW_FILE = "preview.mp4"
+
+__all__ = [
+    "OUTPUT_FORMATS",
+    "OutputFormat",
+    "ResultDocument",
+    "read_result_npz",
+    "result_document",
+    "track_frame_mesh",
+    "track_glb",
+    "track_glb_name",
+    "write_outputs",
+]
+
+
+def track_glb_name(track_id: int) -> str:
+    """The file name of a track's GLB in the tracks folder."""
+    return f"track_{track_id:03d}.glb"
+
+
+def write_outputs(
+    video: VideoResult,
+    video_path: str | Path,
+    out_dir: str | Path,
+    *,
+    focal_length: float,
+    formats: Collection[OutputFormat] = OUTPUT_FORMATS,
+    camera_frame_meshes: bool = False,
+) -> dict[OutputFormat, list[Path]]:
+    """Write the chosen outputs of ``video`` into ``out_dir`` (created if needed).
+
+    Args:
+        video: the pipeline's result.
+        video_path: the video it was made from (read for the preview only).
+        out_dir: the folder to write into.
+        focal_length: the focal length in pixels the pipeline assumed (for the preview).
+        formats: which files to write (:data:`OUTPUT_FORMATS`).
+        camera_frame_meshes: OBJ and PLY in the camera frame (where each person stands)
+            rather than the body frame.
+
+    Returns:
+        The files written, by format.
+
+    Raises:
+        ValueError: an unknown format.
+    """
+    unknown = set(formats) - set(OUTPUT_FORMATS)
+    if unknown:
+        raise ValueError(f"unknown output formats {sorted(unknown)}; choose from {OUTPUT_FORMATS}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[OutputFormat, list[Path]] = {}
+    if "json" in formats:
+        written["json"] = [write_result_json(video, out_dir / RESULT_JSON)]
+    if "npz" in formats:
+        written["npz"] = [write_result_npz(video, out_dir / RESULT_NPZ)]
+    mesh_format: MeshFormat
+    for mesh_format in MESH_FORMATS:
+        if mesh_format in formats:
+            written[mesh_format] = write_meshes(
+                video, out_dir / MESHES_FOLDER, [mesh_format], camera_frame=camera_frame_meshes
+            )
+    if "glb" in formats:
+        (out_dir / TRACKS_FOLDER).mkdir(exist_ok=True)
+        written["glb"] = [
+            write_track_glb(
+                track,
+                video.body,
+                video.fps,
+                out_dir / TRACKS_FOLDER / track_glb_name(track.track_id),
+            )
+            for track in video.tracks
+        ]
+    if "preview" in formats:
+        written["preview"] = [
+            write_preview(video, video_path, out_dir / PREVIEW_FILE, focal_length=focal_length)
+        ]
+    return written

@@ -1,0 +1,185 @@
+"""A track's mesh in one frame as a file: Wavefront OBJ (text) or PLY (binary little-endian).
+
+The files hold the body's vertices in metres, in the body frame (the pipeline's ``vertices``,
+what VIBE calls ``verts``) or, with ``camera_frame=True``, where the person stands in the
+camera's frame (vertices + translation). Both frames have OpenCV's axes, x right, y down and
+z forward, so a viewer with y up shows the body upside down; the GLB (:mod:`.gltf`) is turned
+for such viewers.
+
+Written with numpy rather than a mesh library: both formats are a few lines of header around
+arrays, and one formatting call per file keeps thousands of them (every person and frame of a
+video) fast. Vertices keep float32's precision exactly: PLY stores the float32 bytes, OBJ
+prints :data:`FLOAT32_DIGITS` significant digits. Faces keep their order and winding.
+
+Files on disk: ``meshes/track_{id:03d}/frame_{frame:06d}.obj|ply`` (:func:`mesh_path`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from service.pipeline.result import TrackResult, VideoResult
+
+MeshFormat = Literal["obj", "ply"]
+MESH_FORMATS: tuple[MeshFormat, ...] = ("obj", "ply")
+# Nine significant decimal digits tell every float32 apart (IEEE 754's round-trip count).
+FLOAT32_DIGITS = 9
+# OBJ numbers vertices from 1.
+OBJ_FIRST_INDEX = 1
+VERTICES_PER_FACE = 3
+# A PLY face: its vertex count as one byte, then the indices as little-endian int32.
+PLY_FACE_DTYPE = np.dtype([("count", "u1"), ("indices", "<i4", (VERTICES_PER_FACE,))])
+
+
+def obj_bytes(vertices: np.ndarray, faces: np.ndarray, comment: str = "") -> bytes:
+    """A triangle mesh as OBJ text: ``v x y z`` lines, then ``f a b c`` lines (1-based).
+
+    Args:
+        vertices: ``(V, 3)`` float, metres.
+        faces: ``(F, 3)`` int, 0-based vertex indices.
+        comment: one line written first, after ``#``.
+    """
+    points = np.asarray(vertices, dtype=np.float32).astype(np.float64)  # exact float32 values
+    triangles = np.asarray(faces, dtype=np.int64) + OBJ_FIRST_INDEX
+    vertex_line = " ".join(["v"] + [f"%.{FLOAT32_DIGITS}g"] * 3) + "\n"
+    face_line = " ".join(["f"] + ["%d"] * VERTICES_PER_FACE) + "\n"
+    text = (
+        (f"# {comment}\n" if comment else "")
+        + (vertex_line * len(points)) % tuple(points.ravel().tolist())
+        + (face_line * len(triangles)) % tuple(triangles.ravel().tolist())
+    )
+    return text.encode("ascii")
+
+
+def ply_bytes(vertices: np.ndarray, faces: np.ndarray, comment: str = "") -> bytes:
+    """A triangle mesh as binary little-endian PLY: float32 ``x y z``, int32 triangle indices.
+
+    Args:
+        vertices: ``(V, 3)`` float, metres.
+        faces: ``(F, 3)`` int, 0-based vertex indices.
+        comment: one ``comment`` line of the header.
+    """
+    points = np.asarray(vertices, dtype="<f4")
+    records = np.empty(len(faces), dtype=PLY_FACE_DTYPE)
+    records["count"] = VERTICES_PER_FACE
+    records["indices"] = faces
+    header = "\n".join(
+        [
+            "ply",
+            "format binary_little_endian 1.0",
+            *([f"comment {comment}"] if comment else []),
+            f"element vertex {len(points)}",
+            "property float x",
+            "property float y",
+            "property float z",
+            f"element face {len(records)}",
+            "property list uchar int vertex_indices",
+            "end_header",
+        ]
+    )
+    return (header + "\n").encode("ascii") + points.tobytes() + records.tobytes()
+
+
+def encode_mesh(
+    vertices: np.ndarray, faces: np.ndarray, fmt: MeshFormat, comment: str = ""
+) -> bytes:
+    """A triangle mesh as the bytes of an OBJ or PLY file (see :func:`obj_bytes`,
+    :func:`ply_bytes`)."""
+    encoders = {"obj": obj_bytes, "ply": ply_bytes}
+    return encoders[fmt](vertices, faces, comment)
+
+
+def frame_vertices(track: TrackResult, frame_id: int, *, camera_frame: bool = False) -> np.ndarray:
+    """A track's ``(V, 3)`` float32 vertices in video frame ``frame_id``.
+
+    Args:
+        track: the person.
+        frame_id: index of the video's frame.
+        camera_frame: add the frame's translation: the body where it stands in the camera's
+            frame, instead of the body frame.
+
+    Raises:
+        KeyError: the track does not cover ``frame_id``.
+    """
+    return _row_vertices(track, _row(track, frame_id), camera_frame)
+
+
+def track_frame_mesh(
+    track: TrackResult,
+    faces: np.ndarray,
+    frame_id: int,
+    fmt: MeshFormat,
+    *,
+    camera_frame: bool = False,
+) -> bytes:
+    """The bytes of one track's mesh file in one frame (what the gateway serves).
+
+    Raises:
+        KeyError: the track does not cover ``frame_id``.
+    """
+    return _row_mesh(track, _row(track, frame_id), faces, fmt, camera_frame)
+
+
+def track_folder(track_id: int) -> Path:
+    """The folder of a track's meshes, relative to the meshes folder."""
+    return Path(f"track_{track_id:03d}")
+
+
+def mesh_path(track_id: int, frame_id: int, fmt: MeshFormat) -> Path:
+    """Where a track's mesh in one frame lies, relative to the meshes folder."""
+    return track_folder(track_id) / f"frame_{frame_id:06d}.{fmt}"
+
+
+def write_meshes(
+    video: VideoResult,
+    folder: str | Path,
+    formats: Iterable[MeshFormat] = MESH_FORMATS,
+    *,
+    camera_frame: bool = False,
+) -> list[Path]:
+    """Write every track's mesh in each of its frames into ``folder`` (:func:`mesh_path`).
+
+    Returns:
+        The files written, track by track, frame by frame, format by format.
+    """
+    folder = Path(folder)
+    written = []
+    for track in video.tracks:
+        (folder / track_folder(track.track_id)).mkdir(parents=True, exist_ok=True)
+        for row, frame_id in enumerate(np.asarray(track.frame_ids).tolist()):
+            for fmt in formats:
+                path = folder / mesh_path(track.track_id, frame_id, fmt)
+                path.write_bytes(_row_mesh(track, row, video.body.faces, fmt, camera_frame))
+                written.append(path)
+    return written
+
+
+def _row(track: TrackResult, frame_id: int) -> int:
+    """The row of video frame ``frame_id`` in a track's arrays; KeyError when it has none."""
+    rows = np.flatnonzero(np.asarray(track.frame_ids) == frame_id)
+    if len(rows) == 0:
+        raise KeyError(f"track {track.track_id} has no frame {frame_id}")
+    return int(rows[0])
+
+
+def _row_vertices(track: TrackResult, row: int, camera_frame: bool) -> np.ndarray:
+    """``(V, 3)`` float32 vertices of a track's row, in the body or the camera frame."""
+    vertices = np.asarray(track.vertices[row], dtype=np.float32)
+    if camera_frame:
+        vertices = vertices + np.asarray(track.translation[row], dtype=np.float32)
+    return vertices
+
+
+def _row_mesh(
+    track: TrackResult, row: int, faces: np.ndarray, fmt: MeshFormat, camera_frame: bool
+) -> bytes:
+    """The bytes of a track's mesh file in one of its rows, with a comment saying what it is."""
+    frame_name = "camera frame" if camera_frame else "body frame"
+    comment = (
+        f"meshcast track {track.track_id} frame {int(track.frame_ids[row])}, metres, {frame_name}"
+    )
+    return encode_mesh(_row_vertices(track, row, camera_frame), faces, fmt, comment)

@@ -1,0 +1,161 @@
+"""The preview video: every track's mesh drawn over the video's frames, one colour a person.
+
+Frames are decoded, drawn on and encoded one at a time (never the whole video in memory).
+Each person's mesh is placed where it stands in the camera frame (vertices + translation) and
+projected with the pipeline's perspective camera (:func:`image_camera`). People are passed to
+the painter renderer (:func:`service.render.render_meshes`) farthest first (by translation z);
+it orders all their triangles together by depth, so a nearer person covers a farther one
+wherever they overlap.
+
+Encoding: H.264 (``libx264``) in MP4, or MPEG-4 Part 2 (``mpeg4``) where PyAV's FFmpeg lacks
+it, 4:2:0 chroma (what browsers and players decode; it needs even sizes, so an odd frame gets
+one edge row or column repeated), at the video's average frame rate, with the index at the
+front of the file so a browser plays it while it downloads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal
+
+import av
+import numpy as np
+
+from service.pipeline.result import TrackResult, VideoResult
+from service.pipeline.video import read_frames
+from service.render import Mesh, PinholeCamera, render_meshes
+
+PreviewCodec = Literal["libx264", "mpeg4"]
+PREVIEW_CODECS: tuple[PreviewCodec, ...] = ("libx264", "mpeg4")  # the first one FFmpeg has
+PIXEL_FORMAT = "yuv420p"
+CHROMA_SUBSAMPLING = 2  # 4:2:0 halves both sizes of the chroma planes
+# Frame rates as fractions: NTSC's are n · 1000/1001 (29.97 = 30000/1001).
+RATE_DENOMINATOR_LIMIT = 1001
+# Fast encoding at x264's default quality: a preview, not an archive.
+CODEC_OPTIONS = {"libx264": {"preset": "veryfast", "crf": "23"}, "mpeg4": {"qscale": "4"}}
+CONTAINER_OPTIONS = {"movflags": "+faststart"}
+MESH_ALPHA = 0.85  # the meshes' opacity over the frame: the person shows through a little
+# Tableau's 10 colours (RGB), distinct from one another: track i gets colour i mod 10.
+TRACK_COLORS_RGB: tuple[tuple[int, int, int], ...] = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+)
+DEPTH = 2  # index of z in a translation
+
+
+def image_camera(width: int, height: int, focal_length: float) -> PinholeCamera:
+    """The pipeline's perspective camera of a ``width × height`` frame.
+
+    Square pixels of focal length ``focal_length`` (pixels), principal point at the frame's
+    centre ``(W / 2, H / 2)``: a camera-frame point ``(x, y, z)`` lands on pixel
+    ``(f x / z + W / 2, f y / z + H / 2)``, as :mod:`service.pipeline.camera` places bodies.
+    """
+    return PinholeCamera(fx=focal_length, fy=focal_length, cx=width / 2.0, cy=height / 2.0)
+
+
+def track_color_bgr(track_id: int) -> tuple[int, int, int]:
+    """A track's colour in OpenCV's channel order (the frames are BGR)."""
+    red, green, blue = TRACK_COLORS_RGB[track_id % len(TRACK_COLORS_RGB)]
+    return blue, green, red
+
+
+def preview_codec() -> PreviewCodec:
+    """The preview's encoder: H.264 when PyAV's FFmpeg has it."""
+    for codec in PREVIEW_CODECS:
+        if codec in av.codecs_available:
+            return codec
+    raise RuntimeError(f"PyAV's FFmpeg has none of the encoders {PREVIEW_CODECS}")
+
+
+def write_preview(
+    video: VideoResult,
+    video_path: str | Path,
+    path: str | Path,
+    *,
+    focal_length: float,
+    alpha: float = MESH_ALPHA,
+) -> Path:
+    """Write the preview of ``video`` (decoded from ``video_path``) to ``path`` (MP4).
+
+    Args:
+        video: the result to draw.
+        video_path: the video it was made from.
+        path: the MP4 to write.
+        focal_length: the focal length in pixels the pipeline assumed.
+        alpha: the meshes' opacity, 0–1.
+
+    Returns:
+        ``path``, holding one frame per frame decoded from ``video_path``.
+
+    Raises:
+        ValueError: the video's frames are not the size the result was made for.
+    """
+    camera = image_camera(video.width, video.height, focal_length)
+    rows = _rows_by_frame(video.tracks)
+    codec = preview_codec()
+    rate = Fraction(video.fps).limit_denominator(RATE_DENOMINATOR_LIMIT)
+    path = Path(path)
+    with av.open(str(path), mode="w", options=CONTAINER_OPTIONS) as container:
+        stream = container.add_stream(codec, rate=rate, options=CODEC_OPTIONS[codec])
+        stream.width = _even(video.width)
+        stream.height = _even(video.height)
+        stream.pix_fmt = PIXEL_FORMAT
+        for frame in read_frames(video_path):
+            if frame.image.shape[:2] != (video.height, video.width):
+                raise ValueError(
+                    f"{video_path}: frame {frame.index} is {frame.image.shape[1]}×"
+                    f"{frame.image.shape[0]}, the result is for {video.width}×{video.height}"
+                )
+            meshes = _frame_meshes(rows.get(frame.index, []), video.body.faces)
+            image = render_meshes(frame.image, meshes, camera, alpha)
+            encoded = av.VideoFrame.from_ndarray(_pad_to_even(image), format="bgr24")
+            encoded.pts = frame.index
+            container.mux(stream.encode(encoded))
+        container.mux(stream.encode(None))
+    return path
+
+
+def _rows_by_frame(tracks: Sequence[TrackResult]) -> dict[int, list[tuple[TrackResult, int]]]:
+    """For each video frame, the tracks in it and their rows."""
+    rows: dict[int, list[tuple[TrackResult, int]]] = {}
+    for track in tracks:
+        for row, frame_id in enumerate(np.asarray(track.frame_ids).tolist()):
+            rows.setdefault(frame_id, []).append((track, row))
+    return rows
+
+
+def _frame_meshes(rows: Sequence[tuple[TrackResult, int]], faces: np.ndarray) -> list[Mesh]:
+    """The people of one frame as camera-frame meshes, farthest first."""
+    farthest_first = sorted(rows, key=lambda item: -float(item[0].translation[item[1], DEPTH]))
+    return [
+        Mesh(
+            vertices=track.vertices[row] + track.translation[row],
+            faces=faces,
+            color=track_color_bgr(track.track_id),
+        )
+        for track, row in farthest_first
+    ]
+
+
+def _even(size: int) -> int:
+    """``size`` rounded up to what 4:2:0 chroma can halve."""
+    return size + (-size % CHROMA_SUBSAMPLING)
+
+
+def _pad_to_even(image: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` → even height and width, repeating the last row and column if needed."""
+    height, width = image.shape[:2]
+    extra_rows, extra_columns = _even(height) - height, _even(width) - width
+    if not (extra_rows or extra_columns):
+        return image
+    return np.pad(image, ((0, extra_rows), (0, extra_columns), (0, 0)), mode="edge")

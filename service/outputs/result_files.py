@@ -1,0 +1,279 @@
+"""A video's parameters as files: ``result.json`` (readable anywhere), ``result.npz`` (all of it).
+
+Per track the keys are VIBE's demo output keys where the quantity is the same, and names of our
+own where it is not (a VIBE key holding other numbers would mislead a VIBE script silently):
+
+============  ==============  ===============  ==============================================
+key           shape           TrackResult      VIBE demo (``vibe_output.pkl``)
+============  ==============  ===============  ==============================================
+frame_ids     (N,) int        frame_ids        ``frame_ids``, the same
+boxes_xyxy    (N, 4) pixels   boxes            ``bboxes`` holds ``(cx, cy, w, h)`` of the
+                                               squared box: other numbers, so another key
+detected      (N,) bool       detected         —
+pred_cam      (N, 3)          cam              ``pred_cam``, the same (crop ``s, tx, ty``)
+orig_cam      (N, 4)          orig_cam         ``orig_cam``, the same (``sx, sy, tx, ty``)
+pose          (N, 72)         pose             ``pose``, the same (axis-angle, root global)
+rotmat        (N, 24, 3, 3)   rotmat           —
+betas         (N, 10)         betas            ``betas``, the same
+translation   (N, 3) metres   translation      — (VIBE leaves the body at the origin)
+joints3d      (N, 24, 3) m    joints3d         ``joints3d`` are SPIN's 49 joints; here SMPL's
+                                               24, in the body frame like VIBE's
+joints2d      (N, 24, 2) px   joints2d         ``joints2d`` are the 2D keypoints VIBE was given
+                                               (or None); here SMPL's 24 joints projected
+verts         (N, V, 3) m     vertices         ``verts``, the same (NPZ only)
+score         ()              score            —
+============  ==============  ===============  ==============================================
+
+``result.json`` holds no vertices: at ``V`` = 6,890 (SMPL) to 13,718 (the stand-in) vertices
+they are 20,000–41,000 numbers per person and frame, hundreds of kilobytes of text; they are in
+``result.npz`` and in the mesh files. Its numbers are rounded (:data:`DECIMALS`,
+:data:`PIXEL_DECIMALS`); :class:`ResultDocument` is its schema (the gateway serves it).
+
+``result.npz`` holds everything a :class:`~service.pipeline.result.VideoResult` does, so
+:func:`read_result_npz` gives it back exactly: the video's keys (``width``, ``height``, ``fps``,
+``frame_count``, ``bundle_recipe``, the body's ``body_name``, ``joint_names``, ``parents``,
+``faces``, ``skinning_weights``, and ``track_ids``), then each track's keys above under
+``track_{id:03d}/`` with its ``rest_vertices`` and ``rest_joints``. Arrays are float32 (the
+pipeline's precision) except boxes and score (float64), ids (int64) and ``detected`` (bool);
+it is read without pickle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal, Self
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from service.bundle import NUM_JOINTS
+from service.pipeline.result import BodyTopology, TrackResult, VideoResult
+
+SCHEMA_VERSION: Final = 1
+NUM_BETAS = 10  # SMPL's shape coefficients, as the bundle's temporal graph returns them
+NUM_POSE_PARAMS = NUM_JOINTS * 3  # axis-angle per joint
+# Decimals kept in result.json: a micrometre, a microradian, a millionth of the camera's and
+# shape's unitless numbers (float32 itself holds ~7 significant digits) ...
+DECIMALS = 6
+# ... and a thousandth of a pixel for image coordinates.
+PIXEL_DECIMALS = 3
+
+Vec2 = Annotated[list[float], Field(min_length=2, max_length=2)]
+Vec3 = Annotated[list[float], Field(min_length=3, max_length=3)]
+Vec4 = Annotated[list[float], Field(min_length=4, max_length=4)]
+Matrix3 = Annotated[list[Vec3], Field(min_length=3, max_length=3)]
+Pose = Annotated[list[float], Field(min_length=NUM_POSE_PARAMS, max_length=NUM_POSE_PARAMS)]
+Betas = Annotated[list[float], Field(min_length=NUM_BETAS, max_length=NUM_BETAS)]
+JointRotations = Annotated[list[Matrix3], Field(min_length=NUM_JOINTS, max_length=NUM_JOINTS)]
+Joints3d = Annotated[list[Vec3], Field(min_length=NUM_JOINTS, max_length=NUM_JOINTS)]
+Joints2d = Annotated[list[Vec2], Field(min_length=NUM_JOINTS, max_length=NUM_JOINTS)]
+
+# TrackResult's per-frame arrays and their keys in both files.
+PER_FRAME_KEYS = {
+    "frame_ids": "frame_ids",
+    "boxes_xyxy": "boxes",
+    "detected": "detected",
+    "pred_cam": "cam",
+    "orig_cam": "orig_cam",
+    "pose": "pose",
+    "rotmat": "rotmat",
+    "betas": "betas",
+    "translation": "translation",
+    "joints3d": "joints3d",
+    "joints2d": "joints2d",
+}
+NPZ_ONLY_KEYS = {
+    "verts": "vertices",
+    "rest_vertices": "rest_vertices",
+    "rest_joints": "rest_joints",
+}
+# Everything is float32 in result.npz but these.
+NPZ_DTYPES = {"frame_ids": np.int64, "detected": np.bool_, "boxes_xyxy": np.float64}
+
+
+class BodyDocument(BaseModel):
+    """The body model the meshes are made of."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description='"smpl", "standin" or the file the bundle was made from')
+    joint_names: list[str] = Field(min_length=NUM_JOINTS, max_length=NUM_JOINTS)
+    parents: list[int] = Field(
+        min_length=NUM_JOINTS, max_length=NUM_JOINTS, description="-1 for the root"
+    )
+    vertex_count: int = Field(gt=0)
+    face_count: int = Field(gt=0)
+
+
+class TrackDocument(BaseModel):
+    """One person through the video: one row per frame of theirs in every per-frame list."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    track_id: int
+    score: float = Field(description="the track's mean detection score")
+    frame_ids: list[int] = Field(description="0-based indices of the video's frames")
+    boxes_xyxy: list[Vec4] = Field(description="the tracker's box x1, y1, x2, y2, pixels")
+    detected: list[bool] = Field(description="false where the tracker bridged a missed detection")
+    pred_cam: list[Vec3] = Field(description="weak-perspective camera s, tx, ty of the crop")
+    orig_cam: list[Vec4] = Field(description="the same camera over the frame: sx, sy, tx, ty")
+    pose: list[Pose] = Field(description="SMPL axis-angle, radians, joint-major, root global")
+    rotmat: list[JointRotations] = Field(description="the pose as rotation matrices")
+    betas: list[Betas] = Field(description="SMPL shape coefficients")
+    translation: list[Vec3] = Field(
+        description="metres, camera frame (x right, y down, z forward): a point of the body"
+        " frame lies at point + translation"
+    )
+    joints3d: list[Joints3d] = Field(description="SMPL's 24 joints, metres, body frame")
+    joints2d: list[Joints2d] = Field(description="SMPL's 24 joints, pixels of the frame")
+
+    @model_validator(mode="after")
+    def _one_row_per_frame(self) -> Self:
+        frames = len(self.frame_ids)
+        for key in PER_FRAME_KEYS:
+            if len(getattr(self, key)) != frames:
+                raise ValueError(f"{key} has {len(getattr(self, key))} rows, frame_ids {frames}")
+        return self
+
+
+class ResultDocument(BaseModel):
+    """``result.json``: every tracked person's SMPL parameters, cameras and joints per frame.
+
+    Vertices are not in it (tens of thousands of numbers per person and frame): they are in
+    ``result.npz`` and the mesh files.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    width: int = Field(gt=0, description="pixels")
+    height: int = Field(gt=0, description="pixels")
+    fps: float = Field(gt=0, description="average frames per second")
+    frame_count: int = Field(ge=0, description="frames decoded")
+    bundle_recipe: str = Field(description="the network that made the result")
+    body: BodyDocument
+    tracks: list[TrackDocument]
+
+
+def result_document(video: VideoResult) -> ResultDocument:
+    """The parameters of ``video`` as ``result.json``'s document."""
+    body = BodyDocument(
+        name=video.body.name,
+        joint_names=list(video.body.joint_names),
+        parents=[int(p) for p in video.body.parents],
+        vertex_count=len(video.body.skinning_weights),
+        face_count=len(video.body.faces),
+    )
+    return ResultDocument(
+        width=video.width,
+        height=video.height,
+        fps=video.fps,
+        frame_count=video.frame_count,
+        bundle_recipe=video.bundle_recipe,
+        body=body,
+        tracks=[_track_document(track) for track in video.tracks],
+    )
+
+
+def write_result_json(video: VideoResult, path: str | Path) -> Path:
+    """Write ``result.json`` (:class:`ResultDocument`) to ``path``; returns the path."""
+    path = Path(path)
+    path.write_text(result_document(video).model_dump_json(), encoding="utf-8")
+    return path
+
+
+def write_result_npz(video: VideoResult, path: str | Path) -> Path:
+    """Write ``result.npz`` (uncompressed: float32 compresses little) to ``path``; returns it."""
+    body = video.body
+    # Any: numpy's stubs take the values of ``**arrays`` for savez's own keyword arguments.
+    arrays: dict[str, Any] = {
+        "schema_version": np.array(SCHEMA_VERSION),
+        "width": np.array(video.width),
+        "height": np.array(video.height),
+        "fps": np.array(video.fps, dtype=np.float64),
+        "frame_count": np.array(video.frame_count),
+        "bundle_recipe": np.array(video.bundle_recipe),
+        "body_name": np.array(body.name),
+        "joint_names": np.array(body.joint_names),
+        "parents": np.asarray(body.parents, dtype=np.int64),
+        "faces": np.asarray(body.faces, dtype=np.int64),
+        "skinning_weights": np.asarray(body.skinning_weights, dtype=np.float32),
+        "track_ids": np.array([track.track_id for track in video.tracks], dtype=np.int64),
+    }
+    for track in video.tracks:
+        prefix = _track_prefix(track.track_id)
+        arrays[prefix + "score"] = np.array(track.score, dtype=np.float64)
+        for key, field in (PER_FRAME_KEYS | NPZ_ONLY_KEYS).items():
+            dtype = NPZ_DTYPES.get(key, np.float32)
+            arrays[prefix + key] = np.asarray(getattr(track, field), dtype=dtype)
+    path = Path(path)
+    with path.open("wb") as file:  # a file object: np.savez would add ".npz" to a bare name
+        np.savez(file, **arrays)
+    return path
+
+
+def read_result_npz(path: str | Path) -> VideoResult:
+    """Read what :func:`write_result_npz` wrote.
+
+    Raises:
+        ValueError: the file is of another schema version.
+    """
+    with np.load(path, allow_pickle=False) as npz:
+        version = int(npz["schema_version"])
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"{path}: result schema {version}, this reader reads {SCHEMA_VERSION}")
+        body = BodyTopology(
+            name=str(npz["body_name"]),
+            faces=npz["faces"],
+            parents=npz["parents"],
+            skinning_weights=npz["skinning_weights"],
+            joint_names=tuple(str(name) for name in npz["joint_names"]),
+        )
+        tracks = []
+        for track_id in npz["track_ids"].tolist():
+            prefix = _track_prefix(track_id)
+            fields = {
+                field: npz[prefix + key] for key, field in (PER_FRAME_KEYS | NPZ_ONLY_KEYS).items()
+            }
+            tracks.append(
+                TrackResult(track_id=track_id, score=float(npz[prefix + "score"]), **fields)
+            )
+        return VideoResult(
+            width=int(npz["width"]),
+            height=int(npz["height"]),
+            fps=float(npz["fps"]),
+            frame_count=int(npz["frame_count"]),
+            body=body,
+            tracks=tuple(tracks),
+            bundle_recipe=str(npz["bundle_recipe"]),
+        )
+
+
+def _track_document(track: TrackResult) -> TrackDocument:
+    """One track's rows, rounded for the JSON file."""
+    return TrackDocument(
+        track_id=track.track_id,
+        score=round(float(track.score), DECIMALS),
+        frame_ids=np.asarray(track.frame_ids).tolist(),
+        boxes_xyxy=_rounded(track.boxes, PIXEL_DECIMALS),
+        detected=np.asarray(track.detected, dtype=bool).tolist(),
+        pred_cam=_rounded(track.cam, DECIMALS),
+        orig_cam=_rounded(track.orig_cam, DECIMALS),
+        pose=_rounded(track.pose, DECIMALS),
+        rotmat=_rounded(track.rotmat, DECIMALS),
+        betas=_rounded(track.betas, DECIMALS),
+        translation=_rounded(track.translation, DECIMALS),
+        joints3d=_rounded(track.joints3d, DECIMALS),
+        joints2d=_rounded(track.joints2d, PIXEL_DECIMALS),
+    )
+
+
+def _rounded(array: np.ndarray, decimals: int) -> list[Any]:
+    """``array`` as nested lists of floats rounded to ``decimals``."""
+    rounded: list[Any] = np.round(np.asarray(array, dtype=np.float64), decimals).tolist()
+    return rounded
+
+
+def _track_prefix(track_id: int) -> str:
+    """The NPZ key prefix of a track's arrays."""
+    return f"track_{track_id:03d}/"

@@ -1,0 +1,52 @@
+"""write_outputs: every file in its place, or only those asked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.outputs import OUTPUT_FORMATS, write_outputs
+from service.pipeline.result import VideoResult
+from tests.support.video_results import FOCAL_LENGTH
+
+LAYOUT = {
+    "json": ["result.json"],
+    "npz": ["result.npz"],
+    "glb": ["tracks/track_001.glb", "tracks/track_002.glb"],
+    "preview": ["preview.mp4"],
+}
+
+
+def test_writes_every_format(tmp_path: Path, video_result: VideoResult, video_path: Path) -> None:
+    written = write_outputs(video_result, video_path, tmp_path, focal_length=FOCAL_LENGTH)
+    assert set(written) == set(OUTPUT_FORMATS)
+    for fmt, names in LAYOUT.items():
+        assert written[fmt] == [tmp_path / name for name in names]
+    frames = sum(len(track) for track in video_result.tracks)
+    for fmt in ("obj", "ply"):
+        assert len(written[fmt]) == frames
+        assert (tmp_path / "meshes" / "track_002" / f"frame_000004.{fmt}") in written[fmt]
+    assert all(path.is_file() for paths in written.values() for path in paths)
+
+
+def test_writes_only_the_formats_asked_for(
+    tmp_path: Path, video_result: VideoResult, video_path: Path
+) -> None:
+    written = write_outputs(
+        video_result, video_path, tmp_path, focal_length=FOCAL_LENGTH, formats=["json", "ply"]
+    )
+    assert set(written) == {"json", "ply"}
+    assert not (tmp_path / "preview.mp4").exists()
+    assert not list((tmp_path / "meshes").rglob("*.obj"))
+
+
+def test_an_unknown_format_is_refused(tmp_path: Path, video_result: VideoResult) -> None:
+    with pytest.raises(ValueError, match="unknown output formats"):
+        write_outputs(
+            video_result,
+            tmp_path / "unused.mp4",
+            tmp_path,
+            focal_length=FOCAL_LENGTH,
+            formats=["fbx"],  # type: ignore[list-item]
+        )

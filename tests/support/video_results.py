@@ -1,0 +1,136 @@
+"""A small video result made by hand with a real body model, and a video it belongs to.
+
+Two people in a 5-frame video: track 1 in frames 0–3, track 2 (farther) in frames 1, 2 and 4.
+Vertices and joints come from the body model itself (torch), so the outputs are checked
+against the real thing. Each track keeps one β throughout: its rest body at the mean β is
+the body every frame was posed from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from service.pipeline.result import BodyTopology, TrackResult, VideoResult
+from training.body import NUM_BETAS, SMPL_JOINT_NAMES, BodyModel
+
+# An odd frame size: the preview has to pad it to what 4:2:0 video can hold.
+WIDTH, HEIGHT = 97, 71
+FPS = 10.0
+FRAME_COUNT = 5
+FOCAL_LENGTH = 100.0  # pixels
+POSE_STD_RAD = 0.3  # joints bend this much at random
+# Image y points down, the body's Y up: the body stands upright in the camera once turned by
+# π about x (HMR's mean global orientation).
+UPRIGHT = np.diag([1.0, -1.0, -1.0])
+STEP_M = np.array([0.05, 0.0, 0.02])  # how far a person walks in a frame
+# The input video's frames are plain grey, a shade lighter each frame.
+FIRST_GREY, GREY_STEP = 40, 10
+# Values carried through the files unchanged (the outputs compute nothing from them).
+CROP_CAMERA = (0.9, 0.01, -0.02)  # s, tx, ty
+FRAME_CAMERA = (0.3, 0.4, 0.1, -0.2)  # sx, sy, tx, ty
+TRACK_SCORE = 0.9
+NUM_JOINTS = len(SMPL_JOINT_NAMES)
+
+
+@dataclass(frozen=True)
+class TrackSpec:
+    track_id: int
+    frame_ids: tuple[int, ...]
+    start_m: tuple[float, float, float]  # translation in the first frame
+    seed: int
+
+
+TRACKS = (
+    TrackSpec(track_id=1, frame_ids=(0, 1, 2, 3), start_m=(-0.3, 0.1, 3.0), seed=1),
+    TrackSpec(track_id=2, frame_ids=(1, 2, 4), start_m=(0.4, 0.0, 4.5), seed=2),
+)
+
+
+def project(points: np.ndarray) -> np.ndarray:
+    """Camera-frame points ``(..., 3)`` → pixels ``(..., 2)`` with the test's pinhole camera."""
+    centre = np.array([WIDTH / 2.0, HEIGHT / 2.0])
+    return FOCAL_LENGTH * points[..., :2] / points[..., 2:] + centre
+
+
+def make_track(body: BodyModel, spec: TrackSpec) -> TrackResult:
+    """One track of random poses and one random shape, posed by ``body``."""
+    rng = np.random.default_rng(spec.seed)
+    frames = len(spec.frame_ids)
+    axis_angle = rng.normal(0.0, POSE_STD_RAD, size=(frames * NUM_JOINTS, 3))
+    rotmat = Rotation.from_rotvec(axis_angle).as_matrix().reshape(frames, NUM_JOINTS, 3, 3)
+    rotmat[:, 0] = UPRIGHT @ rotmat[:, 0]
+    pose = Rotation.from_matrix(rotmat.reshape(-1, 3, 3)).as_rotvec().reshape(frames, -1)
+    betas = np.repeat(rng.normal(0.0, 1.0, size=(1, NUM_BETAS)), frames, axis=0)
+    with torch.no_grad():
+        posed = body(torch.from_numpy(rotmat).float(), torch.from_numpy(betas).float())
+        rest_pose = torch.eye(3).expand(1, NUM_JOINTS, 3, 3)
+        rest = body(rest_pose, torch.from_numpy(betas[:1]).float())
+    steps = np.asarray(spec.frame_ids) - spec.frame_ids[0]
+    translation = np.asarray(spec.start_m) + steps[:, None] * STEP_M  # (N, 3)
+    joints3d = posed.joints.numpy()
+    joints2d = project(joints3d + translation[:, None])
+    boxes = np.concatenate([joints2d.min(axis=1), joints2d.max(axis=1)], axis=1)
+    detected = np.ones(frames, dtype=bool)
+    detected[-1] = False
+    cam = np.tile(CROP_CAMERA, (frames, 1))
+    orig_cam = np.tile(FRAME_CAMERA, (frames, 1))
+    return TrackResult(
+        track_id=spec.track_id,
+        frame_ids=np.asarray(spec.frame_ids, dtype=np.int64),
+        boxes=boxes.astype(np.float32),
+        detected=detected,
+        score=TRACK_SCORE,
+        pose=pose.astype(np.float32),
+        rotmat=rotmat.astype(np.float32),
+        betas=betas.astype(np.float32),
+        cam=cam.astype(np.float32),
+        orig_cam=orig_cam.astype(np.float32),
+        translation=translation.astype(np.float32),
+        joints3d=joints3d,
+        joints2d=joints2d.astype(np.float32),
+        vertices=posed.vertices.numpy(),
+        rest_vertices=rest.vertices[0].numpy(),
+        rest_joints=rest.joints[0].numpy(),
+    )
+
+
+def make_video_result(body: BodyModel) -> VideoResult:
+    """The :data:`TRACKS` in a :data:`WIDTH` × :data:`HEIGHT` video of :data:`FRAME_COUNT`
+    frames."""
+    topology = BodyTopology(
+        name=body.name,
+        faces=body.faces.numpy(),
+        parents=body.parents.numpy(),
+        skinning_weights=body.lbs_weights.numpy(),
+        joint_names=body.joint_names,
+    )
+    return VideoResult(
+        width=WIDTH,
+        height=HEIGHT,
+        fps=FPS,
+        frame_count=FRAME_COUNT,
+        body=topology,
+        tracks=tuple(make_track(body, spec) for spec in TRACKS),
+        bundle_recipe="spsnet_cpu",
+    )
+
+
+def write_grey_video(path: Path) -> Path:
+    """A lossless video (raw BGR frames in AVI) of :data:`FRAME_COUNT` plain grey frames, a
+    shade lighter each frame."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("rawvideo", rate=int(FPS))
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "bgr24"
+        for index in range(FRAME_COUNT):
+            image = np.full((HEIGHT, WIDTH, 3), FIRST_GREY + GREY_STEP * index, dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path

@@ -62,6 +62,10 @@ COMMANDS: dict[str, CommandSpec] = {
         "meshcast.commands.import_checkpoint",
         "Turn the authors' published MAED, SPIN or VIBE checkpoints into meshcast's.",
     ),
+    "run": CommandSpec(
+        "meshcast.commands.run",
+        "The whole pipeline on one video: people tracked, SMPL per frame, meshes, GLB, preview.",
+    ),
     "bench": CommandSpec(
         "meshcast.commands.bench",
         "Benchmarks as JSON: forward time of the networks.",

@@ -74,6 +74,11 @@ class RegressionConfig(BaseModel):
     focal_length: PositiveFloat | None = None
     diagonal_fov_deg: float = Field(DEFAULT_DIAGONAL_FOV_DEG, gt=0.0, lt=STRAIGHT_ANGLE_DEG)
 
+    def frame_focal_length(self, width: int, height: int) -> float:
+        """The focal length in pixels of a ``width`` × ``height`` video: the one given, or the
+        one of the assumed field of view."""
+        return self.focal_length or focal_length_from_fov(width, height, self.diagonal_fov_deg)
+
 
 def _no_progress(stage: str, done: int, total: int) -> None:
     """A progress callback that reports nothing."""
@@ -241,9 +246,7 @@ def regress_tracks(
 
     body_run = _counter(report, BODY_STAGE, sum(len(track.frames) for track in tracks))
     crop_scale = bundle.manifest.input.crop_scale
-    focal_length = config.focal_length or focal_length_from_fov(
-        width, height, config.diagonal_fov_deg
-    )
+    focal_length = config.frame_focal_length(width, height)
     return [
         _track_result(
             track,

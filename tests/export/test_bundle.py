@@ -20,7 +20,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-import yaml
 from click.testing import CliRunner
 from torch import nn
 
@@ -29,19 +28,17 @@ from export.bundle import export_bundle
 from export.graphs import BodyGraph, network_graphs, with_standardised_kernels
 from meshcast.cli import cli, main
 from service.bundle import CPU_PROVIDER, MANIFEST_FILE, Bundle, Manifest, Sessions, load_bundle
+from tests.support.bundles import tiny_checkpoint
 from training.body import BodyModel, load_body_model
 from training.data.batch import IMAGE_MEAN, IMAGE_STD
 from training.data.crops import crop_transform, square_box, warp_to_crop
 from training.geometry import axis_angle_to_rotmat
-from training.models import build_model
 from training.models.maed import MAED
 from training.models.spsnet import SPSNet
-from training.recipes import Recipe, load_recipe
+from training.recipes import Recipe
 from training.synth.backgrounds import STREET_PATH
 from training.train.checkpoint import load_network
 
-REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "tests" / "support" / "recipes"
 TOLERANCE = 1e-4  # on rotation matrix entries, and metres on vertices and joints
 FP16_TOLERANCE = 1e-2  # the float16 graphs: rotation matrix entries, and 1 cm
 CROP_SIZE = 32  # small crops keep the ResNet-50 quick
@@ -71,15 +68,7 @@ RECIPES = {
 
 def save_network(folder: Path, name: str) -> Path:
     """A checkpoint of RECIPES[name]'s network, seeded, as ``load_network`` reads it."""
-    base, changes = RECIPES[name]
-    recipe_file = folder / f"{name}.yaml"
-    recipe_file.write_text(yaml.safe_dump({"extends": str(TINY / f"{base}.yaml"), **changes}))
-    recipe = load_recipe(recipe_file)
-    torch.manual_seed(0)
-    network = build_model(recipe)
-    path = folder / f"{name}.pt"
-    torch.save({"recipe": recipe.model_dump(mode="json"), "network": network.state_dict()}, path)
-    return path
+    return tiny_checkpoint(folder, name, *RECIPES[name])
 
 
 @dataclass(frozen=True)

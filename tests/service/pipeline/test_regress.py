@@ -16,9 +16,7 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-import yaml
 
-from export.bundle import export_bundle
 from service.bundle import CPU_PROVIDER, Bundle, GraphName, Sessions, load_bundle
 from service.pipeline.crops import cut_crops, square_boxes
 from service.pipeline.regress import (
@@ -32,6 +30,7 @@ from service.pipeline.result import TrackResult
 from service.pipeline.smoothing import OneEuroConfig
 from service.pipeline.tracking import Track
 from service.pipeline.video import Frame
+from tests.support.bundles import tiny_bundle
 from training.evaluation.predict import window_weights
 from training.geometry import (
     axis_angle_to_rotmat,
@@ -39,12 +38,9 @@ from training.geometry import (
     orig_cam_to_crop_cam,
     weak_perspective_project,
 )
-from training.models import build_model
-from training.recipes import load_recipe
 from training.synth.backgrounds import STREET_PATH
 
 REPO = Path(__file__).resolve().parents[3]
-TINY = REPO / "tests" / "support" / "recipes"
 TOLERANCE = 1e-5
 WIDTH, HEIGHT, FPS = 160, 120, 25.0
 VIDEO_FRAMES = 40
@@ -77,18 +73,7 @@ def one_torch_thread() -> Iterator[None]:
 
 def export(folder: Path, name: str) -> Exported:
     """Export RECIPES[name]'s seeded network with the stand-in body; one-thread sessions."""
-    base, changes = RECIPES[name]
-    recipe_file = folder / f"{name}.yaml"
-    recipe_file.write_text(yaml.safe_dump({"extends": str(TINY / f"{base}.yaml"), **changes}))
-    recipe = load_recipe(recipe_file)
-    torch.manual_seed(0)
-    checkpoint = folder / f"{name}.pt"
-    network = build_model(recipe)
-    torch.save(
-        {"recipe": recipe.model_dump(mode="json"), "network": network.state_dict()}, checkpoint
-    )
-    export_bundle(checkpoint, "standin", folder / "bundle")
-    bundle = load_bundle(folder / "bundle")
+    bundle = load_bundle(tiny_bundle(folder, name, *RECIPES[name]))
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
 

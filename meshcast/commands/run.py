@@ -1,0 +1,120 @@
+"""``meshcast run``: the whole pipeline on one video, in this process (no Redis, no worker)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+STAGE_TITLES = {
+    "detect": "detecting and tracking (frames)",
+    "encoder": "encoding crops (person-frames)",
+    "temporal": "temporal model (windows)",
+    "body": "body meshes (person-frames)",
+}
+
+
+@click.command("run")
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("--bundle", "bundle_dir", type=click.Path(path_type=Path), required=True,
+              help="A model bundle folder (`meshcast export`).")  # fmt: skip
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Folder for the outputs (created).")  # fmt: skip
+@click.option("--detector", default="hog", show_default=True,
+              help="'hog' (OpenCV's, built in) or the path of an ONNX detector in YOLO's "
+                   "export layout.")  # fmt: skip
+@click.option("--min-track-length", type=click.IntRange(min=1), default=None,
+              help="Frames a track needs to be kept; default: the tracker's (25).")  # fmt: skip
+@click.option("--smooth", is_flag=True, help="One-Euro smoothing of the outputs.")
+@click.option("--fp16", is_flag=True, help="The bundle's float16 graphs (a GPU's).")
+@click.option("--formats", default="json,npz,obj,ply,glb,preview", show_default=True,
+              help="Comma-separated outputs to write.")  # fmt: skip
+def command(
+    video: Path,
+    bundle_dir: Path,
+    out: Path,
+    detector: str,
+    min_track_length: int | None,
+    smooth: bool,
+    fp16: bool,
+    formats: str,
+) -> None:
+    """Find and track every person in VIDEO, estimate their SMPL bodies with the bundle's
+    networks, and write result.json/.npz, meshes, one GLB per person and a preview to OUT."""
+    from service.bundle import load_bundle
+    from service.outputs import OUTPUT_FORMATS, write_outputs
+    from service.pipeline.regress import RegressionConfig
+    from service.pipeline.run import DetectorConfig, PipelineConfig, process_video
+    from service.pipeline.smoothing import OneEuroConfig
+    from service.pipeline.tracking import TrackerConfig
+
+    names = [name.strip() for name in formats.split(",") if name.strip()]
+    chosen = [known for known in OUTPUT_FORMATS if known in names]
+    unknown = sorted(set(names) - set(chosen))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(OUTPUT_FORMATS)}",
+            param_hint="--formats",
+        )
+    bundle = load_bundle(bundle_dir)
+    tracker = TrackerConfig()
+    if min_track_length is not None:
+        tracker = TrackerConfig(min_length=min_track_length)
+    config = PipelineConfig(
+        detector=DetectorConfig(kind="hog")
+        if detector == "hog"
+        else DetectorConfig(kind="yolo", model=Path(detector)),
+        tracker=tracker,
+        regression=RegressionConfig(smoothing=OneEuroConfig() if smooth else None),
+        precision="fp16" if fp16 else "fp32",
+    )
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,  # the summary's stage times replace the bars; a failure stays one line
+    ) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(STAGE_TITLES.get(stage, stage), total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        run = process_video(video, bundle, config, progress=report)
+        started = time.perf_counter()
+        written = write_outputs(
+            run.result, video, out, focal_length=run.focal_length, formats=chosen
+        )
+        seconds = {**run.seconds, "outputs": time.perf_counter() - started}
+
+    result = run.result
+    people = Table("person", "frames", "first", "last", "score",
+                   title=f"{video.name}: {len(result.tracks)} people")  # fmt: skip
+    for track in result.tracks:
+        people.add_row(str(track.track_id), str(len(track)), str(int(track.frame_ids[0])),
+                       str(int(track.frame_ids[-1])), f"{track.score:.2f}")  # fmt: skip
+    stages = Table("stage", "seconds", "frames/s", title=f"{result.frame_count} frames")
+    for stage, spent in seconds.items():
+        stages.add_row(stage, f"{spent:.1f}", f"{result.frame_count / max(spent, 1e-9):.1f}")
+    total = sum(seconds.values())
+    stages.add_row("total", f"{total:.1f}", f"{result.frame_count / max(total, 1e-9):.1f}")
+    Console().print(people, stages)
+    files = sum(len(paths) for paths in written.values())
+    click.echo(f"{files} files written to {out}")

@@ -1,0 +1,168 @@
+"""The whole pipeline on one video: decode → detect → track → regress, timed stage by stage.
+
+The video is decoded twice and never held whole: once to detect and track, once to cut the
+crops of the tracks found (the second pass stops after the last tracked frame).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, PositiveInt
+
+from service.bundle import Bundle, Precision, Sessions
+from service.pipeline.detect import (
+    HogConfig,
+    HogDetector,
+    OnnxYoloDetector,
+    PersonDetector,
+    YoloConfig,
+)
+from service.pipeline.regress import RegressionConfig, regress_tracks
+from service.pipeline.result import BodyTopology, VideoResult
+from service.pipeline.tracking import SortTracker, TrackerConfig
+from service.pipeline.video import Frame, VideoInfo, probe, read_frames
+
+# Called as (stage, done, total): "detect" counts frames; the regression's stages count as
+# service.pipeline.regress says.
+Progress = Callable[[str, int, int], None]
+DETECT_STAGE = "detect"
+
+
+class DetectorConfig(BaseModel):
+    """Which person detector: OpenCV's HOG, or an ONNX detector in YOLO's export layout."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["hog", "yolo"] = "hog"
+    model: Path | None = None  # the ONNX file, for "yolo"
+    hog: HogConfig = HogConfig()
+    yolo: YoloConfig = YoloConfig()
+    batch_size: PositiveInt = 8  # frames per call of the detector
+
+
+class PipelineConfig(BaseModel):
+    """Everything :func:`process_video` can be told; the defaults serve a typical video."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    detector: DetectorConfig = DetectorConfig()
+    tracker: TrackerConfig = TrackerConfig()
+    regression: RegressionConfig = RegressionConfig()
+    precision: Precision = "fp32"
+
+
+class NoPeopleError(ValueError):
+    """The video holds no person tracked for long enough to estimate."""
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """A processed video and what each stage cost (seconds)."""
+
+    result: VideoResult
+    info: VideoInfo
+    focal_length: float  # pixels: the camera the translations (and a preview) assume
+    seconds: dict[str, float]  # stage → wall time: "detect+track", "regress"
+
+
+def make_detector(config: DetectorConfig) -> PersonDetector:
+    """The detector ``config`` names.
+
+    Raises:
+        ValueError: a YOLO detector without a model file.
+    """
+    if config.kind == "hog":
+        return HogDetector(config.hog)
+    if config.model is None:
+        raise ValueError("the YOLO detector needs the path of its ONNX model")
+    return OnnxYoloDetector(config.model, config.yolo)
+
+
+def process_video(
+    video: str | Path,
+    bundle: Bundle,
+    config: PipelineConfig | None = None,
+    *,
+    sessions: Sessions | None = None,
+    progress: Progress | None = None,
+) -> PipelineRun:
+    """Find, track and estimate every person of ``video`` with ``bundle``'s networks.
+
+    Args:
+        video: the video file.
+        bundle: the model bundle (:func:`service.bundle.load_bundle`).
+        config: detector, tracker and regression settings.
+        sessions: the bundle's sessions, when the caller keeps them open (a worker does);
+            default: opened here for ``config.precision``.
+        progress: called as ``(stage, done, total)``.
+
+    Raises:
+        VideoError: the file is not a readable video.
+        NoPeopleError: nobody was tracked for ``config.tracker.min_length`` frames.
+    """
+    config = config or PipelineConfig()
+    report = progress or (lambda stage, done, total: None)
+    info = probe(video)
+    sessions = sessions or bundle.sessions(config.precision)
+    detector = make_detector(config.detector)
+
+    started = time.perf_counter()
+    tracker = SortTracker(config.tracker)
+    decoded = 0
+    for frames in _batches(read_frames(video), config.detector.batch_size):
+        for detections in detector.detect([frame.image for frame in frames]):
+            tracker.update(detections)
+        decoded += len(frames)
+        report(DETECT_STAGE, decoded, max(info.frame_count, decoded))
+    tracks = tracker.finish()
+    tracked = time.perf_counter()
+    if not tracks:
+        raise NoPeopleError(
+            f"no person was found in {Path(video).name} for at least "
+            f"{config.tracker.min_length} frames: is anyone fully in view?"
+        )
+
+    results = regress_tracks(
+        read_frames(video), tracks, bundle, sessions, config.regression, report
+    )
+    regressed = time.perf_counter()
+    result = VideoResult(
+        width=info.width,
+        height=info.height,
+        fps=info.fps,
+        frame_count=decoded,
+        body=body_topology(bundle),
+        tracks=tuple(results),
+        bundle_recipe=bundle.manifest.recipe,
+    )
+    seconds = {"detect+track": tracked - started, "regress": regressed - tracked}
+    focal_length = config.regression.frame_focal_length(info.width, info.height)
+    return PipelineRun(result, info, focal_length, seconds)
+
+
+def body_topology(bundle: Bundle) -> BodyTopology:
+    """The mesh and skeleton a bundle's body has, for the mesh exporters."""
+    return BodyTopology(
+        name=bundle.manifest.body.name,
+        faces=bundle.faces,
+        parents=bundle.parents,
+        skinning_weights=bundle.skinning_weights,
+        joint_names=bundle.manifest.body.joint_names,
+    )
+
+
+def _batches(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
+    """Consecutive lists of ``size`` frames (the last may be shorter)."""
+    batch: list[Frame] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,118 @@
+"""`meshcast run` as a user runs it: the committed vtest.avi clip through the whole pipeline
+with a (tiny, untrained) bundle, every output loaded back; bad input as one line, exit 1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import trimesh
+from pygltflib import GLTF2
+
+from service.outputs.result_files import read_result_npz
+from tests.support.bundles import tiny_bundle
+
+REPO = Path(__file__).resolve().parents[2]
+CLIP = REPO / "meshcast" / "assets" / "vtest_clip.mp4"
+CLIP_FRAMES = 60
+# The walkers of the clip that HOG sees for most of it (three, tracked over 40-46 frames).
+MIN_PEOPLE, MIN_TRACK = 2, 30
+
+
+def meshcast(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "meshcast", *args],
+        capture_output=True, text=True, cwd=REPO, timeout=240,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    changes = {"data": {"train": ["frames.pt"], "crop_size": 32, "crop_scale": 1.2},
+               "training": {"clip_length": 8, "clip_stride": 4}}  # fmt: skip
+    return tiny_bundle(tmp_path_factory.mktemp("bundle"), "spsnet", "spsnet_tiny_frames", changes)
+
+
+@pytest.fixture(scope="module")
+def run(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("run") / "out"
+    result = meshcast("run", str(CLIP), "--bundle", str(bundle), "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result.stdout
+
+
+def test_the_walkers_are_separate_long_tracks(run) -> None:
+    out, stdout = run
+    result = read_result_npz(out / "result.npz")
+    assert result.frame_count == CLIP_FRAMES
+    long_tracks = [track for track in result.tracks if len(track) >= MIN_TRACK]
+    assert len(long_tracks) >= MIN_PEOPLE
+    assert len({track.track_id for track in result.tracks}) == len(result.tracks)
+    # separate people: their boxes do not coincide on the frames they share
+    first, second = long_tracks[:2]
+    shared = np.intersect1d(first.frame_ids, second.frame_ids)
+    centre = lambda t, f: t.boxes[t.frame_ids == f][0].reshape(2, 2).mean(0)  # noqa: E731
+    assert all(np.linalg.norm(centre(first, f) - centre(second, f)) > 10 for f in shared)
+    assert f"{len(result.tracks)} people" in stdout
+    assert "frames/s" in stdout
+
+
+def test_every_output_opens(run) -> None:
+    out, _ = run
+    document = json.loads((out / "result.json").read_text())
+    result = read_result_npz(out / "result.npz")
+    assert len(document["tracks"]) == len(result.tracks)
+    track = result.tracks[0]
+    frame = int(track.frame_ids[0])
+    folder = out / "meshes" / f"track_{track.track_id:03d}"
+    for suffix in ("obj", "ply"):
+        mesh = trimesh.load(folder / f"frame_{frame:06d}.{suffix}", process=False)
+        np.testing.assert_allclose(mesh.vertices, track.vertices[0], atol=1e-5)
+    glb = out / "tracks" / f"track_{track.track_id:03d}.glb"
+    gltf = GLTF2().load(str(glb))
+    assert len(gltf.skins[0].joints) == 24
+    assert len(gltf.animations) == 1
+    with av.open(str(out / "preview.mp4")) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames == CLIP_FRAMES
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_a_missing_bundle_is_one_line(tmp_path) -> None:
+    line = one_error_line(meshcast("run", str(CLIP), "--bundle", str(tmp_path / "no"),
+                                   "--out", str(tmp_path / "out")))  # fmt: skip
+    assert "manifest" in line or "bundle" in line
+
+
+def test_a_corrupt_video_is_one_line(bundle, tmp_path) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(CLIP.read_bytes()[:20_000])
+    line = one_error_line(meshcast("run", str(broken), "--bundle", str(bundle),
+                                   "--out", str(tmp_path / "out")))  # fmt: skip
+    assert "video" in line.lower()
+
+
+def test_a_video_with_nobody_is_one_line(bundle, tmp_path) -> None:
+    empty = tmp_path / "empty_street.mp4"
+    with av.open(str(empty), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        grey = np.full((240, 320, 3), 128, np.uint8)
+        for _ in range(30):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(grey, format="bgr24")))
+        container.mux(stream.encode())
+    line = one_error_line(meshcast("run", str(empty), "--bundle", str(bundle),
+                                   "--out", str(tmp_path / "out")))  # fmt: skip
+    assert "no person" in line

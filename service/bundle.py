@@ -46,6 +46,7 @@ WEIGHTS_FILE = "weights.npy"
 PARENTS_FILE = "parents.npy"
 JOINT_REGRESSORS_FILE = "joint_regressors.npz"
 NUM_JOINTS = 24  # SMPL's kinematic tree, every body's
+NUM_BETAS = 10  # shape coefficients, as temporal.onnx returns them and body.onnx reads them
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
 _HASH_CHUNK = 1 << 20  # bytes read at a time while hashing

@@ -46,11 +46,10 @@ from typing import Annotated, Any, Final, Literal, Self
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.bundle import NUM_JOINTS
+from service.bundle import NUM_BETAS, NUM_JOINTS
 from service.pipeline.result import BodyTopology, TrackResult, VideoResult
 
 SCHEMA_VERSION: Final = 1
-NUM_BETAS = 10  # SMPL's shape coefficients, as the bundle's temporal graph returns them
 NUM_POSE_PARAMS = NUM_JOINTS * 3  # axis-angle per joint
 # Decimals kept in result.json: a micrometre, a microradian, a millionth of the camera's and
 # shape's unitless numbers (float32 itself holds ~7 significant digits) ...

@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from service.bundle import NUM_JOINTS, WindowSpec
+from service.bundle import NUM_BETAS, NUM_JOINTS, WindowSpec
 from service.pipeline.rotations import nearest_rotation
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
 
-NUM_BETAS = 10
 CAMERA_SIZE = 3  # s, tx, ty
 TEMPORAL_INPUT = "features"
 TEMPORAL_OUTPUTS = ["rotmat", "betas", "cam"]

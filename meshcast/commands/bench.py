@@ -147,3 +147,53 @@ def export_command(
         "results": rows,
     }
     click.echo(json.dumps(report, indent=2))
+
+
+@command.command("pipeline")
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("--bundle", "bundle_dir", type=click.Path(path_type=Path), required=True,
+              help="A model bundle folder (`meshcast export`).")  # fmt: skip
+@click.option("--outputs/--no-outputs", default=False, show_default=True,
+              help="Also time writing every output (into a temporary folder).")  # fmt: skip
+def pipeline_command(video: Path, bundle_dir: Path, outputs: bool) -> None:
+    """Milliseconds per frame of each stage of `meshcast run` on VIDEO, and the peak resident
+    memory, as JSON. A stage's time runs from the end of the one before it to its own end
+    (the encoder runs while the second decoding pass streams, so it includes that decoding)."""
+    import resource
+    import tempfile
+
+    from service.bundle import load_bundle
+    from service.outputs import write_outputs
+    from service.pipeline.run import process_video
+
+    bundle = load_bundle(bundle_dir)
+    ends: dict[str, float] = {}
+
+    def record(stage: str, done: int, total: int) -> None:
+        ends[stage] = time.perf_counter()
+
+    started = time.perf_counter()
+    run = process_video(video, bundle, progress=record)
+    if outputs:
+        with tempfile.TemporaryDirectory() as folder:
+            write_outputs(run.result, video, Path(folder), focal_length=run.focal_length)
+        ends["outputs"] = time.perf_counter()
+    frames = run.result.frame_count
+    stages, previous = {}, started
+    for stage, end in sorted(ends.items(), key=lambda item: item[1]):
+        stages[stage] = round(1000 * (end - previous) / frames, 2)
+        previous = end
+    person_frames = sum(len(track) for track in run.result.tracks)
+    report = {
+        "video": str(video),
+        "bundle": bundle.manifest.recipe,
+        "frames": frames,
+        "size": [run.info.width, run.info.height],
+        "people": len(run.result.tracks),
+        "person_frames": person_frames,
+        "ms_per_frame": {**stages, "total": round(1000 * (previous - started) / frames, 2)},
+        # Linux reports ru_maxrss in KiB.
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "machine": {"processor": platform.processor() or platform.machine()},
+    }
+    click.echo(json.dumps(report, indent=2))

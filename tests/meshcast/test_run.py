@@ -116,3 +116,16 @@ def test_a_video_with_nobody_is_one_line(bundle, tmp_path) -> None:
     line = one_error_line(meshcast("run", str(empty), "--bundle", str(bundle),
                                    "--out", str(tmp_path / "out")))  # fmt: skip
     assert "no person" in line
+
+
+def test_bench_pipeline_reports_each_stage_and_peak_memory(bundle) -> None:
+    result = meshcast("bench", "pipeline", str(CLIP), "--bundle", str(bundle))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["frames"] == CLIP_FRAMES
+    assert report["people"] >= MIN_PEOPLE
+    stages = report["ms_per_frame"]
+    assert {"detect", "encoder", "temporal", "body", "total"} <= set(stages)
+    assert all(value >= 0 for value in stages.values())
+    assert stages["total"] >= max(v for k, v in stages.items() if k != "total")
+    assert report["peak_rss_mib"] > 0

@@ -200,7 +200,10 @@ class Bundle:
         return self.path / getattr(files, graph)
 
     def sessions(
-        self, precision: Precision = "fp32", providers: list[str] | None = None
+        self,
+        precision: Precision = "fp32",
+        providers: list[str] | None = None,
+        threads: int | None = None,
     ) -> Sessions:
         """Open the three graphs of ``precision`` on ``providers``.
 
@@ -208,14 +211,19 @@ class Bundle:
             precision: "fp32", or "fp16" when the bundle has float16 variants.
             providers: onnxruntime execution providers in order of preference; default: CUDA
                 when this onnxruntime has it, then the CPU.
+            threads: CPU threads of each session (within and between operators); default:
+                onnxruntime's (one per physical core).
         """
         import onnxruntime
 
         chosen = providers or default_providers()
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = options.inter_op_num_threads = threads
 
         def session(graph: GraphName) -> InferenceSession:
             path = self.graph_path(graph, precision)
-            return onnxruntime.InferenceSession(str(path), providers=chosen)
+            return onnxruntime.InferenceSession(str(path), options, providers=chosen)
 
         return Sessions(session("encoder"), session("temporal"), session("body"))
 

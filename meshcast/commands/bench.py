@@ -149,35 +149,137 @@ def export_command(
     click.echo(json.dumps(report, indent=2))
 
 
+def parse_size(value: str | None) -> tuple[int, int] | None:
+    """``WIDTHxHEIGHT`` → ``(width, height)`` in pixels, even (4:2:0 video halves both)."""
+    if value is None:
+        return None
+    try:
+        width, height = (int(part) for part in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT", param_hint="--scale") from None
+    if width <= 0 or height <= 0 or width % 2 or height % 2:
+        raise click.BadParameter(f"{value}: sizes must be even and positive", param_hint="--scale")
+    return width, height
+
+
+def write_looped_video(
+    source: Path, path: Path, loops: int, size: tuple[int, int] | None = None
+) -> None:
+    """Write ``source``'s frames ``loops`` times over to ``path``, resized to ``size``
+    (width, height) if given: H.264 MP4 with the preview's encoder settings, at ``source``'s
+    average frame rate, frames decoded and encoded one at a time."""
+    from fractions import Fraction
+
+    import av
+    import cv2
+    import numpy as np
+
+    from service.outputs.preview import (
+        CODEC_OPTIONS,
+        PIXEL_FORMAT,
+        RATE_DENOMINATOR_LIMIT,
+        preview_codec,
+    )
+    from service.pipeline.video import probe, read_frames
+
+    info = probe(source)
+    codec = preview_codec()
+    with av.open(str(path), mode="w") as container:
+        rate = Fraction(info.fps).limit_denominator(RATE_DENOMINATOR_LIMIT)
+        stream = container.add_stream(codec, rate=rate, options=CODEC_OPTIONS[codec])
+        stream.width, stream.height = size or (info.width, info.height)
+        stream.pix_fmt = PIXEL_FORMAT
+        written = 0
+        for _ in range(loops):
+            for frame in read_frames(source):
+                image = frame.image if size is None else cv2.resize(frame.image, size)
+                encoded = av.VideoFrame.from_ndarray(np.asarray(image, np.uint8), format="bgr24")
+                encoded.pts = written
+                container.mux(stream.encode(encoded))
+                written += 1
+        container.mux(stream.encode(None))
+
+
 @command.command("pipeline")
 @click.argument("video", type=click.Path(path_type=Path))
 @click.option("--bundle", "bundle_dir", type=click.Path(path_type=Path), required=True,
               help="A model bundle folder (`meshcast export`).")  # fmt: skip
 @click.option("--outputs/--no-outputs", default=False, show_default=True,
               help="Also time writing every output (into a temporary folder).")  # fmt: skip
-def pipeline_command(video: Path, bundle_dir: Path, outputs: bool) -> None:
+@click.option("--loop", "loops", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Run on VIDEO played this many times over (re-encoded to a temporary "
+                   "file first).")  # fmt: skip
+@click.option("--scale", default=None, metavar="WIDTHxHEIGHT",
+              help="Resize the frames to this size first (re-encoded to a temporary file), "
+                   "e.g. 1920x1080.")  # fmt: skip
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads of OpenCV and of each onnxruntime session; default: "
+                   "theirs.")  # fmt: skip
+def pipeline_command(
+    video: Path,
+    bundle_dir: Path,
+    outputs: bool,
+    loops: int,
+    scale: str | None,
+    threads: int | None,
+) -> None:
     """Milliseconds per frame of each stage of `meshcast run` on VIDEO, and the peak resident
     memory, as JSON. A stage's time runs from the end of the one before it to its own end
-    (the encoder runs while the second decoding pass streams, so it includes that decoding)."""
+    (the encoder runs while the second decoding pass streams, so it includes that decoding,
+    and the temporal model's windows run as their frames are encoded, so it includes most of
+    those too).
+
+    Memory does not grow with a video's length: compare ``peak_rss_mib`` of a long video with
+    that of a short one, both made of VIDEO looped (``--loop``) and scaled (``--scale``). The
+    looped file is written by a separate process, whose memory is not counted. The committed
+    clip is 6 s long (60 frames at 10 fps); one minute, then ten minutes of it at 1080p:
+
+    \b
+        CLIP=meshcast/assets/vtest_clip.mp4
+        meshcast bench pipeline $CLIP --bundle BUNDLE --loop 10 --scale 1920x1080
+        meshcast bench pipeline $CLIP --bundle BUNDLE --loop 100 --scale 1920x1080
+
+    (The clip's 768 × 576 frames are stretched to 16:9.) OpenCV's HOG detector's time grows
+    with the pixels: 0.2 s a frame of the clip on a laptop's CPU, about 1 s at 1080p, so the
+    ten-minute run takes hours there.
+    """
+    import multiprocessing
     import resource
     import tempfile
+    from concurrent.futures import ProcessPoolExecutor
+
+    import cv2
 
     from service.bundle import load_bundle
     from service.outputs import write_outputs
-    from service.pipeline.run import process_video
+    from service.pipeline.body import BodyMeshes
+    from service.pipeline.run import PipelineConfig, process_video
 
+    size = parse_size(scale)
     bundle = load_bundle(bundle_dir)
-    ends: dict[str, float] = {}
+    config = PipelineConfig()
+    if threads is not None:
+        cv2.setNumThreads(threads)
+    sessions = bundle.sessions(config.precision, threads=threads)
+    with tempfile.TemporaryDirectory() as folder:
+        source = video
+        if loops > 1 or size is not None:
+            source = Path(folder) / f"{video.stem}_x{loops}.mp4"
+            spawn = multiprocessing.get_context("spawn")  # a fresh process: its memory apart
+            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                pool.submit(write_looped_video, video, source, loops, size).result()
+        ends: dict[str, float] = {}
 
-    def record(stage: str, done: int, total: int) -> None:
-        ends[stage] = time.perf_counter()
+        def record(stage: str, done: int, total: int) -> None:
+            ends[stage] = time.perf_counter()
 
-    started = time.perf_counter()
-    run = process_video(video, bundle, progress=record)
-    if outputs:
-        with tempfile.TemporaryDirectory() as folder:
-            write_outputs(run.result, video, Path(folder), focal_length=run.focal_length)
-        ends["outputs"] = time.perf_counter()
+        started = time.perf_counter()
+        run = process_video(source, bundle, config, sessions=sessions, progress=record)
+        if outputs:
+            body = BodyMeshes(sessions.body, config.regression.batch_size)
+            out_dir = Path(folder) / "outputs"
+            write_outputs(run.result, source, out_dir, body, focal_length=run.focal_length)
+            ends["outputs"] = time.perf_counter()
     frames = run.result.frame_count
     stages, previous = {}, started
     for stage, end in sorted(ends.items(), key=lambda item: item[1]):
@@ -186,6 +288,7 @@ def pipeline_command(video: Path, bundle_dir: Path, outputs: bool) -> None:
     person_frames = sum(len(track) for track in run.result.tracks)
     report = {
         "video": str(video),
+        "loops": loops,
         "bundle": bundle.manifest.recipe,
         "frames": frames,
         "size": [run.info.width, run.info.height],
@@ -194,6 +297,9 @@ def pipeline_command(video: Path, bundle_dir: Path, outputs: bool) -> None:
         "ms_per_frame": {**stages, "total": round(1000 * (previous - started) / frames, 2)},
         # Linux reports ru_maxrss in KiB.
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "machine": {"processor": platform.processor() or platform.machine()},
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "threads": threads,
+        },
     }
     click.echo(json.dumps(report, indent=2))

@@ -22,7 +22,7 @@ STAGE_TITLES = {
     "detect": "detecting and tracking (frames)",
     "encoder": "encoding crops (person-frames)",
     "temporal": "temporal model (windows)",
-    "body": "body meshes (person-frames)",
+    "body": "body joints (person-frames)",
 }
 
 
@@ -55,6 +55,7 @@ def command(
     networks, and write result.json/.npz, meshes, one GLB per person and a preview to OUT."""
     from service.bundle import load_bundle
     from service.outputs import OUTPUT_FORMATS, write_outputs
+    from service.pipeline.body import BodyMeshes
     from service.pipeline.regress import RegressionConfig
     from service.pipeline.run import DetectorConfig, PipelineConfig, process_video
     from service.pipeline.smoothing import OneEuroConfig
@@ -80,6 +81,7 @@ def command(
         regression=RegressionConfig(smoothing=OneEuroConfig() if smooth else None),
         precision="fp16" if fp16 else "fp32",
     )
+    sessions = bundle.sessions(config.precision)  # the outputs pose bodies with the same graph
     console = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),
@@ -97,10 +99,11 @@ def command(
                 tasks[stage] = progress.add_task(STAGE_TITLES.get(stage, stage), total=total)
             progress.update(tasks[stage], completed=done, total=total)
 
-        run = process_video(video, bundle, config, progress=report)
+        run = process_video(video, bundle, config, sessions=sessions, progress=report)
         started = time.perf_counter()
+        body = BodyMeshes(sessions.body, config.regression.batch_size)
         written = write_outputs(
-            run.result, video, out, focal_length=run.focal_length, formats=chosen
+            run.result, video, out, body, focal_length=run.focal_length, formats=chosen
         )
         seconds = {**run.seconds, "outputs": time.perf_counter() - started}
 

@@ -9,6 +9,12 @@
         tracks/track_001.glb                  one animated, skinned body per person
         preview.mp4                           the video with everyone's mesh drawn over it
 
+The result holds parameters, not vertices: the writers that need vertices (``result.npz``, OBJ,
+PLY, the preview) pose them with the body model they are given
+(:data:`~service.pipeline.body.MeshVertices`, :class:`~service.pipeline.body.BodyMeshes` on a
+bundle's ``body.onnx``), a block of frames at a time, so writing takes the same memory for a
+long video as for a short one.
+
 One module per kind of file, each with functions that return bytes for the gateway to serve:
 
 - :mod:`.result_files`: ``result.json`` (its pydantic schema :class:`ResultDocument`) and
@@ -26,7 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from service.outputs.gltf import track_glb, write_track_glb
-from service.outputs.meshes import MESH_FORMATS, MeshFormat, track_frame_mesh, write_meshes
+from service.outputs.meshes import MESH_FORMATS, track_frame_mesh, write_meshes
 from service.outputs.preview import write_preview
 from service.outputs.result_files import (
     ResultDocument,
@@ -35,6 +41,7 @@ from service.outputs.result_files import (
     write_result_json,
     write_result_npz,
 )
+from service.pipeline.body import MeshVertices
 from service.pipeline.result import VideoResult
 
 OutputFormat = Literal["json", "npz", "obj", "ply", "glb", "preview"]
@@ -67,6 +74,7 @@ def write_outputs(
     video: VideoResult,
     video_path: str | Path,
     out_dir: str | Path,
+    body: MeshVertices,
     *,
     focal_length: float,
     formats: Collection[OutputFormat] = OUTPUT_FORMATS,
@@ -78,6 +86,8 @@ def write_outputs(
         video: the pipeline's result.
         video_path: the video it was made from (read for the preview only).
         out_dir: the folder to write into.
+        body: the body model that poses the tracks' parameters (``result.npz``, OBJ, PLY
+            and the preview hold posed vertices).
         focal_length: the focal length in pixels the pipeline assumed (for the preview).
         formats: which files to write (:data:`OUTPUT_FORMATS`).
         camera_frame_meshes: OBJ and PLY in the camera frame (where each person stands)
@@ -98,13 +108,14 @@ def write_outputs(
     if "json" in formats:
         written["json"] = [write_result_json(video, out_dir / RESULT_JSON)]
     if "npz" in formats:
-        written["npz"] = [write_result_npz(video, out_dir / RESULT_NPZ)]
-    mesh_format: MeshFormat
-    for mesh_format in MESH_FORMATS:
-        if mesh_format in formats:
-            written[mesh_format] = write_meshes(
-                video, out_dir / MESHES_FOLDER, [mesh_format], camera_frame=camera_frame_meshes
-            )
+        written["npz"] = [write_result_npz(video, out_dir / RESULT_NPZ, body)]
+    mesh_formats = [fmt for fmt in MESH_FORMATS if fmt in formats]
+    if mesh_formats:  # posed once for both formats
+        meshes = write_meshes(
+            video, out_dir / MESHES_FOLDER, body, mesh_formats, camera_frame=camera_frame_meshes
+        )
+        for fmt, paths in meshes.items():
+            written[fmt] = paths
     if "glb" in formats:
         (out_dir / TRACKS_FOLDER).mkdir(exist_ok=True)
         written["glb"] = [
@@ -118,6 +129,8 @@ def write_outputs(
         ]
     if "preview" in formats:
         written["preview"] = [
-            write_preview(video, video_path, out_dir / PREVIEW_FILE, focal_length=focal_length)
+            write_preview(
+                video, video_path, out_dir / PREVIEW_FILE, body, focal_length=focal_length
+            )
         ]
     return written

@@ -1,10 +1,14 @@
 """A track's mesh in one frame as a file: Wavefront OBJ (text) or PLY (binary little-endian).
 
-The files hold the body's vertices in metres, in the body frame (the pipeline's ``vertices``,
-what VIBE calls ``verts``) or, with ``camera_frame=True``, where the person stands in the
-camera's frame (vertices + translation). Both frames have OpenCV's axes, x right, y down and
-z forward, so a viewer with y up shows the body upside down; the GLB (:mod:`.gltf`) is turned
-for such viewers.
+The files hold the body's vertices in metres, in the body frame (what VIBE calls ``verts``)
+or, with ``camera_frame=True``, where the person stands in the camera's frame (vertices +
+translation). Both frames have OpenCV's axes, x right, y down and z forward, so a viewer with
+y up shows the body upside down; the GLB (:mod:`.gltf`) is turned for such viewers.
+
+The result holds no vertices: a body model (:data:`~service.pipeline.body.MeshVertices`)
+poses them from the track's ``rotmat`` and ``betas`` when a file is made, a block of frames
+at a time in :func:`write_meshes`, one frame in :func:`track_frame_mesh` (what the gateway
+serves).
 
 Written with numpy rather than a mesh library: both formats are a few lines of header around
 arrays, and one formatting call per file keeps thousands of them (every person and frame of a
@@ -16,12 +20,13 @@ Files on disk: ``meshes/track_{id:03d}/frame_{frame:06d}.obj|ply`` (:func:`mesh_
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from service.pipeline.body import MeshVertices, vertex_blocks
 from service.pipeline.result import TrackResult, VideoResult
 
 MeshFormat = Literal["obj", "ply"]
@@ -93,19 +98,25 @@ def encode_mesh(
     return encoders[fmt](vertices, faces, comment)
 
 
-def frame_vertices(track: TrackResult, frame_id: int, *, camera_frame: bool = False) -> np.ndarray:
+def frame_vertices(
+    track: TrackResult, frame_id: int, body: MeshVertices, *, camera_frame: bool = False
+) -> np.ndarray:
     """A track's ``(V, 3)`` float32 vertices in video frame ``frame_id``.
 
     Args:
         track: the person.
         frame_id: index of the video's frame.
+        body: the body model that poses the track's parameters.
         camera_frame: add the frame's translation: the body where it stands in the camera's
             frame, instead of the body frame.
 
     Raises:
         KeyError: the track does not cover ``frame_id``.
     """
-    return _row_vertices(track, _row(track, frame_id), camera_frame)
+    row = _row(track, frame_id)
+    rows = slice(row, row + 1)
+    vertices = np.asarray(body(track.rotmat[rows], track.betas[rows]), dtype=np.float32)[0]
+    return _placed(vertices, track, row, camera_frame)
 
 
 def track_frame_mesh(
@@ -113,6 +124,7 @@ def track_frame_mesh(
     faces: np.ndarray,
     frame_id: int,
     fmt: MeshFormat,
+    body: MeshVertices,
     *,
     camera_frame: bool = False,
 ) -> bytes:
@@ -121,7 +133,8 @@ def track_frame_mesh(
     Raises:
         KeyError: the track does not cover ``frame_id``.
     """
-    return _row_mesh(track, _row(track, frame_id), faces, fmt, camera_frame)
+    vertices = frame_vertices(track, frame_id, body, camera_frame=camera_frame)
+    return _mesh_bytes(track, _row(track, frame_id), vertices, faces, fmt, camera_frame)
 
 
 def track_folder(track_id: int) -> Path:
@@ -137,24 +150,32 @@ def mesh_path(track_id: int, frame_id: int, fmt: MeshFormat) -> Path:
 def write_meshes(
     video: VideoResult,
     folder: str | Path,
-    formats: Iterable[MeshFormat] = MESH_FORMATS,
+    body: MeshVertices,
+    formats: Collection[MeshFormat] = MESH_FORMATS,
     *,
     camera_frame: bool = False,
-) -> list[Path]:
+) -> dict[MeshFormat, list[Path]]:
     """Write every track's mesh in each of its frames into ``folder`` (:func:`mesh_path`).
 
+    The body poses a block of frames at a time (:func:`~service.pipeline.body.vertex_blocks`),
+    once for all ``formats``; no track's vertices are ever held whole.
+
     Returns:
-        The files written, track by track, frame by frame, format by format.
+        The files written per format, track by track, frame by frame.
     """
     folder = Path(folder)
-    written = []
+    written: dict[MeshFormat, list[Path]] = {fmt: [] for fmt in formats}
     for track in video.tracks:
         (folder / track_folder(track.track_id)).mkdir(parents=True, exist_ok=True)
-        for row, frame_id in enumerate(np.asarray(track.frame_ids).tolist()):
-            for fmt in formats:
-                path = folder / mesh_path(track.track_id, frame_id, fmt)
-                path.write_bytes(_row_mesh(track, row, video.body.faces, fmt, camera_frame))
-                written.append(path)
+        frame_ids = np.asarray(track.frame_ids).tolist()
+        for first, block in vertex_blocks(body, track.rotmat, track.betas):  # (B, V, 3)
+            for row, vertices in enumerate(block, start=first):
+                placed = _placed(vertices, track, row, camera_frame)
+                for fmt in formats:
+                    path = folder / mesh_path(track.track_id, frame_ids[row], fmt)
+                    mesh = _mesh_bytes(track, row, placed, video.body.faces, fmt, camera_frame)
+                    path.write_bytes(mesh)
+                    written[fmt].append(path)
     return written
 
 
@@ -166,20 +187,24 @@ def _row(track: TrackResult, frame_id: int) -> int:
     return int(rows[0])
 
 
-def _row_vertices(track: TrackResult, row: int, camera_frame: bool) -> np.ndarray:
-    """``(V, 3)`` float32 vertices of a track's row, in the body or the camera frame."""
-    vertices = np.asarray(track.vertices[row], dtype=np.float32)
+def _placed(vertices: np.ndarray, track: TrackResult, row: int, camera_frame: bool) -> np.ndarray:
+    """A row's ``(V, 3)`` float32 body-frame vertices, moved to the camera frame if asked."""
     if camera_frame:
-        vertices = vertices + np.asarray(track.translation[row], dtype=np.float32)
+        return vertices + np.asarray(track.translation[row], dtype=np.float32)
     return vertices
 
 
-def _row_mesh(
-    track: TrackResult, row: int, faces: np.ndarray, fmt: MeshFormat, camera_frame: bool
+def _mesh_bytes(
+    track: TrackResult,
+    row: int,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    fmt: MeshFormat,
+    camera_frame: bool,
 ) -> bytes:
     """The bytes of a track's mesh file in one of its rows, with a comment saying what it is."""
     frame_name = "camera frame" if camera_frame else "body frame"
     comment = (
         f"meshcast track {track.track_id} frame {int(track.frame_ids[row])}, metres, {frame_name}"
     )
-    return encode_mesh(_row_vertices(track, row, camera_frame), faces, fmt, comment)
+    return encode_mesh(vertices, faces, fmt, comment)

@@ -1,11 +1,12 @@
 """The preview video: every track's mesh drawn over the video's frames, one colour a person.
 
-Frames are decoded, drawn on and encoded one at a time (never the whole video in memory).
-Each person's mesh is placed where it stands in the camera frame (vertices + translation) and
-projected with the pipeline's perspective camera (:func:`image_camera`). People are passed to
-the painter renderer (:func:`service.render.render_meshes`) farthest first (by translation z);
-it orders all their triangles together by depth, so a nearer person covers a farther one
-wherever they overlap.
+Frames are decoded, drawn on and encoded one at a time (never the whole video in memory), and
+the people in each frame are posed by the body model when the frame comes (one run for all of
+them). Each person's mesh is placed where it stands in the camera frame (vertices +
+translation) and projected with the pipeline's perspective camera (:func:`image_camera`).
+People are passed to the painter renderer (:func:`service.render.render_meshes`) farthest
+first (by translation z); it orders all their triangles together by depth, so a nearer person
+covers a farther one wherever they overlap.
 
 Encoding: H.264 (``libx264``) in MP4, or MPEG-4 Part 2 (``mpeg4``) where PyAV's FFmpeg lacks
 it, 4:2:0 chroma (what browsers and players decode; it needs even sizes, so an odd frame gets
@@ -23,6 +24,7 @@ from typing import Literal
 import av
 import numpy as np
 
+from service.pipeline.body import MeshVertices
 from service.pipeline.result import TrackResult, VideoResult
 from service.pipeline.video import read_frames
 from service.render import Mesh, PinholeCamera, render_meshes
@@ -81,6 +83,7 @@ def write_preview(
     video: VideoResult,
     video_path: str | Path,
     path: str | Path,
+    body: MeshVertices,
     *,
     focal_length: float,
     alpha: float = MESH_ALPHA,
@@ -91,6 +94,7 @@ def write_preview(
         video: the result to draw.
         video_path: the video it was made from.
         path: the MP4 to write.
+        body: the body model that poses the tracks' parameters.
         focal_length: the focal length in pixels the pipeline assumed.
         alpha: the meshes' opacity, 0–1.
 
@@ -116,7 +120,7 @@ def write_preview(
                     f"{video_path}: frame {frame.index} is {frame.image.shape[1]}×"
                     f"{frame.image.shape[0]}, the result is for {video.width}×{video.height}"
                 )
-            meshes = _frame_meshes(rows.get(frame.index, []), video.body.faces)
+            meshes = _frame_meshes(rows.get(frame.index, []), video.body.faces, body)
             image = render_meshes(frame.image, meshes, camera, alpha)
             encoded = av.VideoFrame.from_ndarray(_pad_to_even(image), format="bgr24")
             encoded.pts = frame.index
@@ -134,16 +138,23 @@ def _rows_by_frame(tracks: Sequence[TrackResult]) -> dict[int, list[tuple[TrackR
     return rows
 
 
-def _frame_meshes(rows: Sequence[tuple[TrackResult, int]], faces: np.ndarray) -> list[Mesh]:
+def _frame_meshes(
+    rows: Sequence[tuple[TrackResult, int]], faces: np.ndarray, body: MeshVertices
+) -> list[Mesh]:
     """The people of one frame as camera-frame meshes, farthest first."""
+    if not rows:
+        return []
     farthest_first = sorted(rows, key=lambda item: -float(item[0].translation[item[1], DEPTH]))
+    rotmat = np.stack([track.rotmat[row] for track, row in farthest_first])  # (K, 24, 3, 3)
+    betas = np.stack([track.betas[row] for track, row in farthest_first])  # (K, 10)
+    vertices = np.asarray(body(rotmat, betas), dtype=np.float32)  # (K, V, 3)
     return [
         Mesh(
-            vertices=track.vertices[row] + track.translation[row],
+            vertices=person + track.translation[row],
             faces=faces,
             color=track_color_bgr(track.track_id),
         )
-        for track, row in farthest_first
+        for (track, row), person in zip(farthest_first, vertices, strict=True)
     ]
 
 

@@ -20,7 +20,7 @@ joints3d      (N, 24, 3) m    joints3d         ``joints3d`` are SPIN's 49 joints
                                                24, in the body frame like VIBE's
 joints2d      (N, 24, 2) px   joints2d         ``joints2d`` are the 2D keypoints VIBE was given
                                                (or None); here SMPL's 24 joints projected
-verts         (N, V, 3) m     vertices         ``verts``, the same (NPZ only)
+verts         (N, V, 3) m     (posed)          ``verts``, the same (NPZ only)
 score         ()              score            —
 ============  ==============  ===============  ==============================================
 
@@ -36,17 +36,27 @@ they are 20,000–41,000 numbers per person and frame, hundreds of kilobytes of 
 ``track_{id:03d}/`` with its ``rest_vertices`` and ``rest_joints``. Arrays are float32 (the
 pipeline's precision) except boxes and score (float64), ids (int64) and ``detected`` (bool);
 it is read without pickle.
+
+It also holds each track's posed vertices, ``verts``, as VIBE's output does; the result does
+not (they would grow with the video), so the body model poses them from ``rotmat`` and
+``betas`` while the file is written, a block of frames at a time into the archive's entry
+(:func:`write_result_npz` never holds a track's vertices whole). They are the file's bulk,
+161 KiB a person-frame for the stand-in body (81 KiB for SMPL), so :func:`read_result_npz`
+leaves them on disk; ``np.load(path)["track_001/verts"]`` reads one track's (``np.load``
+reads an NPZ's entries only when asked).
 """
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, Self
+from typing import IO, Annotated, Any, Final, Literal, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.bundle import NUM_BETAS, NUM_JOINTS
+from service.pipeline.body import MeshVertices, vertex_blocks
 from service.pipeline.result import BodyTopology, TrackResult, VideoResult
 
 SCHEMA_VERSION: Final = 1
@@ -81,13 +91,12 @@ PER_FRAME_KEYS = {
     "joints3d": "joints3d",
     "joints2d": "joints2d",
 }
-NPZ_ONLY_KEYS = {
-    "verts": "vertices",
-    "rest_vertices": "rest_vertices",
-    "rest_joints": "rest_joints",
-}
+NPZ_ONLY_KEYS = {"rest_vertices": "rest_vertices", "rest_joints": "rest_joints"}
+VERTICES_KEY = "verts"  # posed while result.npz is written; not a TrackResult field
+VERTEX_DTYPE = np.dtype("<f4")
 # Everything is float32 in result.npz but these.
 NPZ_DTYPES = {"frame_ids": np.int64, "detected": np.bool_, "boxes_xyxy": np.float64}
+NPY_SUFFIX = ".npy"  # an NPZ is a zip of .npy files, named by key
 
 
 class BodyDocument(BaseModel):
@@ -181,22 +190,26 @@ def write_result_json(video: VideoResult, path: str | Path) -> Path:
     return path
 
 
-def write_result_npz(video: VideoResult, path: str | Path) -> Path:
-    """Write ``result.npz`` (uncompressed: float32 compresses little) to ``path``; returns it."""
-    body = video.body
-    # Any: numpy's stubs take the values of ``**arrays`` for savez's own keyword arguments.
-    arrays: dict[str, Any] = {
+def write_result_npz(video: VideoResult, path: str | Path, body: MeshVertices) -> Path:
+    """Write ``result.npz`` to ``path``; returns the path.
+
+    Written as ``np.savez`` writes (a zip of ``.npy`` entries, uncompressed: float32
+    compresses little), but each track's ``verts`` entry is filled block by block as ``body``
+    poses the track's frames.
+    """
+    body_topology = video.body
+    arrays: dict[str, np.ndarray] = {
         "schema_version": np.array(SCHEMA_VERSION),
         "width": np.array(video.width),
         "height": np.array(video.height),
         "fps": np.array(video.fps, dtype=np.float64),
         "frame_count": np.array(video.frame_count),
         "bundle_recipe": np.array(video.bundle_recipe),
-        "body_name": np.array(body.name),
-        "joint_names": np.array(body.joint_names),
-        "parents": np.asarray(body.parents, dtype=np.int64),
-        "faces": np.asarray(body.faces, dtype=np.int64),
-        "skinning_weights": np.asarray(body.skinning_weights, dtype=np.float32),
+        "body_name": np.array(body_topology.name),
+        "joint_names": np.array(body_topology.joint_names),
+        "parents": np.asarray(body_topology.parents, dtype=np.int64),
+        "faces": np.asarray(body_topology.faces, dtype=np.int64),
+        "skinning_weights": np.asarray(body_topology.skinning_weights, dtype=np.float32),
         "track_ids": np.array([track.track_id for track in video.tracks], dtype=np.int64),
     }
     for track in video.tracks:
@@ -206,8 +219,14 @@ def write_result_npz(video: VideoResult, path: str | Path) -> Path:
             dtype = NPZ_DTYPES.get(key, np.float32)
             arrays[prefix + key] = np.asarray(getattr(track, field), dtype=dtype)
     path = Path(path)
-    with path.open("wb") as file:  # a file object: np.savez would add ".npz" to a bare name
-        np.savez(file, **arrays)
+    with zipfile.ZipFile(path, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as npz:
+        for key, array in arrays.items():
+            with npz.open(key + NPY_SUFFIX, mode="w", force_zip64=True) as entry:
+                np.lib.format.write_array(entry, array, allow_pickle=False)
+        for track in video.tracks:
+            key = _track_prefix(track.track_id) + VERTICES_KEY
+            with npz.open(key + NPY_SUFFIX, mode="w", force_zip64=True) as entry:
+                _write_track_vertices(entry, track, body)
     return path
 
 
@@ -246,6 +265,29 @@ def read_result_npz(path: str | Path) -> VideoResult:
             tracks=tuple(tracks),
             bundle_recipe=str(npz["bundle_recipe"]),
         )
+
+
+def _write_track_vertices(entry: IO[bytes], track: TrackResult, body: MeshVertices) -> None:
+    """A track's ``(N, V, 3)`` float32 vertices as one ``.npy`` file: the header, then the
+    rows as ``body`` poses them, a block at a time.
+
+    Raises:
+        ValueError: ``body`` poses another number of vertices than the track's rest body.
+    """
+    row_shape = np.shape(track.rest_vertices)  # (V, 3)
+    header = {
+        "descr": np.lib.format.dtype_to_descr(VERTEX_DTYPE),
+        "fortran_order": False,
+        "shape": (len(track), *row_shape),
+    }
+    np.lib.format.write_array_header_1_0(entry, header)
+    for _, block in vertex_blocks(body, track.rotmat, track.betas):  # (B, V, 3)
+        if block.shape[1:] != row_shape:
+            raise ValueError(
+                f"the body posed {block.shape[1:]} vertices, track {track.track_id}'s rest "
+                f"body has {row_shape}"
+            )
+        entry.write(np.ascontiguousarray(block, dtype=VERTEX_DTYPE).tobytes())
 
 
 def _track_document(track: TrackResult) -> TrackDocument:

@@ -8,7 +8,10 @@ torch):
    a model bundle's encoder, its temporal model in blended windows
    (:mod:`~service.pipeline.windows`) and its body, optionally smoothed
    (:mod:`~service.pipeline.smoothing`), placed in the frame (:mod:`~service.pipeline.camera`):
-   the per-track results of :mod:`service.pipeline.result`.
+   the per-track results of :mod:`service.pipeline.result`, parameters without vertices.
+
+:mod:`service.pipeline.body` poses vertices from those parameters on demand (the outputs, the
+gateway), so that nothing the pipeline holds grows with the video's length but the parameters.
 
 :mod:`service.pipeline.boxes` holds the box arithmetic the stages share,
 :mod:`service.pipeline.rotations` the rotation arithmetic.

@@ -1,21 +1,25 @@
-"""The regression stage: tracked people → SMPL parameters, meshes and cameras, per frame.
+"""The regression stage: tracked people → SMPL parameters, joints and cameras, per frame.
 
-Three passes over a model bundle's graphs, in batches:
+Three graphs of a model bundle, in batches:
 
 1. ``encoder``: while the video's frames stream by (:class:`CropCollector`), the crops of the
-   people tracked in each frame are cut and encoded; only their features are kept, never the
+   people tracked in each frame are cut and encoded; only their features go on, never the
    frames. SPS-Net's are 2048 floats (8 KiB) a person-frame; MAED's are its patch tokens,
-   ``(hw, d)``: 196 × 768 floats (588 KiB) at the paper's size, a gigabyte for about 1 800
-   person-frames (a minute of one person at 30 fps).
+   ``(hw, d)``: 196 × 768 floats (588 KiB) at the paper's size.
 2. ``temporal``: each track's features in overlapping windows, blended at the seams
-   (:mod:`service.pipeline.windows`).
-3. ``body``: rotations and β → vertices and joints; the rest pose at the track's mean β.
+   (:mod:`service.pipeline.windows`). A window runs as soon as its last frame is encoded and
+   the features no later window reads are dropped, so features are held for a window's length
+   per person in view, however long the video.
+3. ``body`` (:class:`service.pipeline.body.BodyMeshes`): rotations and β → joints; the rest
+   pose at the track's mean β.
 
 Then cameras (:mod:`service.pipeline.camera`): the crop camera over the whole frame, the body's
 translation in the frame's camera, and the joints projected to pixels. An optional One-Euro
 filter (:mod:`service.pipeline.smoothing`) smooths rotations, β and the frame camera first.
 
-The results hold vertices: ``(V, 3)`` float32 a person-frame, 81 KiB for SMPL's 6 890.
+The results hold parameters, about 1.5 KiB a person-frame, and no vertices (81 KiB a
+person-frame for SMPL's 6 890): the outputs compute those when they write them
+(:mod:`service.pipeline.body`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 from service.bundle import NUM_JOINTS, Bundle, InputSpec, Sessions
+from service.pipeline.body import BodyMeshes
 from service.pipeline.camera import (
     DEFAULT_DIAGONAL_FOV_DEG,
     crop_cam_to_orig_cam,
@@ -41,7 +46,7 @@ from service.pipeline.rotations import rotmat_to_axis_angle
 from service.pipeline.smoothing import OneEuroConfig, one_euro, one_euro_rotations
 from service.pipeline.tracking import Track
 from service.pipeline.video import Frame
-from service.pipeline.windows import TemporalOutput, plan_windows, run_temporal
+from service.pipeline.windows import TemporalOutput, TemporalStream, WindowBlend, plan_windows
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -51,7 +56,6 @@ if TYPE_CHECKING:
 Progress = Callable[[str, int, int], None]
 ENCODER_STAGE, TEMPORAL_STAGE, BODY_STAGE = "encoder", "temporal", "body"
 ENCODER_INPUT, ENCODER_OUTPUTS = "crops", ["features"]
-BODY_INPUTS, BODY_OUTPUTS = ("rotmat", "betas"), ["vertices", "joints"]
 STRAIGHT_ANGLE_DEG = 180.0
 # orig_cam's columns: sx, sy, tx', ty'. The One-Euro filter smooths sx, tx', ty'; sy follows
 # sx (sy = sx · W / H), which filtering each on its own would not keep.
@@ -65,7 +69,8 @@ class RegressionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Person-frames one run of a graph takes: crops for the encoder, window frames for the
-    # temporal model (at least one window), frames for the body. Memory grows with it.
+    # temporal model (at least one window), frames for the body. Memory grows with it, not
+    # with the video's length.
     batch_size: PositiveInt = 64
     window_stride: PositiveInt | None = None  # frames between windows; None: the bundle's
     smoothing: OneEuroConfig | None = None  # None: the network's predictions as they are
@@ -96,12 +101,17 @@ def _counter(report: Progress, stage: str, total: int) -> Callable[[int], None]:
     return advance
 
 
+# Called as (track, row, features) with each crop's (*feature_shape) features.
+FeatureSink = Callable[[int, int, np.ndarray], None]
+
+
 class CropCollector:
     """Cuts and encodes the crops of the tracked people while a video's frames stream by.
 
     Feed every frame to :meth:`add` in order (frames no track holds are skipped), then call
     :meth:`finish`. Crops wait in one batch of ``batch_size``; when it is full the encoder
-    runs and the features go to their tracks' arrays.
+    runs and each crop's features go to ``sink``, each track's rows in order (for instance to
+    :meth:`service.pipeline.windows.TemporalStream.add`). No features are kept here.
     """
 
     def __init__(
@@ -110,11 +120,13 @@ class CropCollector:
         bundle: Bundle,
         encoder: InferenceSession,
         batch_size: int,
+        sink: FeatureSink,
         progress: Progress = _no_progress,
     ) -> None:
         manifest = bundle.manifest
         self.spec: InputSpec = manifest.input
         self.encoder = encoder
+        self.sink = sink
         self.progress = progress
         self.squares = [square_boxes(track.boxes, self.spec.crop_scale) for track in tracks]
         # frame index → the (track, row) pairs it holds
@@ -123,10 +135,6 @@ class CropCollector:
             for row, frame in enumerate(track.frames.tolist()):
                 self.people.setdefault(frame, []).append((track_index, row))
         self.last_frame = max(self.people, default=-1)
-        self.features = [
-            np.zeros((len(track.frames), *manifest.feature_shape), dtype=np.float32)
-            for track in tracks
-        ]
         self.times = [np.full(len(track.frames), np.nan) for track in tracks]  # seconds
         self.frame_size: tuple[int, int] | None = None  # width, height
         size = self.spec.image_size
@@ -156,9 +164,9 @@ class CropCollector:
             if len(self.pending) == len(self.batch):
                 self._encode()
 
-    def finish(self) -> tuple[list[np.ndarray], list[np.ndarray], tuple[int, int]]:
-        """Encode what is left: each track's ``(N, *feature_shape)`` features, its ``(N,)``
-        frame times, and the frames' ``(width, height)``.
+    def finish(self) -> tuple[list[np.ndarray], tuple[int, int]]:
+        """Encode what is left: each track's ``(N,)`` frame times, and the frames'
+        ``(width, height)``.
 
         Raises:
             ValueError: frames the tracks hold never came (the video was cut short).
@@ -170,36 +178,16 @@ class CropCollector:
                 f"{self.total - self.done} tracked person-frames were never seen: the video "
                 f"ended before frame {self.last_frame}"
             )
-        return self.features, self.times, self.frame_size
+        return self.times, self.frame_size
 
     def _encode(self) -> None:
         crops = self.batch[: len(self.pending)]
         (features,) = self.encoder.run(ENCODER_OUTPUTS, {ENCODER_INPUT: crops})
-        for (track, row), feature in zip(self.pending, features, strict=True):
-            self.features[track][row] = feature
-        self.done += len(self.pending)
-        self.pending = []
+        encoded, self.pending = self.pending, []
+        self.done += len(encoded)
         self.progress(ENCODER_STAGE, self.done, self.total)
-
-
-def run_body(
-    session: InferenceSession,
-    rotmat: np.ndarray,
-    betas: np.ndarray,
-    batch_size: int,
-    on_run: Callable[[int], None],
-) -> tuple[np.ndarray, np.ndarray]:
-    """``body.onnx`` on ``(N, 24, 3, 3)`` rotations and ``(N, 10)`` β, ``batch_size`` rows a
-    run: ``(N, V, 3)`` vertices and ``(N, 24, 3)`` joints, float32 metres."""
-    vertices, joints = [], []
-    for first in range(0, len(rotmat), batch_size):
-        rows = slice(first, first + batch_size)
-        inputs = dict(zip(BODY_INPUTS, (rotmat[rows], betas[rows]), strict=True))
-        batch_vertices, batch_joints = session.run(BODY_OUTPUTS, inputs)
-        vertices.append(batch_vertices)
-        joints.append(batch_joints)
-        on_run(len(batch_vertices))
-    return np.concatenate(vertices), np.concatenate(joints)
+        for (track, row), feature in zip(encoded, features, strict=True):
+            self.sink(track, row, feature)
 
 
 def regress_tracks(
@@ -210,7 +198,7 @@ def regress_tracks(
     config: RegressionConfig | None = None,
     progress: Progress | None = None,
 ) -> list[TrackResult]:
-    """SMPL parameters, meshes and cameras of every frame of every track.
+    """SMPL parameters, joints and cameras of every frame of every track.
 
     Args:
         frames: the video's frames in order (:func:`service.pipeline.video.read_frames`);
@@ -233,17 +221,27 @@ def regress_tracks(
         return []
     window = bundle.manifest.window
     stride = config.window_stride or window.stride
-    windows = [plan_windows(len(track.frames), window, stride) for track in tracks]
-
-    features, times, (width, height) = _encode(frames, tracks, bundle, sessions, config, report)
-    temporal_run = _counter(report, TEMPORAL_STAGE, sum(len(planned) for planned in windows))
-    windows_per_run = max(1, config.batch_size // window.length)
-    predicted = [
-        run_temporal(track_features, planned, sessions.temporal, windows_per_run, temporal_run)
-        for track_features, planned in zip(features, windows, strict=True)
+    blends = [
+        WindowBlend(len(track.frames), plan_windows(len(track.frames), window, stride))
+        for track in tracks
     ]
-    del features  # MAED's tokens outweigh the meshes: not kept while the body runs
+    temporal = TemporalStream(
+        blends,
+        sessions.temporal,
+        windows_per_run=max(1, config.batch_size // window.length),
+        on_run=_counter(report, TEMPORAL_STAGE, sum(len(blend.windows) for blend in blends)),
+    )
+    collector = CropCollector(
+        tracks, bundle, sessions.encoder, config.batch_size, temporal.add, report
+    )
+    for frame in frames:
+        collector.add(frame)
+        if collector.complete:
+            break
+    times, (width, height) = collector.finish()
+    predicted = temporal.finish()
 
+    body = BodyMeshes(sessions.body, config.batch_size)
     body_run = _counter(report, BODY_STAGE, sum(len(track.frames) for track in tracks))
     crop_scale = bundle.manifest.input.crop_scale
     focal_length = config.frame_focal_length(width, height)
@@ -253,7 +251,7 @@ def regress_tracks(
             prediction,
             square_boxes(track.boxes, crop_scale),
             track_times,
-            sessions.body,
+            body,
             config,
             (width, height, focal_length),
             body_run,
@@ -262,29 +260,12 @@ def regress_tracks(
     ]
 
 
-def _encode(
-    frames: Iterable[Frame],
-    tracks: Sequence[Track],
-    bundle: Bundle,
-    sessions: Sessions,
-    config: RegressionConfig,
-    report: Progress,
-) -> tuple[list[np.ndarray], list[np.ndarray], tuple[int, int]]:
-    """Stream ``frames`` through a :class:`CropCollector` up to the last tracked frame."""
-    collector = CropCollector(tracks, bundle, sessions.encoder, config.batch_size, report)
-    for frame in frames:
-        collector.add(frame)
-        if collector.complete:
-            break
-    return collector.finish()
-
-
 def _track_result(
     track: Track,
     prediction: TemporalOutput,
     squares: np.ndarray,
     times: np.ndarray,
-    body: InferenceSession,
+    body: BodyMeshes,
     config: RegressionConfig,
     camera: tuple[int, int, float],
     on_body_run: Callable[[int], None],
@@ -302,12 +283,8 @@ def _track_result(
         )
         orig_cam[:, SY] = orig_cam[:, SX] * width / height
         cam = orig_cam_to_crop_cam(orig_cam, squares, width, height).astype(np.float32)
-    vertices, joints = run_body(body, rotmat, betas, config.batch_size, on_body_run)
-    rest_pose = np.tile(np.eye(3, dtype=np.float32), (1, NUM_JOINTS, 1, 1))  # (1, 24, 3, 3)
-    mean_betas = betas.mean(axis=0, keepdims=True)  # (1, 10)
-    rest_vertices, rest_joints = body.run(
-        BODY_OUTPUTS, dict(zip(BODY_INPUTS, (rest_pose, mean_betas), strict=True))
-    )
+    joints = body.joints(rotmat, betas, on_body_run)  # (N, 24, 3)
+    rest_vertices, rest_joints = body.rest(betas.mean(axis=0))  # (V, 3), (24, 3)
     frames = len(track.frames)
     detected_scores = track.scores[track.detected]
     return TrackResult(
@@ -324,7 +301,6 @@ def _track_result(
         translation=orig_cam_to_translation(orig_cam, focal_length, width).astype(np.float32),
         joints3d=joints,
         joints2d=project_to_frame(joints, orig_cam, width, height).astype(np.float32),
-        vertices=vertices,
-        rest_vertices=rest_vertices[0],
-        rest_joints=rest_joints[0],
+        rest_vertices=rest_vertices,
+        rest_joints=rest_joints,
     )

@@ -1,7 +1,10 @@
-"""What the pipeline finds in a video: per tracked person and frame, SMPL parameters and meshes.
+"""What the pipeline finds in a video: per tracked person and frame, SMPL parameters.
 
 These are the arrays every output (``result.json``/``.npz``, OBJ, PLY, GLB, the preview) is
-written from. ``N`` is a track's frame count, ``V`` the body's vertex count.
+written from. ``N`` is a track's frame count, ``V`` the body's vertex count. Posed vertices
+are not among them (they would grow with the video: 81 KiB a person-frame for SMPL): the
+outputs compute them from ``rotmat`` and ``betas`` when they write them
+(:mod:`service.pipeline.body`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ class TrackResult:
     translation: np.ndarray  # (N, 3) float32: metres, camera frame
     joints3d: np.ndarray  # (N, 24, 3) float32: metres, body frame (root-relative mesh frame)
     joints2d: np.ndarray  # (N, 24, 2) float32: pixels of the original image
-    vertices: np.ndarray  # (N, V, 3) float32: metres, body frame
     # The track's body in the rest pose at its mean β: what a skinned mesh (GLB) binds to.
     rest_vertices: np.ndarray  # (V, 3) float32
     rest_joints: np.ndarray  # (24, 3) float32

@@ -1,4 +1,4 @@
-"""A track's features through the temporal model, window by window, blended at the seams.
+"""Tracks' features through the temporal model, window by window, blended at the seams.
 
 As evaluation runs it (``training.evaluation.predict``): windows of the bundle's length T start
 every ``stride`` frames, the last one ending with the track. Where windows overlap their
@@ -9,11 +9,16 @@ so the result does not jump at a seam.
 A track shorter than T is one window: of its own length when the temporal model takes any T
 (SPS-Net), else (MAED) padded to T by repeating its first and last frames, the padding's
 predictions dropped.
+
+Windows run while the video is encoded (:class:`TemporalStream`): each as soon as its last
+frame's features are in, its predictions added to its track's running blend
+(:class:`WindowBlend`), so no track's features are ever held whole (MAED's are 588 KiB a
+frame).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -85,70 +90,157 @@ def plan_windows(frames: int, spec: WindowSpec, stride: int) -> list[Window]:
     return [Window(np.clip(positions, 0, frames - 1), (positions >= 0) & (positions < frames))]
 
 
-def blend_windows(
-    frames: int,
-    windows: list[Window],
-    rotmat: np.ndarray,
-    betas: np.ndarray,
-    cam: np.ndarray,
-) -> TemporalOutput:
-    """Blend the predictions of overlapping windows into one per frame.
+class WindowBlend:
+    """One track's predictions blended window by window, in the order of its windows.
 
-    Args:
-        frames: N, the track's rows.
-        windows: K windows of one length L that cover every row.
-        rotmat: ``(K, L, 24, 3, 3)`` each window's predictions.
-        betas: ``(K, L, 10)``.
-        cam: ``(K, L, 3)``.
-
-    Returns:
-        Per row: the nearest rotation to the weighted mean of the rotations, and the weighted
-        means of β and the camera, weighted by :func:`window_weights`.
+    After window ``k`` the rows before window ``k + 1``'s first row are final (later windows
+    start later): they are blended then, and only the rows still open, at most one window's,
+    keep running float64 sums. The result equals blending all windows at once.
     """
-    rotmat_sum = np.zeros((frames, NUM_JOINTS, 3, 3))
-    betas_sum = np.zeros((frames, NUM_BETAS))
-    cam_sum = np.zeros((frames, CAMERA_SIZE))
-    weight_sum = np.zeros(frames)
-    for index, window in enumerate(windows):
-        rows, real = window.rows[window.real], window.real
+
+    def __init__(self, frames: int, windows: Sequence[Window]) -> None:
+        """``frames``: N, the track's rows; ``windows``: :func:`plan_windows`'s over them."""
+        self.frames = frames
+        self.windows = windows
+        self.added = 0  # windows blended so far
+        self.first_open = 0  # the track row of the sums' first row
+        span = max(len(window.rows) for window in windows)
+        self.rotmat_sum = np.zeros((span, NUM_JOINTS, 3, 3))
+        self.betas_sum = np.zeros((span, NUM_BETAS))
+        self.cam_sum = np.zeros((span, CAMERA_SIZE))
+        self.weight_sum = np.zeros(span)
+        self.rotmat = np.empty((frames, NUM_JOINTS, 3, 3), dtype=np.float32)
+        self.betas = np.empty((frames, NUM_BETAS), dtype=np.float32)
+        self.cam = np.empty((frames, CAMERA_SIZE), dtype=np.float32)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every window has been blended in."""
+        return self.added == len(self.windows)
+
+    def add(self, rotmat: np.ndarray, betas: np.ndarray, cam: np.ndarray) -> None:
+        """Blend in the next window's predictions: ``(L, 24, 3, 3)`` rotations, ``(L, 10)`` β
+        and ``(L, 3)`` cameras, weighted by :func:`window_weights` (padding dropped)."""
+        window = self.windows[self.added]
+        real = window.real
+        rows = window.rows[real] - self.first_open  # (L',) rows of the sums
         weights = window_weights(len(real))[real]  # (L',)
-        rotmat_sum[rows] += weights[:, None, None, None] * rotmat[index, real]
-        betas_sum[rows] += weights[:, None] * betas[index, real]
-        cam_sum[rows] += weights[:, None] * cam[index, real]
-        weight_sum[rows] += weights
-    if not (weight_sum > 0).all():
-        raise ValueError("the windows leave rows of the track uncovered")
-    return TemporalOutput(
-        rotmat=nearest_rotation(rotmat_sum).astype(np.float32),
-        betas=(betas_sum / weight_sum[:, None]).astype(np.float32),
-        cam=(cam_sum / weight_sum[:, None]).astype(np.float32),
-    )
+        self.rotmat_sum[rows] += weights[:, None, None, None] * rotmat[real]
+        self.betas_sum[rows] += weights[:, None] * betas[real]
+        self.cam_sum[rows] += weights[:, None] * cam[real]
+        self.weight_sum[rows] += weights
+        self.added += 1
+        if self.complete:
+            self._close(self.frames)
+        else:
+            upcoming = self.windows[self.added]
+            self._close(int(upcoming.rows[upcoming.real][0]))
+
+    def result(self) -> TemporalOutput:
+        """Per row: the nearest rotation to the weighted mean of the rotations, and the
+        weighted means of β and the camera.
+
+        Raises:
+            ValueError: windows are still to be blended.
+        """
+        if not self.complete:
+            raise ValueError(f"{len(self.windows) - self.added} windows were never blended in")
+        return TemporalOutput(rotmat=self.rotmat, betas=self.betas, cam=self.cam)
+
+    def _close(self, end: int) -> None:
+        """Rows ``first_open`` to ``end - 1`` are final: blend them, move the sums past them."""
+        count = end - self.first_open
+        weights = self.weight_sum[:count]
+        if not (weights > 0).all():
+            raise ValueError("the windows leave rows of the track uncovered")
+        rows = slice(self.first_open, end)
+        self.rotmat[rows] = nearest_rotation(self.rotmat_sum[:count])
+        self.betas[rows] = self.betas_sum[:count] / weights[:, None]
+        self.cam[rows] = self.cam_sum[:count] / weights[:, None]
+        for sums in (self.rotmat_sum, self.betas_sum, self.cam_sum, self.weight_sum):
+            sums[: len(sums) - count] = sums[count:]
+            sums[len(sums) - count :] = 0.0
+        self.first_open = end
 
 
-def run_temporal(
-    features: np.ndarray,
-    windows: list[Window],
-    session: InferenceSession,
-    windows_per_run: int,
-    on_run: Callable[[int], None],
-) -> TemporalOutput:
-    """The temporal model over a track's windows, blended.
+class TemporalStream:
+    """The temporal model on every track's windows as soon as their features are encoded.
 
-    Args:
-        features: ``(N, *feature_shape)`` float32, the track's per-frame features.
-        windows: :func:`plan_windows`'s, all of one length.
-        session: the bundle's ``temporal.onnx``.
-        windows_per_run: how many windows one run of the model takes at most.
-        on_run: called after each run with the number of windows it took.
+    Feed each track's features row by row in order (:meth:`add`; tracks may interleave). When
+    a window's last row comes, its features are copied out and it waits with other tracks'
+    windows of its length; ``windows_per_run`` of them run together, and their predictions go
+    to their tracks' :class:`WindowBlend`. A track keeps only the features its next window can
+    still read, in a ring of one window's length, and none once its last window is out. Memory
+    is thus bounded by the people in view, not by the video's length.
     """
-    outputs: list[list[np.ndarray]] = [[], [], []]  # rotmat, betas, cam of each run
-    for first in range(0, len(windows), windows_per_run):
-        batch = windows[first : first + windows_per_run]
-        inputs = np.stack([features[window.rows] for window in batch])  # (B, L, *feature_shape)
-        for kept, output in zip(
-            outputs, session.run(TEMPORAL_OUTPUTS, {TEMPORAL_INPUT: inputs}), strict=True
-        ):
-            kept.append(output)
-        on_run(len(batch))
-    rotmat, betas, cam = (np.concatenate(kept) for kept in outputs)
-    return blend_windows(len(features), windows, rotmat, betas, cam)
+
+    def __init__(
+        self,
+        blends: Sequence[WindowBlend],
+        session: InferenceSession,
+        windows_per_run: int,
+        on_run: Callable[[int], None],
+    ) -> None:
+        """
+        Args:
+            blends: one per track, each with its windows.
+            session: the bundle's ``temporal.onnx``.
+            windows_per_run: how many windows one run of the model takes at most.
+            on_run: called after each run with the number of windows it took.
+        """
+        self.blends = blends
+        self.session = session
+        self.windows_per_run = windows_per_run
+        self.on_run = on_run
+        self.rings: list[np.ndarray | None] = [None] * len(blends)  # (R, *feature_shape)
+        self.received = [0] * len(blends)  # rows of each track added so far
+        self.queued = [0] * len(blends)  # windows of each track sent to a batch so far
+        # window length → (track, (L, *feature_shape) features) of the windows waiting
+        self.pending: dict[int, list[tuple[int, np.ndarray]]] = {}
+
+    def add(self, track: int, row: int, features: np.ndarray) -> None:
+        """The ``(*feature_shape)`` features of a track's row; queue the windows it completes.
+
+        Raises:
+            ValueError: a row out of order.
+        """
+        if row != self.received[track]:
+            raise ValueError(f"track {track}: row {row} came, row {self.received[track]} is next")
+        windows = self.blends[track].windows
+        ring = self.rings[track]
+        if ring is None:
+            ring = np.empty((len(windows[0].rows), *features.shape), dtype=np.float32)
+            self.rings[track] = ring
+        ring[row % len(ring)] = features
+        self.received[track] += 1
+        while self.queued[track] < len(windows) and windows[self.queued[track]].rows.max() <= row:
+            self._queue(track, ring[windows[self.queued[track]].rows % len(ring)])
+        if self.queued[track] == len(windows):
+            self.rings[track] = None
+
+    def finish(self) -> list[TemporalOutput]:
+        """Run the windows still waiting; every track's blended predictions.
+
+        Raises:
+            ValueError: rows of a track never came, so windows were never run.
+        """
+        for length in list(self.pending):
+            self._run(length)
+        return [blend.result() for blend in self.blends]
+
+    def _queue(self, track: int, features: np.ndarray) -> None:
+        """Put a track's next window, ``(L, *feature_shape)``, in the batch of its length."""
+        self.queued[track] += 1
+        waiting = self.pending.setdefault(len(features), [])
+        waiting.append((track, features))
+        if len(waiting) == self.windows_per_run:
+            self._run(len(features))
+
+    def _run(self, length: int) -> None:
+        """Run the waiting windows of ``length`` and blend each into its track."""
+        batch = self.pending.pop(length)
+        inputs = np.stack([features for _, features in batch])  # (B, L, *feature_shape)
+        outputs = self.session.run(TEMPORAL_OUTPUTS, {TEMPORAL_INPUT: inputs})
+        for (track, _), rotmat, betas, cam in zip(batch, *outputs, strict=True):
+            self.blends[track].add(rotmat, betas, cam)
+        self.on_run(len(batch))

@@ -186,6 +186,13 @@ def test_sessions_run_on_the_cpu(bundle_dir):
     assert default_providers()[-1] == CPU_PROVIDER
 
 
+def test_sessions_take_a_thread_count(bundle_dir):
+    sessions = load_bundle(bundle_dir).sessions(providers=[CPU_PROVIDER], threads=1)
+    for session in (sessions.encoder, sessions.temporal, sessions.body):
+        options = session.get_session_options()
+        assert options.intra_op_num_threads == options.inter_op_num_threads == 1
+
+
 def test_a_precision_the_bundle_lacks_is_refused(bundle_dir):
     with pytest.raises(ValueError, match="no fp16 graphs"):
         load_bundle(bundle_dir).sessions("fp16")

@@ -1,9 +1,9 @@
 """A small video result made by hand with a real body model, and a video it belongs to.
 
 Two people in a 5-frame video: track 1 in frames 0–3, track 2 (farther) in frames 1, 2 and 4.
-Vertices and joints come from the body model itself (torch), so the outputs are checked
-against the real thing. Each track keeps one β throughout: its rest body at the mean β is
-the body every frame was posed from.
+Joints come from the body model itself (torch), and so do the vertices the outputs pose
+(:func:`torch_mesh_vertices`), so the outputs are checked against the real thing. Each track
+keeps one β throughout: its rest body at the mean β is the body every frame was posed from.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from service.pipeline.body import MeshVertices
 from service.pipeline.result import BodyTopology, TrackResult, VideoResult
 from training.body import NUM_BETAS, SMPL_JOINT_NAMES, BodyModel
 
@@ -58,6 +59,17 @@ def project(points: np.ndarray) -> np.ndarray:
     return FOCAL_LENGTH * points[..., :2] / points[..., 2:] + centre
 
 
+def torch_mesh_vertices(body: BodyModel) -> MeshVertices:
+    """The body model as the outputs' :data:`MeshVertices`: rotations and β → vertices."""
+
+    def vertices(rotmat: np.ndarray, betas: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            posed = body(torch.as_tensor(rotmat).float(), torch.as_tensor(betas).float())
+        return posed.vertices.numpy()
+
+    return vertices
+
+
 def make_track(body: BodyModel, spec: TrackSpec) -> TrackResult:
     """One track of random poses and one random shape, posed by ``body``."""
     rng = np.random.default_rng(spec.seed)
@@ -94,7 +106,6 @@ def make_track(body: BodyModel, spec: TrackSpec) -> TrackResult:
         translation=translation.astype(np.float32),
         joints3d=joints3d,
         joints2d=joints2d.astype(np.float32),
-        vertices=posed.vertices.numpy(),
         rest_vertices=rest.vertices[0].numpy(),
         rest_joints=rest.joints[0].numpy(),
     )

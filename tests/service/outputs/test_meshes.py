@@ -1,4 +1,5 @@
-"""OBJ and PLY files of a track in a frame, read back with trimesh."""
+"""OBJ and PLY files of a track in a frame, posed by the body model and read back with
+trimesh."""
 
 from __future__ import annotations
 
@@ -16,9 +17,15 @@ from service.outputs.meshes import (
     track_frame_mesh,
     write_meshes,
 )
-from service.pipeline.result import VideoResult
+from service.pipeline.body import MeshVertices
+from service.pipeline.result import TrackResult, VideoResult
 
 OBJ_TOLERANCE_M = 1e-6
+
+
+def posed(pose: MeshVertices, track: TrackResult, row: int) -> np.ndarray:
+    """``(V, 3)``: a track's body in one of its rows, as the body model poses it."""
+    return pose(track.rotmat[row : row + 1], track.betas[row : row + 1])[0]
 
 
 def load(data: bytes, fmt: MeshFormat) -> trimesh.Trimesh:
@@ -30,14 +37,16 @@ def load(data: bytes, fmt: MeshFormat) -> trimesh.Trimesh:
 
 @pytest.mark.parametrize("fmt", MESH_FORMATS)
 @pytest.mark.parametrize("camera_frame", [False, True])
-def test_mesh_reads_back(video_result: VideoResult, fmt: MeshFormat, camera_frame: bool) -> None:
+def test_mesh_reads_back(
+    video_result: VideoResult, pose: MeshVertices, fmt: MeshFormat, camera_frame: bool
+) -> None:
     track = video_result.tracks[1]
     row, frame_id = 2, 4
     data = track_frame_mesh(
-        track, video_result.body.faces, frame_id, fmt, camera_frame=camera_frame
+        track, video_result.body.faces, frame_id, fmt, pose, camera_frame=camera_frame
     )
     mesh = load(data, fmt)
-    expected = track.vertices[row] + (track.translation[row] if camera_frame else 0.0)
+    expected = posed(pose, track, row) + (track.translation[row] if camera_frame else 0.0)
     if fmt == "ply":
         np.testing.assert_array_equal(mesh.vertices, expected)  # float32 bytes
     else:
@@ -45,28 +54,33 @@ def test_mesh_reads_back(video_result: VideoResult, fmt: MeshFormat, camera_fram
     np.testing.assert_array_equal(mesh.faces, video_result.body.faces)
 
 
-def test_ply_is_binary_little_endian(video_result: VideoResult) -> None:
+def test_ply_is_binary_little_endian(video_result: VideoResult, pose: MeshVertices) -> None:
     track = video_result.tracks[0]
-    data = track_frame_mesh(track, video_result.body.faces, 0, "ply")
+    data = track_frame_mesh(track, video_result.body.faces, 0, "ply", pose)
     header = data[: data.index(b"end_header\n")].decode("ascii").splitlines()
     assert header[:2] == ["ply", "format binary_little_endian 1.0"]
-    assert f"element vertex {track.vertices.shape[1]}" in header
+    assert f"element vertex {len(track.rest_vertices)}" in header
 
 
-def test_a_frame_outside_the_track_is_a_key_error(video_result: VideoResult) -> None:
+def test_a_frame_outside_the_track_is_a_key_error(
+    video_result: VideoResult, pose: MeshVertices
+) -> None:
     with pytest.raises(KeyError, match="track 2 has no frame 3"):
-        track_frame_mesh(video_result.tracks[1], video_result.body.faces, 3, "obj")
+        track_frame_mesh(video_result.tracks[1], video_result.body.faces, 3, "obj", pose)
 
 
 def test_writer_lays_files_out_by_track_and_frame(
-    tmp_path: Path, video_result: VideoResult
+    tmp_path: Path, video_result: VideoResult, pose: MeshVertices
 ) -> None:
-    written = write_meshes(video_result, tmp_path)
+    written = write_meshes(video_result, tmp_path, pose)
     frames = sum(len(track) for track in video_result.tracks)
-    assert len(written) == frames * len(MESH_FORMATS)
+    assert set(written) == set(MESH_FORMATS)
+    assert all(len(paths) == frames for paths in written.values())
     assert (tmp_path / "track_002" / "frame_000004.ply").is_file()
     assert mesh_path(2, 4, "obj") == Path("track_002/frame_000004.obj")
-    mesh = trimesh.load(tmp_path / mesh_path(1, 3, "obj"), process=False, maintain_order=True)
-    np.testing.assert_allclose(
-        mesh.vertices, video_result.tracks[0].vertices[3], rtol=0, atol=OBJ_TOLERANCE_M
-    )
+    for track in video_result.tracks:
+        vertices = pose(track.rotmat, track.betas)  # (N, V, 3): one block, as the writer's
+        for row, frame_id in enumerate(track.frame_ids.tolist()):
+            path = tmp_path / mesh_path(track.track_id, frame_id, "ply")
+            mesh = trimesh.load(path, process=False, maintain_order=True)
+            np.testing.assert_array_equal(mesh.vertices, vertices[row])

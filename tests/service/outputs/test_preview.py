@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from service.outputs.preview import image_camera, preview_codec, track_color_bgr, write_preview
+from service.pipeline.body import MeshVertices
 from service.pipeline.result import TrackResult, VideoResult
 from tests.support.video_results import FIRST_GREY, FOCAL_LENGTH, GREY_STEP, project
 
@@ -22,10 +23,13 @@ DECODER_OF_ENCODER = {"libx264": "h264", "mpeg4": "mpeg4"}
 
 @pytest.fixture(scope="module")
 def preview_frames(
-    tmp_path_factory: pytest.TempPathFactory, video_result: VideoResult, video_path: Path
+    tmp_path_factory: pytest.TempPathFactory,
+    video_result: VideoResult,
+    video_path: Path,
+    pose: MeshVertices,
 ) -> tuple[Path, list[np.ndarray]]:
     path = tmp_path_factory.mktemp("preview") / "preview.mp4"
-    write_preview(video_result, video_path, path, focal_length=FOCAL_LENGTH)
+    write_preview(video_result, video_path, path, pose, focal_length=FOCAL_LENGTH)
     with av.open(str(path)) as container:
         images = [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
     return path, images

@@ -1,4 +1,5 @@
-"""result.json and result.npz: what they hold, the JSON schema, the NPZ round trip."""
+"""result.json and result.npz: what they hold, the JSON schema, the NPZ round trip, the NPZ's
+vertices posed block by block."""
 
 from __future__ import annotations
 
@@ -19,14 +20,18 @@ from service.outputs.result_files import (
     write_result_json,
     write_result_npz,
 )
+from service.pipeline.body import DEFAULT_BATCH_SIZE, MeshVertices
 from service.pipeline.result import VideoResult
 
 VIBE_KEYS = {"frame_ids", "pred_cam", "orig_cam", "pose", "betas", "joints3d", "joints2d"}
 PIXEL_KEYS = {"boxes_xyxy", "joints2d"}
+PER_FRAME_FIELDS = set(PER_FRAME_KEYS.values()) - {"frame_ids"}  # TrackResult's (N, ...) arrays
 
 
-def test_npz_round_trips_exactly(tmp_path: Path, video_result: VideoResult) -> None:
-    back = read_result_npz(write_result_npz(video_result, tmp_path / "result.npz"))
+def test_npz_round_trips_exactly(
+    tmp_path: Path, video_result: VideoResult, pose: MeshVertices
+) -> None:
+    back = read_result_npz(write_result_npz(video_result, tmp_path / "result.npz", pose))
     for field in ("width", "height", "fps", "frame_count", "bundle_recipe"):
         assert getattr(back, field) == getattr(video_result, field)
     assert back.body.name == video_result.body.name
@@ -40,11 +45,12 @@ def test_npz_round_trips_exactly(tmp_path: Path, video_result: VideoResult) -> N
             got_value, want_value = getattr(got, field.name), getattr(want, field.name)
             if isinstance(want_value, np.ndarray):
                 np.testing.assert_array_equal(got_value, want_value, err_msg=field.name)
-    assert back.tracks[0].vertices.dtype == np.float32
 
 
-def test_npz_keys_are_vibes_where_they_apply(tmp_path: Path, video_result: VideoResult) -> None:
-    path = write_result_npz(video_result, tmp_path / "result.npz")
+def test_npz_keys_are_vibes_where_they_apply(
+    tmp_path: Path, video_result: VideoResult, pose: MeshVertices
+) -> None:
+    path = write_result_npz(video_result, tmp_path / "result.npz", pose)
     with np.load(path, allow_pickle=False) as npz:
         keys = {key.split("/", 1)[1] for key in npz if key.startswith("track_001/")}
         assert VIBE_KEYS | {"verts"} <= keys
@@ -52,8 +58,39 @@ def test_npz_keys_are_vibes_where_they_apply(tmp_path: Path, video_result: Video
         np.testing.assert_array_equal(npz["track_002/frame_ids"], [1, 2, 4])
 
 
-def test_npz_of_another_schema_is_refused(tmp_path: Path, video_result: VideoResult) -> None:
-    path = write_result_npz(video_result, tmp_path / "result.npz")
+def test_npz_vertices_are_posed_block_by_block(
+    tmp_path: Path, video_result: VideoResult, pose: MeshVertices
+) -> None:
+    """A track of 2.5 blocks: the body is asked for one block at a time, and the file holds
+    every frame's vertices as the body poses them, float32 (VIBE's ``verts``)."""
+    short = video_result.tracks[0]
+    frames = 5 * DEFAULT_BATCH_SIZE // 2
+    rows = np.arange(frames) % len(short)  # short's frames over and over
+    long = dataclasses.replace(
+        short,
+        **{name: getattr(short, name)[rows] for name in PER_FRAME_FIELDS},
+        frame_ids=np.arange(frames),
+    )
+    asked: list[int] = []
+
+    def counting_pose(rotmat: np.ndarray, betas: np.ndarray) -> np.ndarray:
+        asked.append(len(rotmat))
+        return pose(rotmat, betas)
+
+    video = dataclasses.replace(video_result, tracks=(long,))
+    path = write_result_npz(video, tmp_path / "result.npz", counting_pose)
+    assert asked == [DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE, frames - 2 * DEFAULT_BATCH_SIZE]
+    with np.load(path, allow_pickle=False) as npz:
+        vertices = npz["track_001/verts"]
+    assert vertices.dtype == np.float32
+    assert vertices.shape == (frames, *short.rest_vertices.shape)
+    np.testing.assert_allclose(vertices, pose(long.rotmat, long.betas), rtol=0, atol=1e-6)
+
+
+def test_npz_of_another_schema_is_refused(
+    tmp_path: Path, video_result: VideoResult, pose: MeshVertices
+) -> None:
+    path = write_result_npz(video_result, tmp_path / "result.npz", pose)
     with np.load(path) as npz:
         arrays = dict(npz)
     arrays["schema_version"] = np.array(99)

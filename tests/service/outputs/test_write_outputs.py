@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from service.outputs import OUTPUT_FORMATS, write_outputs
+from service.pipeline.body import MeshVertices
 from service.pipeline.result import VideoResult
 from tests.support.video_results import FOCAL_LENGTH
 
@@ -18,8 +19,10 @@ LAYOUT = {
 }
 
 
-def test_writes_every_format(tmp_path: Path, video_result: VideoResult, video_path: Path) -> None:
-    written = write_outputs(video_result, video_path, tmp_path, focal_length=FOCAL_LENGTH)
+def test_writes_every_format(
+    tmp_path: Path, video_result: VideoResult, video_path: Path, pose: MeshVertices
+) -> None:
+    written = write_outputs(video_result, video_path, tmp_path, pose, focal_length=FOCAL_LENGTH)
     assert set(written) == set(OUTPUT_FORMATS)
     for fmt, names in LAYOUT.items():
         assert written[fmt] == [tmp_path / name for name in names]
@@ -31,22 +34,30 @@ def test_writes_every_format(tmp_path: Path, video_result: VideoResult, video_pa
 
 
 def test_writes_only_the_formats_asked_for(
-    tmp_path: Path, video_result: VideoResult, video_path: Path
+    tmp_path: Path, video_result: VideoResult, video_path: Path, pose: MeshVertices
 ) -> None:
     written = write_outputs(
-        video_result, video_path, tmp_path, focal_length=FOCAL_LENGTH, formats=["json", "ply"]
+        video_result,
+        video_path,
+        tmp_path,
+        pose,
+        focal_length=FOCAL_LENGTH,
+        formats=["json", "ply"],
     )
     assert set(written) == {"json", "ply"}
     assert not (tmp_path / "preview.mp4").exists()
     assert not list((tmp_path / "meshes").rglob("*.obj"))
 
 
-def test_an_unknown_format_is_refused(tmp_path: Path, video_result: VideoResult) -> None:
+def test_an_unknown_format_is_refused(
+    tmp_path: Path, video_result: VideoResult, pose: MeshVertices
+) -> None:
     with pytest.raises(ValueError, match="unknown output formats"):
         write_outputs(
             video_result,
             tmp_path / "unused.mp4",
             tmp_path,
+            pose,
             focal_length=FOCAL_LENGTH,
             formats=["fbx"],  # type: ignore[list-item]
         )

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from service.bundle import CPU_PROVIDER, Bundle, GraphName, Sessions, load_bundle
+from service.pipeline.body import BodyMeshes
 from service.pipeline.crops import cut_crops, square_boxes
 from service.pipeline.regress import (
     BODY_STAGE,
@@ -157,8 +158,7 @@ def test_every_tracked_frame_has_a_result(results, bundles, tracks, name):
         shapes = {
             "pose": (n, 72), "rotmat": (n, 24, 3, 3), "betas": (n, 10), "cam": (n, 3),
             "orig_cam": (n, 4), "translation": (n, 3), "joints3d": (n, 24, 3),
-            "joints2d": (n, 24, 2), "vertices": (n, vertices, 3),
-            "rest_vertices": (vertices, 3), "rest_joints": (24, 3),
+            "joints2d": (n, 24, 2), "rest_vertices": (vertices, 3), "rest_joints": (24, 3),
         }  # fmt: skip
         for field, shape in shapes.items():
             value = getattr(result, field)
@@ -176,10 +176,9 @@ def test_rotations_pose_and_body_agree(results, bundles, name):
         assert np.abs(np.linalg.det(rotmat) - 1.0).max() <= TOLERANCE
         from_pose = axis_angle_to_rotmat(torch.from_numpy(result.pose).reshape(-1, 24, 3))
         assert np.abs(from_pose.numpy() - result.rotmat).max() <= TOLERANCE
-        vertices, joints = case.sessions.body.run(
+        _, joints = case.sessions.body.run(
             None, {"rotmat": result.rotmat[:2], "betas": result.betas[:2]}
         )
-        assert np.abs(vertices - result.vertices[:2]).max() <= TOLERANCE
         assert np.abs(joints - result.joints3d[:2]).max() <= TOLERANCE
         rest = np.tile(np.eye(3, dtype=np.float32), (1, 24, 1, 1))
         mean_betas = result.betas.mean(axis=0, keepdims=True)
@@ -206,25 +205,31 @@ def test_cameras_round_trip_and_project_the_joints(results, bundles, name):
         assert np.allclose(result.translation[:, 2], depth, rtol=TOLERANCE)
 
 
-def test_spsnet_windows_blend_as_evaluation_does(results, bundles, video, tracks):
-    """A track no longer than the window is one run of its own length; a longer one is the
-    blend, with training's weights and nearest rotation, of windows every 4 frames."""
-    case = bundles["spsnet"]
-    for result, track in zip(results["spsnet"], tracks, strict=True):
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_windows_blend_as_evaluation_does(results, bundles, video, tracks, name):
+    """The windows run while the video streams, blended as they come, give what evaluation's
+    batch blending gives: windows of the bundle's length every ``stride`` frames (the last
+    ending with the track), training's weights and nearest rotation over the whole track. A
+    track shorter than SPS-Net's window is one run of its own length (MAED pads it: below)."""
+    case = bundles[name]
+    length, stride = case.bundle.manifest.window.length, case.bundle.manifest.window.stride
+    for result, track in zip(results[name], tracks, strict=True):
         features = features_of(case, video, track)
         n = len(features)
-        if n <= SPSNET_WINDOW:
+        if n < length and not case.bundle.manifest.window.dynamic_length:
+            continue
+        if n <= length:
             rotmat, betas, cam = temporal(case, features[None])
             expected_rotmat, expected_betas, expected_cam = rotmat[0], betas[0], cam[0]
         else:
-            starts = sorted({*range(0, n - SPSNET_WINDOW + 1, 4), n - SPSNET_WINDOW})
-            windows = np.stack([features[s : s + SPSNET_WINDOW] for s in starts])
+            starts = sorted({*range(0, n - length + 1, stride), n - length})
+            windows = np.stack([features[s : s + length] for s in starts])
             rotmat, betas, cam = temporal(case, windows)
             weights = np.zeros(n)
             sums = [np.zeros((n, 24, 3, 3)), np.zeros((n, 10)), np.zeros((n, 3))]
-            w = window_weights(SPSNET_WINDOW).astype(np.float64)
+            w = window_weights(length).astype(np.float64)
             for k, s in enumerate(starts):
-                rows = slice(s, s + SPSNET_WINDOW)
+                rows = slice(s, s + length)
                 weights[rows] += w
                 for total, out in zip(sums, (rotmat, betas, cam), strict=True):
                     total[rows] += w.reshape(-1, *[1] * (out.ndim - 2)) * out[k]
@@ -259,7 +264,8 @@ def test_batches_and_progress(bundles, video, tracks, results):
         iter(video), tracks, case.bundle, case.sessions, config, lambda *r: reports.append(r)
     )
     for result, expected in zip(got, results["spsnet"], strict=True):
-        assert np.abs(result.vertices - expected.vertices).max() <= TOLERANCE
+        for field in ("rotmat", "betas", "cam", "joints3d"):
+            assert np.abs(getattr(result, field) - getattr(expected, field)).max() <= TOLERANCE
     person_frames = sum(len(t.frames) for t in tracks)
     last = {stage: (done, total) for stage, done, total in reports}
     assert last[ENCODER_STAGE] == (person_frames, person_frames)
@@ -305,9 +311,26 @@ def test_smoothing_keeps_rotations_and_cameras_consistent(bundles, video, tracks
     assert accel(smoothed.joints3d) < accel(raw.joints3d)
 
 
+def test_body_meshes_pose_in_batches_as_one_run(bundles, results):
+    """The on-demand body: vertices and joints in runs of 3 frames equal one run of the graph;
+    the rest pose is the identity rotations at one β."""
+    case = bundles["maed"]
+    result = results["maed"][2]  # 40 frames
+    rotmat, betas = result.rotmat[:7], result.betas[:7]
+    vertices, joints = case.sessions.body.run(None, {"rotmat": rotmat, "betas": betas})
+    body = BodyMeshes(case.sessions.body, batch_size=3)
+    runs: list[int] = []
+    assert np.abs(body(rotmat, betas) - vertices).max() <= TOLERANCE
+    assert np.abs(body.joints(rotmat, betas, runs.append) - joints).max() <= TOLERANCE
+    assert runs == [3, 3, 1]
+    rest_vertices, rest_joints = body.rest(result.betas.mean(axis=0))
+    assert np.abs(rest_vertices - result.rest_vertices).max() <= TOLERANCE
+    assert np.abs(rest_joints - result.rest_joints).max() <= TOLERANCE
+
+
 def test_the_stage_needs_neither_torch_nor_training():
     code = (
-        "import sys, service.pipeline.regress; "
+        "import sys, service.pipeline.regress, service.pipeline.body, service.outputs; "
         "assert not {'torch', 'training'} & set(sys.modules), 'torch or training imported'"
     )
     probe = subprocess.run(

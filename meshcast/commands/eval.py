@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from training.body import load_body_model
-from training.evaluation.predict import predict_dataset
+from training.evaluation.predict import default_stride, predict_dataset
 from training.evaluation.scoring import METRIC_COLUMNS, score
 from training.train.checkpoint import load_network
 
@@ -53,7 +53,7 @@ def command(
     table = score(predictions, truth, body_model)
     length = recipe.training.clip_length if recipe.training else 1
     report = {"checkpoint": str(checkpoint), "recipe": recipe.name, "data": str(data_file),
-              "window": length, "stride": stride or max(1, length // 2),
+              "window": length, "stride": stride or default_stride(length),
               "body": body_model.name, "joint_set_source": body_model.joint_set_source,
               **{name: round(value, 2) for name, value in table.items()}}  # fmt: skip
     out = out or checkpoint.with_name(f"eval_{data_file.stem}.json")

@@ -23,6 +23,11 @@ def window_weights(length: int) -> np.ndarray:
     return np.minimum(positions + 1, length - positions).astype(np.float32)
 
 
+def default_stride(length: int) -> int:
+    """Frames between windows of ``length`` when none is asked for: half a window."""
+    return max(1, length // 2)
+
+
 def predict_dataset(
     model: nn.Module,
     recipe: Recipe,
@@ -44,7 +49,7 @@ def predict_dataset(
     if recipe.training is None or recipe.data is None:
         raise ValueError(f"recipe {recipe.name} has no training and data sections")
     length = recipe.training.clip_length
-    stride = max(1, length // 2) if stride is None else stride
+    stride = default_stride(length) if stride is None else stride
     if not 1 <= stride <= length:
         raise ValueError(f"the window stride must be between 1 and {length}, not {stride}")
     clips = VideoClips(

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import click
 
-from training.data.dataset_file import write_with_fields
-from training.evaluation.predict import predict_dataset
-from training.train.checkpoint import load_network
+from training.data.features import add_features
 
 
 @click.command("features")
@@ -22,12 +20,5 @@ def command(checkpoint: Path, data_files: tuple[Path, ...], suffix: str) -> None
     Use a network that sees each frame alone (SPS-Net's encoder, or MAED with spatial blocks),
     so that a temporal model trained on the features gets no temporal context for free.
     """
-    recipe, network = load_network(checkpoint)
-    for data_file in data_files:
-        predictions, _ = predict_dataset(network, recipe, data_file)
-        if predictions.features is None:  # an empty dataset file: nothing was predicted
-            raise ValueError(f"{data_file} has no rows to compute features for")
-        out = data_file.with_name(f"{data_file.stem}{suffix}.pt")
-        write_with_fields(data_file, out, {"features": predictions.features})
-        rows, dim = predictions.features.shape
-        click.echo(f"{out}: {dim}-d features for {rows} rows")
+    for written in add_features(checkpoint, data_files, suffix):
+        click.echo(f"{written.path}: {written.dim}-d features for {written.rows} rows")

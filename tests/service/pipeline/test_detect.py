@@ -14,6 +14,7 @@ from onnx import TensorProto, helper
 from service.pipeline.boxes import iou_matrix, nms
 from service.pipeline.detect import (
     LETTERBOX_GREY,
+    HogConfig,
     HogDetector,
     OnnxYoloDetector,
     PersonDetector,
@@ -187,3 +188,17 @@ def test_hog_finds_the_walkers_of_the_street_video() -> None:
     heights, widths = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
     assert (heights > 1.5 * widths).all()  # upright people
     assert (np.diff(detections[:, 4]) <= 0).all()  # best first
+
+
+@pytest.mark.skipif(not VTEST.exists(), reason="shared/data/vtest.avi is not here")
+def test_hog_shrinks_frames_wider_than_its_limit_and_scales_the_boxes_back() -> None:
+    frame = vtest_frame(400)  # 768 × 576
+    (original,) = HogDetector(HogConfig(max_width=None)).detect([frame])
+    doubled = cv2.resize(frame, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+    (shrunk,) = HogDetector(HogConfig(max_width=frame.shape[1])).detect([doubled])
+    assert len(shrunk) == len(original)
+    # Each box of the doubled frame is the original's, twice as far out, to a few pixels
+    # (the shrunk frame is the original resampled twice, not the same pixels).
+    overlap = iou_matrix(shrunk[:, :4] / 2, original[:, :4])
+    assert (overlap.max(axis=1) > 0.8).all()
+    assert shrunk[:, :4].max() > frame.shape[1]  # in the doubled frame's pixels

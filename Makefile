@@ -16,8 +16,10 @@ $(INSTALLED): pyproject.toml constraints.txt
 
 install: $(INSTALLED)
 
+# `meshcast run` on the committed clip with the default bundle, which the first run builds
+# (meshcast/default_bundle.yaml: synthetic data, two CPU trainings, the export).
 demo: $(INSTALLED)
-	$(BIN)/meshcast body animate walk --out out
+	$(BIN)/meshcast demo --out out
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -32,26 +34,18 @@ test-slow: $(INSTALLED)
 	$(PIP_INSTALL) -e ".[standin]"
 	$(BIN)/python -m pytest -m slow
 
-# The README's measured result: synthetic train/val sets (11 motion clips) and a test set of
-# other seeds and 4 held-out clips; SPS-Net's encoder trained on single frames
-# (spsnet_image_cpu), whose frozen features spsnet_cpu and its frame baseline read; maed_cpu
-# and its frame-only baseline maed_spatial_cpu. About an hour on 2 cores; replaces data/synth
-# and runs/.
-TRAIN_CLIPS := backflip,cartwheel,crawl,dance_a,getup_facedown,jump,punch,roll,spin,spinkick,walk
-HELD_OUT_CLIPS := run,kick,dance_b,getup_faceup
-SYNTH := $(BIN)/meshcast synth data/synth --frames 64 --people 1-2
+# The README's measured result: the default bundle's build (meshcast/default_bundle.yaml:
+# synthetic train/val sets of 11 motion clips and a test set of other seeds and 4 held-out
+# clips; SPS-Net's encoder trained on single frames (spsnet_image_cpu), whose frozen features
+# spsnet_cpu reads), then the frame baseline spsnet_frame_cpu on the same features, maed_cpu
+# and its frame-only baseline maed_spatial_cpu. About an hour and a half on 2 cores; replaces
+# data/synth, runs/ and bundles/default.
 TRAIN = /usr/bin/time -f "$(1): %e s" $(BIN)/meshcast train $(1) --run-dir runs/$(1) --device cpu
 EVAL = $(BIN)/meshcast eval runs/$(1)/best.pt --data data/synth/$(2) --out runs/$(1)/eval_test.json
 results-cpu: $(INSTALLED)
-	rm -rf data/synth runs
-	$(SYNTH) --split train --videos 60 --seed 0 --clips $(TRAIN_CLIPS)
-	$(SYNTH) --split val --videos 6 --seed 50 --clips $(TRAIN_CLIPS)
-	$(SYNTH) --split test --videos 8 --seed 100 --clips $(HELD_OUT_CLIPS)
-	$(call TRAIN,spsnet_image_cpu)
+	rm -rf data/synth runs bundles/default
+	$(BIN)/meshcast demo --build-only
 	$(call EVAL,spsnet_image_cpu,synth_test_db.pt)
-	$(BIN)/meshcast features runs/spsnet_image_cpu/best.pt data/synth/synth_train_db.pt \
-	  data/synth/synth_val_db.pt data/synth/synth_test_db.pt
-	$(call TRAIN,spsnet_cpu)
 	$(call EVAL,spsnet_cpu,synth_test_db_features.pt)
 	$(call TRAIN,spsnet_frame_cpu)
 	$(call EVAL,spsnet_frame_cpu,synth_test_db_features.pt)

@@ -66,6 +66,14 @@ COMMANDS: dict[str, CommandSpec] = {
         "meshcast.commands.run",
         "The whole pipeline on one video: people tracked, SMPL per frame, meshes, GLB, preview.",
     ),
+    "demo": CommandSpec(
+        "meshcast.commands.demo",
+        "The main job: `meshcast run` on the committed clip with the default bundle (built once).",
+    ),
+    "score": CommandSpec(
+        "meshcast.commands.score",
+        "Score `meshcast run` on a synthetic video against its truth: MPJPE, PA-MPJPE, recall.",
+    ),
     "bench": CommandSpec(
         "meshcast.commands.bench",
         "Benchmarks as JSON: forward time of the networks.",

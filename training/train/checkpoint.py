@@ -130,6 +130,20 @@ def load_checkpoint(path: Path, state: TrainingState, recipe: Recipe) -> None:
     _restore_random_states(contents["random"], state)
 
 
+def run_is_finished(run_dir: Path, recipe: Recipe) -> bool:
+    """Whether ``run_dir`` holds a run of ``recipe`` that reached the end of its schedule."""
+    path = Path(run_dir) / LATEST
+    if recipe.training is None or not path.is_file():
+        return False
+    # Memory-mapped: only the two small fields are read, not the weights.
+    contents = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    schedule = recipe.training
+    return (
+        contents["recipe"] == recipe.model_dump(mode="json")
+        and contents["iteration"] >= schedule.epochs * schedule.iterations_per_epoch
+    )
+
+
 def saved_recipe(path: Path) -> Recipe:
     """The recipe a checkpoint was trained with."""
     contents = torch.load(path, map_location="cpu", weights_only=False)

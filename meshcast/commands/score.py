@@ -1,0 +1,77 @@
+"""``meshcast score``: what ``meshcast run`` found in a synthetic video, against its truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from service.outputs import RESULT_NPZ
+from training.body import load_body_model
+from training.evaluation.video_scoring import MIN_MATCH_IOU, score_video_result
+
+# The errors shown, with their titles (all in mm).
+ERROR_TITLES = {"pa_mpjpe": "PA-MPJPE", "mpjpe": "MPJPE", "accel_error": "ACCEL_ERR"}
+
+
+@click.command("score")
+@click.argument("result", type=click.Path(path_type=Path))
+@click.argument("dataset_file", type=click.Path(path_type=Path))
+@click.option(
+    "--video", required=True, help="The synthetic video, as its tracks name it: video000."
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="File for the score as JSON; default: score_VIDEO.json beside result.npz.",
+)
+@click.option(
+    "--body", default=None, help="Body model that poses the result; default: the result's."
+)
+@click.option(
+    "--min-iou",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=MIN_MATCH_IOU,
+    show_default=True,
+    help="Overlap a predicted box needs to match a true one.",
+)
+def command(
+    result: Path,
+    dataset_file: Path,
+    video: str,
+    json_path: Path | None,
+    body: str | None,
+    min_iou: float,
+) -> None:
+    """Score RESULT (`meshcast run`'s output folder, or its result.npz) of a synthetic video
+    against the video's ground truth in DATASET_FILE (`meshcast synth`): tracks matched to
+    true people by box IoU, then MPJPE and PA-MPJPE (mm, 14 LSP joints) of the matched
+    person-frames, recall and identity switches."""
+    result_npz = result if result.is_file() else result / RESULT_NPZ
+    scored = score_video_result(
+        result_npz,
+        dataset_file,
+        video,
+        body=load_body_model(body) if body else None,
+        min_iou=min_iou,
+    )
+    json_path = json_path or result_npz.with_name(f"score_{video}.json")
+    json_path.write_text(scored.model_dump_json(indent=2) + "\n")
+
+    errors = {ERROR_TITLES[name]: getattr(scored, name) for name in ERROR_TITLES}
+    table = Table(*errors, "matched", "recall", "people", "tracks", "id switches",
+                  title=f"{video} (mm; people: found/true)")  # fmt: skip
+    table.add_row(
+        *("—" if value is None else f"{value:.1f}" for value in errors.values()),
+        f"{scored.matched_frames}/{scored.person_frames}",
+        f"{scored.recall:.2f}",
+        f"{scored.people_found}/{scored.people}",
+        str(scored.predicted_tracks),
+        str(scored.identity_switches),
+    )
+    Console().print(table)
+    click.echo(f"written to {json_path}")

@@ -215,6 +215,9 @@ def write_looped_video(
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads of OpenCV and of each onnxruntime session; default: "
                    "theirs.")  # fmt: skip
+@click.option("--detect-width", type=click.IntRange(min=64), default=None,
+              help="Frames wider than this are shrunk for OpenCV's HOG detector; default: "
+                   "its configuration's.")  # fmt: skip
 def pipeline_command(
     video: Path,
     bundle_dir: Path,
@@ -222,6 +225,7 @@ def pipeline_command(
     loops: int,
     scale: str | None,
     threads: int | None,
+    detect_width: int | None,
 ) -> None:
     """Milliseconds per frame of each stage of `meshcast run` on VIDEO, and the peak resident
     memory, as JSON. A stage's time runs from the end of the one before it to its own end
@@ -240,8 +244,11 @@ def pipeline_command(
         meshcast bench pipeline $CLIP --bundle BUNDLE --loop 100 --scale 1920x1080
 
     (The clip's 768 × 576 frames are stretched to 16:9.) OpenCV's HOG detector's time grows
-    with the pixels: 0.2 s a frame of the clip on a laptop's CPU, about 1 s at 1080p, so the
-    ten-minute run takes hours there.
+    with the pixels; it shrinks frames wider than ``HogConfig.max_width`` (1280) first, or
+    than ``--detect-width``. On the 2-core development machine with the other core busy, one
+    thread took 1.8 s a 1080p frame at full size, 0.6 s shrunk to 1280 × 720 and 0.4 s to
+    960 × 540 (where HOG finds fewer of the clip's walkers), against 0.4 s a frame of the clip
+    itself: the ten-minute run takes over an hour there.
     """
     import multiprocessing
     import resource
@@ -258,6 +265,10 @@ def pipeline_command(
     size = parse_size(scale)
     bundle = load_bundle(bundle_dir)
     config = PipelineConfig()
+    if detect_width is not None:
+        hog = config.detector.hog.model_copy(update={"max_width": detect_width})
+        detector = config.detector.model_copy(update={"hog": hog})
+        config = config.model_copy(update={"detector": detector})
     if threads is not None:
         cv2.setNumThreads(threads)
     sessions = bundle.sessions(config.precision, threads=threads)
@@ -292,6 +303,7 @@ def pipeline_command(
         "bundle": bundle.manifest.recipe,
         "frames": frames,
         "size": [run.info.width, run.info.height],
+        "detect_width": config.detector.hog.max_width,
         "people": len(run.result.tracks),
         "person_frames": person_frames,
         "ms_per_frame": {**stages, "total": round(1000 * (previous - started) / frames, 2)},

@@ -128,9 +128,11 @@ def test_a_video_with_nobody_is_one_line(bundle, tmp_path) -> None:
 
 
 def test_bench_pipeline_reports_each_stage_and_peak_memory(bundle) -> None:
-    result = meshcast("bench", "pipeline", str(CLIP), "--bundle", str(bundle), "--threads", "1")
+    result = meshcast("bench", "pipeline", str(CLIP), "--bundle", str(bundle), "--threads", "1",
+                      "--detect-width", "1000")  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
+    assert report["detect_width"] == 1000
     assert report["frames"] == CLIP_FRAMES
     assert report["people"] >= MIN_PEOPLE
     stages = report["ms_per_frame"]

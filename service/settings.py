@@ -1,0 +1,139 @@
+"""The service's configuration: one YAML file, validated, with environment overrides.
+
+``meshcast gateway`` and ``meshcast worker`` read the file named by ``--config`` or by
+``MESHCAST_CONFIG`` (none: the defaults below), then the few variables a deployment sets per
+container: ``MESHCAST_REDIS_URL``, ``MESHCAST_BUNDLE`` and ``MESHCAST_DEVICE``. API keys are
+kept as SHA-256 digests, never as keys: ``meshcast gateway hash-key`` prints one's digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+from service.bundle import Precision
+from service.jobs.store import StoreConfig
+
+MIB = 1 << 20
+CONFIG_ENV = "MESHCAST_CONFIG"
+REDIS_URL_ENV = "MESHCAST_REDIS_URL"
+BUNDLE_ENV = "MESHCAST_BUNDLE"
+DEVICE_ENV = "MESHCAST_DEVICE"
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Device = Literal["auto", "cuda", "cpu"]
+
+
+def hash_api_key(key: str) -> str:
+    """The SHA-256 hex digest that the configuration keeps of an API key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiKey(BaseModel):
+    """One client's key: its id owns the jobs it makes (and shows in logs); only the digest of
+    the key itself is stored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
+    sha256: Sha256Hex
+
+
+class UploadLimits(BaseModel):
+    """What ``POST /jobs`` accepts; anything else is refused before it is queued."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_bytes: PositiveInt = 512 * MIB
+    max_duration_s: PositiveFloat = 600.0  # ten minutes
+    max_frames: PositiveInt = 18_000  # ten minutes at 30 fps
+    max_width: PositiveInt = 3840  # 4K UHD, either orientation
+    max_height: PositiveInt = 3840
+    # Browsers and curl label videos by extension; octet-stream is what a client sends when it
+    # does not know, and probing decides anyway.
+    content_types: list[str] = [
+        "video/mp4",
+        "video/quicktime",
+        "video/x-msvideo",
+        "video/x-matroska",
+        "video/webm",
+        "application/octet-stream",
+    ]
+    chunk_bytes: PositiveInt = MIB  # read from the request and appended to Redis at a time
+
+
+class RateLimit(BaseModel):
+    """Requests one API key may make per window (a fixed window in Redis)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests: PositiveInt = 600
+    window_s: PositiveFloat = 60.0
+
+
+class GatewaySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    api_keys: list[ApiKey] = []  # none: every request is refused (401)
+    upload: UploadLimits = UploadLimits()
+    rate_limit: RateLimit = RateLimit()
+    max_event_streams: PositiveInt = 64  # open SSE streams; each holds a thread
+    # /readyz wants a worker that answered within this long (Celery's ping).
+    worker_ping_timeout_s: PositiveFloat = 1.0
+
+
+class WorkerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bundle: Path = Path("bundles/default")
+    precision: Precision = "fp32"
+    # "auto": onnxruntime's CUDA provider when it has one, else the CPU.
+    device: Device = "auto"
+    # A job past the soft limit is failed cleanly; past the hard one its process is killed.
+    soft_time_limit_s: PositiveFloat = 3600.0
+    time_limit_s: PositiveFloat = 3900.0
+    # Transient errors (Redis unreachable) are retried this often, backing off.
+    max_retries: Annotated[int, Field(ge=0)] = 3
+    retry_backoff_s: PositiveFloat = 5.0
+
+
+class ServiceSettings(BaseModel):
+    """Everything the gateway and the workers are told."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    store: StoreConfig = StoreConfig()
+    gateway: GatewaySettings = GatewaySettings()
+    worker: WorkerSettings = WorkerSettings()
+
+
+def load_settings(path: str | Path | None = None) -> ServiceSettings:
+    """Read ``path`` (default: ``$MESHCAST_CONFIG``; neither: the defaults), then apply the
+    environment's overrides.
+
+    Raises:
+        FileNotFoundError: the file named is missing.
+        pydantic.ValidationError: a value that is not allowed, or a key that is not known.
+    """
+    path = path or os.environ.get(CONFIG_ENV)
+    data: dict[str, object] = {}
+    if path:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    settings = ServiceSettings.model_validate(data)
+    worker = settings.worker
+    if BUNDLE_ENV in os.environ:
+        worker = worker.model_copy(update={"bundle": Path(os.environ[BUNDLE_ENV])})
+    if DEVICE_ENV in os.environ:
+        worker = WorkerSettings.model_validate(
+            {**worker.model_dump(), "device": os.environ[DEVICE_ENV]}
+        )
+    return settings.model_copy(
+        update={"redis_url": os.environ.get(REDIS_URL_ENV, settings.redis_url), "worker": worker}
+    )

@@ -101,6 +101,15 @@ class WorkerSettings(BaseModel):
     # Transient errors (Redis unreachable) are retried this often, backing off.
     max_retries: Annotated[int, Field(ge=0)] = 3
     retry_backoff_s: PositiveFloat = 5.0
+    # onnxruntime threads of each session (within and between operators); None: onnxruntime's
+    # default, one per physical core. A worker process runs one job at a time.
+    threads: PositiveInt | None = None
+    # How often each worker process looks for running jobs whose worker died (their lock,
+    # store.lock_ttl_s, lapsed) and queues them again: such a job waits at most the sum.
+    reaper_interval_s: PositiveFloat = 10.0
+    # A job's progress is written (and published) at most this often, besides the first and
+    # last report of each stage: a video's frames come by the thousand.
+    progress_interval_s: PositiveFloat = 1.0
 
 
 class ServiceSettings(BaseModel):

@@ -15,11 +15,13 @@ name                           type     holds                                   
 ``P job:{J}:files``            hash     ``NAME`` → size in bytes of the visible files   job TTL
 ``P job:{J}:file:NAME``        string   a visible result file                           job TTL
 ``P job:{J}:events``           channel  :class:`~service.jobs.records.ProgressEvent`    (not a key)
+``P running``                  zset     the ids of running jobs, scored by attempt      job TTL³
 ``P rate:K``                   string   K's requests in the current window              the window
 =============================  =======  ==============================================  ==========
 
 ¹ deleted as soon as the job succeeds, fails or is cancelled. ² refreshed by the worker's
-heartbeat; a job ``running`` without it has lost its worker.
+heartbeat; a job ``running`` without it has lost its worker. ³ refreshed by every start; a job
+leaves it as it ends (Redis deletes an empty set).
 
 Why this layout:
 
@@ -35,6 +37,11 @@ Why this layout:
 - The lock is its own key because only a key can expire by itself (hash fields cannot, before
   Redis 7.4): its expiry is how a dead worker is told from a live one.
 - The events are pub/sub, which holds nothing in memory; a late subscriber reads the hash first.
+- ``running`` is how a dead worker's job is found without SCAN: the workers' reaper reads it
+  (:meth:`~service.jobs.store.JobStore.requeue_stale`). It spans jobs, so it cannot share a
+  cluster slot with theirs and is written beside the scripts, not in them: an entry can outlive
+  its job by a moment, and the reaper drops such entries as it meets them. The score is the
+  attempt that entered it, so that dropping an old attempt's entry never drops a newer one's.
 - The rate counter expires with its window (a fixed window: INCR, PEXPIRE on the first hit).
 """
 
@@ -106,6 +113,10 @@ class Keys:
     def events(self, job_id: str) -> str:
         """The job's pub/sub channel."""
         return f"{self.job(job_id)}:events"
+
+    def running(self) -> str:
+        """The index of running jobs (id → attempt), which the reaper reads."""
+        return f"{self.prefix}running"
 
     def rate(self, key_id: str) -> str:
         """An API key's request counter."""

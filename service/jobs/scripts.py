@@ -78,6 +78,28 @@ return 1
 """
 )
 
+# KEYS: job, lock, video. ARGV: ttl ms, channel, event. Puts a running job whose lock lapsed
+# (its worker died) back to 'queued', for a new attempt to start. Returns the attempt it ended;
+# 0: a live worker holds the job; -1: the job is not running (queued, ended or gone).
+REQUEUE = """
+local f = redis.call('HMGET', KEYS[1], 'state', 'attempts')
+if f[1] ~= 'running' then return -1 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'stage', '', 'done', 0, 'total', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[3], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return tonumber(f[2])
+"""
+
+# KEYS: the running index. ARGV: job id, attempt. Drops the job's entry if it is that attempt's
+# (a newer start has put its own there: that one stays). Returns 1 if it dropped it.
+FORGET_RUNNING = """
+local attempt = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not attempt or tonumber(attempt) ~= tonumber(ARGV[2]) then return 0 end
+return redis.call('ZREM', KEYS[1], ARGV[1])
+"""
+
 # KEYS: job. ARGV: ttl ms. Flags a queued or running job; returns its state ('' when gone).
 REQUEST_CANCEL = """
 local state = redis.call('HGET', KEYS[1], 'state')

@@ -9,12 +9,21 @@ One :class:`JobStore` serves both sides:
   :meth:`~JobStore.heartbeat` and :meth:`~JobStore.set_progress` while it runs (either says
   ``False`` once the job is no longer its own: stop then), :meth:`~JobStore.cancel_requested`
   between batches, and one of :meth:`~JobStore.finish`, :meth:`~JobStore.fail`,
-  :meth:`~JobStore.mark_cancelled`.
+  :meth:`~JobStore.mark_cancelled`;
+- the workers' reaper: :meth:`~JobStore.requeue_stale` puts the jobs of dead workers back in
+  the queue (and says which, for it to send their tasks again).
 
 Idempotent results: a worker's files go to keys of its attempt first and become visible in one
 script with the state ``succeeded`` (:data:`.scripts.COMMIT`); a redelivered task whose first
 worker was killed starts attempt 2 once attempt 1's lock has lapsed, and whichever commits
-first wins while the other's commit changes nothing. A worker id must be unique per process
+first wins while the other's commit changes nothing.
+
+Recovery from a dead worker does not wait for the broker: with Redis as broker, Celery hands an
+unacknowledged message out again only after its visibility timeout (longer than a job may run).
+Every start enters the job in the ``running`` index, every end takes it out; a reaper that finds
+one there whose lock has lapsed puts it back to ``queued`` (:data:`.scripts.REQUEUE`, which
+only one reaper can win) and sends its task again. The broker's redelivery stays as a backstop:
+it finds the job started or ended, and does nothing. A worker id must be unique per process
 (host, pid, a random part): the lock and every write are checked against it.
 
 Memory per job is bounded: the upload by ``max_video_bytes``, an attempt's files by
@@ -35,7 +44,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import redis
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
@@ -54,6 +63,7 @@ _STARTED, _START_CANCEL, _START_EXHAUSTED = "started", "cancel", "exhausted"
 ATTEMPTS_EXHAUSTED = "attempts_exhausted"  # the error code of a job that killed its workers
 _APPEND_NOT_QUEUED, _APPEND_TOO_LARGE = -1, -2
 _COMMIT_STAGING_LOST = -1
+_REQUEUE_LIVE = 0  # REQUEUE's answer for a job that a live worker holds
 VideoBytes = Annotated[int, Field(gt=0, le=REDIS_STRING_MAX_BYTES)]
 
 
@@ -153,6 +163,8 @@ class JobStore:
         self._stage_chunk = register(scripts.STAGE_CHUNK)
         self._commit = register(scripts.COMMIT)
         self._settle = register(scripts.SETTLE)
+        self._requeue = register(scripts.REQUEUE)
+        self._forget_running = register(scripts.FORGET_RUNNING)
 
     # --- the gateway: create, upload, read -------------------------------------------------
 
@@ -298,6 +310,7 @@ class JobStore:
                 pipe.publish(self.keys.events(job_id), event.model_dump_json())
 
         self._redis.transaction(delete_all, self.keys.files(job_id), self.keys.staging(job_id), job)
+        self._redis.zrem(self.keys.running(), job_id)
         return existed
 
     # --- the worker ------------------------------------------------------------------------
@@ -321,6 +334,7 @@ class JobStore:
         if answer == _STARTED:
             record = self.get(job_id)
             if record is not None:
+                self._enter_running(job_id, record.attempts)
                 event = ProgressEvent.of_record(record)
                 self._redis.publish(self.keys.events(job_id), event.model_dump_json())
             return record
@@ -431,6 +445,8 @@ class JobStore:
         )  # fmt: skip
         if answer == _COMMIT_STAGING_LOST:
             raise JobStoreError(f"job {job_id}: staged results expired before they were stored")
+        if answer:
+            self._redis.zrem(self.keys.running(), job_id)
         return bool(answer)
 
     def fail(
@@ -457,7 +473,47 @@ class JobStore:
         """The worker stopped on a cancel request: mark the job cancelled. Whether it did."""
         return self._end(job_id, JobState.CANCELLED, worker=worker, timings=timings)
 
+    # --- the reaper ------------------------------------------------------------------------
+
+    def running_jobs(self) -> dict[str, int]:
+        """The ``running`` index: job id → the attempt that entered it (entries of jobs that
+        ended a moment ago, or expired, may linger until :meth:`requeue_stale` meets them)."""
+        # The client's stubs type a ZRANGE's reply loosely; with scores it is (member, score).
+        entries = cast(
+            list[tuple[bytes, float]],
+            self._redis.zrange(self.keys.running(), 0, -1, withscores=True),
+        )
+        return {_text(job_id): int(attempt) for job_id, attempt in entries}
+
+    def requeue_stale(self) -> list[str]:
+        """Put every running job whose worker's lock lapsed back to ``queued``; returns their
+        ids, whose tasks the caller sends again. Each is returned to one caller only, however
+        many reapers run at once. Drops the index's entries of jobs no longer running."""
+        requeued = []
+        for job_id, attempt in self.running_jobs().items():
+            event = ProgressEvent(kind=EventKind.STATE, job_id=job_id, state=JobState.QUEUED)
+            answer = int(
+                self._requeue(
+                    keys=[self.keys.job(job_id), self.keys.lock(job_id), self.keys.video(job_id)],
+                    args=[self._ttl_ms, self.keys.events(job_id), event.model_dump_json()],
+                )
+            )
+            if answer == _REQUEUE_LIVE:
+                continue
+            if answer > 0:
+                requeued.append(job_id)
+            self._forget_running(keys=[self.keys.running()], args=[job_id, attempt])
+        return requeued
+
     # --- internals -------------------------------------------------------------------------
+
+    def _enter_running(self, job_id: str, attempt: int) -> None:
+        """Put the job in the ``running`` index under ``attempt`` (which expires as a job's
+        keys do, so that an index nobody writes to any more does not stay for ever)."""
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(self.keys.running(), {job_id: attempt})
+            pipe.pexpire(self.keys.running(), self._ttl_ms)
+            pipe.execute()
 
     def _end(
         self,
@@ -474,7 +530,7 @@ class JobStore:
             kind=EventKind.STATE, job_id=job_id, state=state,
             error_code=code, error_message=message,
         )  # fmt: skip
-        return bool(
+        settled = bool(
             self._settle(
                 keys=[
                     self.keys.job(job_id), self.keys.lock(job_id), self.keys.video(job_id),
@@ -487,6 +543,9 @@ class JobStore:
                 ],
             )
         )  # fmt: skip
+        if settled:
+            self._redis.zrem(self.keys.running(), job_id)
+        return settled
 
     def _stage(self, job_id: str, worker: str, attempt: str, key: str, path: Path) -> bool:
         """Upload one result file under its attempt's key; ``False``: the attempt lost the job."""

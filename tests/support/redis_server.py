@@ -1,5 +1,6 @@
 """Redis for the tests: the machine's own on 127.0.0.1:6379 when it answers, else a private
 ``redis-server`` on a free loopback port (installed with apt when absent), stopped afterwards.
+A private server may keep its data on disk (an append-only file), for a test that restarts it.
 """
 
 from __future__ import annotations
@@ -51,42 +52,64 @@ def redis_server_binary() -> str:
 
 @dataclass
 class PrivateRedis:
-    """A throwaway ``redis-server`` that keeps nothing on disk."""
+    """A throwaway ``redis-server``: it keeps nothing on disk, unless ``persistent``: then every
+    write goes to an append-only file, fsynced, and :meth:`restart` brings all of it back."""
 
     port: int
     process: subprocess.Popen[bytes]
     workdir: tempfile.TemporaryDirectory[str]
+    persistent: bool = False
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     @classmethod
-    def start(cls) -> PrivateRedis:
-        port = free_loopback_port()
+    def start(cls, persistent: bool = False) -> PrivateRedis:
         workdir = tempfile.TemporaryDirectory(prefix="meshcast-redis-")
-        process = subprocess.Popen(
-            [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-             "--appendonly", "no", "--dir", workdir.name,
-             "--logfile", str(Path(workdir.name) / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not answers_ping("127.0.0.1", port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                workdir.cleanup()
-                raise RuntimeError(f"a private redis-server did not start on port {port}")
-            time.sleep(0.05)
-        return cls(port, process, workdir)
+        port = free_loopback_port()
+        try:
+            process = _serve(port, workdir.name, persistent)
+        except RuntimeError:
+            workdir.cleanup()
+            raise
+        return cls(port, process, workdir, persistent)
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """Shut the server down (SIGTERM: it writes what it holds), stay down ``down_s``
+        seconds, and start it again on the same port and folder."""
+        self._terminate()
+        time.sleep(down_s)
+        self.process = _serve(self.port, self.workdir.name, self.persistent)
 
     def stop(self) -> None:
+        self._terminate()
+        self.workdir.cleanup()
+
+    def _terminate(self) -> None:
         self.process.terminate()
         try:
             self.process.wait(timeout=START_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             self.process.kill()
-        self.workdir.cleanup()
+
+
+def _serve(port: int, folder: str, persistent: bool) -> subprocess.Popen[bytes]:
+    """A redis-server on ``port`` with its files in ``folder``, once it answers PING."""
+    append_only = ["--appendonly", "yes", "--appendfsync", "always"]
+    disk = append_only if persistent else ["--appendonly", "no"]
+    process = subprocess.Popen(
+        [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+         *disk, "--dir", folder, "--logfile", str(Path(folder) / "redis.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not answers_ping("127.0.0.1", port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"a private redis-server did not start on port {port}")
+        time.sleep(0.05)
+    return process
 
 
 def delete_keys_with_prefix(client: redis.Redis, prefix: str) -> int:

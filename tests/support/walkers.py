@@ -40,11 +40,12 @@ def walker_patches() -> list[np.ndarray]:
     return patches
 
 
-def write_walkers_video(path: Path, frames: int) -> Path:
-    """``frames`` frames (one sway period) of the walkers on their median colour, H.264."""
+def write_walkers_video(path: Path, frames: int, options: dict[str, str] | None = None) -> Path:
+    """``frames`` frames (one sway period) of the walkers on their median colour, H.264;
+    ``options`` are the container's (``{"movflags": "faststart"}``: an MP4's index first)."""
     patches = walker_patches()
     background = np.median(np.concatenate([p.reshape(-1, 3) for p in patches]), axis=0)
-    with av.open(str(path), mode="w") as container:
+    with av.open(str(path), mode="w", options=options or {}) as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         for index in range(frames):

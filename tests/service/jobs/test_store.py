@@ -1,5 +1,6 @@
 """The job store against a real Redis: a job's life, its keys' TTLs, locks and attempts,
-idempotent results, cancellation, events, deletion, expiry, and the rate limit."""
+idempotent results, cancellation, events, deletion, expiry, the index of running jobs and the
+reaper's requeue, and the rate limit."""
 
 from __future__ import annotations
 
@@ -357,6 +358,63 @@ def test_a_failed_attempts_files_are_dropped(
     assert (record.state, record.error_code) == (JobState.FAILED, "write_failed")
     assert store.list_files(job_id) == {}
     assert keys_under(redis_client, redis_prefix) == [store.keys.job(job_id)]
+
+
+def test_running_jobs_are_indexed_from_start_to_end(
+    store: JobStore, redis_client: redis.Redis, redis_prefix: str, tmp_path: Path
+) -> None:
+    finished, failed, cancelled, deleted = (queued_with_video(store) for _ in range(4))
+    for job_id in (finished, failed, cancelled, deleted):
+        store.start(job_id, WORKER_A)
+    assert store.running_jobs() == dict.fromkeys([finished, failed, cancelled, deleted], 1)
+    assert store.finish(finished, WORKER_A, results(tmp_path, b"A"))
+    assert store.fail(failed, "boom", "it broke", worker=WORKER_A)
+    store.request_cancel(cancelled)
+    assert store.mark_cancelled(cancelled, WORKER_A)
+    assert store.delete(deleted)
+    assert store.running_jobs() == {}
+    assert store.keys.running() not in keys_under(redis_client, redis_prefix)
+
+
+def test_the_reaper_requeues_a_dead_workers_job_once(store: JobStore) -> None:
+    dead, live = queued_with_video(store), queued_with_video(store)
+    store.start(dead, WORKER_A)
+    store.start(live, WORKER_B)
+    assert store.requeue_stale() == []  # both locks are live
+    events = store.events(dead)
+    first = next(events)
+    assert first is not None
+    assert first.state is JobState.RUNNING
+    for _ in range(2):  # B heartbeats, A has died
+        time.sleep(LOCK_TTL_S * 0.6)
+        assert store.heartbeat(live, WORKER_B)
+
+    assert store.requeue_stale() == [dead]
+    event = next(events)
+    assert event is not None
+    assert (event.kind, event.state) == (EventKind.STATE, JobState.QUEUED)
+    assert store.requeue_stale() == []  # once: a second reaper finds nothing to do
+    record = store.get(dead)
+    assert record is not None
+    assert (record.state, record.attempts) == (JobState.QUEUED, 1)
+    assert store.running_jobs() == {live: 1}
+    # A comes back (a long pause, not death): the job is no longer its own.
+    assert not store.heartbeat(dead, WORKER_A)
+    assert not store.set_progress(dead, WORKER_A, "detect", 1, 2)
+    retaken = store.start(dead, WORKER_B)
+    assert retaken is not None
+    assert (retaken.state, retaken.attempts) == (JobState.RUNNING, 2)
+    assert store.running_jobs() == {live: 1, dead: 2}
+
+
+def test_the_reaper_drops_entries_of_jobs_that_are_gone(
+    store: JobStore, redis_client: redis.Redis
+) -> None:
+    job_id = queued_with_video(store)
+    store.start(job_id, WORKER_A)
+    redis_client.delete(store.keys.job(job_id), store.keys.lock(job_id))  # as if expired
+    assert store.requeue_stale() == []
+    assert store.running_jobs() == {}
 
 
 def test_results_are_bounded(make_store: MakeStore, tmp_path: Path) -> None:

@@ -78,6 +78,13 @@ COMMANDS: dict[str, CommandSpec] = {
         "meshcast.commands.bench",
         "Benchmarks as JSON: forward time of the networks.",
     ),
+    "gateway": CommandSpec(
+        "meshcast.commands.gateway",
+        "The HTTP API (FastAPI): upload videos, follow jobs, download results; hash API keys.",
+    ),
+    "worker": CommandSpec(
+        "meshcast.commands.worker", "Run the gateway's jobs: a Celery worker on Redis."
+    ),
 }
 
 # The pip extra that brings each optional top-level module.

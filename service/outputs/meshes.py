@@ -203,8 +203,11 @@ def _mesh_bytes(
     camera_frame: bool,
 ) -> bytes:
     """The bytes of a track's mesh file in one of its rows, with a comment saying what it is."""
-    frame_name = "camera frame" if camera_frame else "body frame"
-    comment = (
-        f"meshcast track {track.track_id} frame {int(track.frame_ids[row])}, metres, {frame_name}"
-    )
+    comment = mesh_comment(track.track_id, int(track.frame_ids[row]), camera_frame)
     return encode_mesh(vertices, faces, fmt, comment)
+
+
+def mesh_comment(track_id: int, frame_id: int, camera_frame: bool) -> str:
+    """The comment line of a mesh file: whose body, which frame, which units and frame."""
+    frame_name = "camera frame" if camera_frame else "body frame"
+    return f"meshcast track {track_id} frame {frame_id}, metres, {frame_name}"

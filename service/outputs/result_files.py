@@ -213,7 +213,7 @@ def write_result_npz(video: VideoResult, path: str | Path, body: MeshVertices) -
         "track_ids": np.array([track.track_id for track in video.tracks], dtype=np.int64),
     }
     for track in video.tracks:
-        prefix = _track_prefix(track.track_id)
+        prefix = track_prefix(track.track_id)
         arrays[prefix + "score"] = np.array(track.score, dtype=np.float64)
         for key, field in (PER_FRAME_KEYS | NPZ_ONLY_KEYS).items():
             dtype = NPZ_DTYPES.get(key, np.float32)
@@ -224,7 +224,7 @@ def write_result_npz(video: VideoResult, path: str | Path, body: MeshVertices) -
             with npz.open(key + NPY_SUFFIX, mode="w", force_zip64=True) as entry:
                 np.lib.format.write_array(entry, array, allow_pickle=False)
         for track in video.tracks:
-            key = _track_prefix(track.track_id) + VERTICES_KEY
+            key = track_prefix(track.track_id) + VERTICES_KEY
             with npz.open(key + NPY_SUFFIX, mode="w", force_zip64=True) as entry:
                 _write_track_vertices(entry, track, body)
     return path
@@ -249,7 +249,7 @@ def read_result_npz(path: str | Path) -> VideoResult:
         )
         tracks = []
         for track_id in npz["track_ids"].tolist():
-            prefix = _track_prefix(track_id)
+            prefix = track_prefix(track_id)
             fields = {
                 field: npz[prefix + key] for key, field in (PER_FRAME_KEYS | NPZ_ONLY_KEYS).items()
             }
@@ -315,6 +315,6 @@ def _rounded(array: np.ndarray, decimals: int) -> list[Any]:
     return rounded
 
 
-def _track_prefix(track_id: int) -> str:
-    """The NPZ key prefix of a track's arrays."""
+def track_prefix(track_id: int) -> str:
+    """The NPZ key prefix of a track's arrays (``track_001/``)."""
     return f"track_{track_id:03d}/"

@@ -1,0 +1,53 @@
+"""``meshcast gateway``: the HTTP API (FastAPI on uvicorn); ``meshcast gateway hash-key``: the
+digest of an API key, for the configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+# Seconds a stopping gateway waits for open requests (event streams last as long as their
+# job) before it closes them: within Kubernetes' default grace period of 30 s.
+GRACEFUL_SHUTDOWN_S = 20
+
+
+@click.group("gateway", invoke_without_command=True)
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=None,
+              help="The service's YAML configuration (default: $MESHCAST_CONFIG, else the "
+                   "built-in defaults).")  # fmt: skip
+@click.option("--host", default=None, help="Address to listen on (default: gateway.host).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port to listen on (default: gateway.port).")  # fmt: skip
+@click.pass_context
+def command(
+    ctx: click.Context, config_path: Path | None, host: str | None, port: int | None
+) -> None:
+    """Serve the HTTP API: upload videos, follow jobs, download results (docs at /docs)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from service.gateway import create_app
+    from service.settings import load_settings
+
+    settings = load_settings(config_path)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.gateway.host,
+        port=port or settings.gateway.port,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+
+
+@command.command("hash-key")
+@click.argument("key", required=False)
+def hash_key(key: str | None) -> None:
+    """Print the SHA-256 digest of an API key, for `gateway.api_keys` in the configuration.
+    Without KEY, it is asked for without echo (and stays out of the shell's history)."""
+    from service.settings import hash_api_key
+
+    if key is None:
+        key = click.prompt("API key", hide_input=True)
+    click.echo(hash_api_key(key))

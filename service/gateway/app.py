@@ -1,0 +1,91 @@
+"""The gateway's FastAPI app: :func:`create_app`.
+
+Blocking work (every Redis call, probing an upload) runs in the thread pool: the job store's
+client is synchronous (see :mod:`service.jobs.store` for why), so routes are plain ``def``
+functions, which FastAPI runs there, except the upload, which reads its body on the event loop
+and hands each Redis write to the pool. Event streams hold a thread each while open: the pool
+gets :data:`REQUEST_THREADS` besides ``max_event_streams``, so that open streams never starve
+other requests.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+
+import anyio.to_thread
+import redis
+from fastapi import FastAPI
+
+from service.gateway.context import Gateway, StreamSlots
+from service.gateway.errors import install_error_handlers
+from service.gateway.metrics import GatewayMetrics, MetricsMiddleware
+from service.gateway.routers import downloads, events, health, jobs
+from service.jobs import JobStore, Keys, RateLimiter
+from service.queue import celery_app
+from service.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+REQUEST_THREADS = 40  # anyio's default pool, kept for requests besides the event streams
+# A Redis that does not connect or answer this long is an error (503), not a hung request.
+REDIS_TIMEOUT_S = 5.0
+
+DESCRIPTION = """
+Upload a video; get every tracked person's SMPL body per frame: parameters (JSON, NPZ),
+meshes (OBJ, PLY per person and frame; an animated GLB per person) and a preview video.
+
+Every route under `/jobs` takes an API key, `Authorization: Bearer <key>`, and sees only the
+jobs made with it. Errors are JSON, `{"error": {"code": "...", "message": "..."}}`: the code is
+stable, the message says what to do.
+"""
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    """The gateway for ``settings``: its routes, error handlers and metrics.
+
+    Nothing connects until a request comes (Redis and the broker are dialled lazily), so the
+    app starts, and ``/healthz`` answers, while Redis is still down; ``/readyz`` says so.
+    """
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+        socket_timeout=REDIS_TIMEOUT_S,
+    )
+    metrics = GatewayMetrics()
+    services = Gateway(
+        settings=settings,
+        redis=client,
+        store=JobStore(client, settings.store),
+        limiter=RateLimiter(client, Keys(settings.store.prefix)),
+        celery=celery_app(settings),
+        metrics=metrics,
+        streams=StreamSlots(settings.gateway.max_event_streams, metrics),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = anyio.to_thread.current_default_thread_limiter()
+        pool.total_tokens = REQUEST_THREADS + settings.gateway.max_event_streams
+        if not settings.gateway.api_keys:
+            logger.warning("no API keys are configured: every request to /jobs is refused")
+        try:
+            yield
+        finally:
+            services.celery.close()
+            client.close()
+
+    app = FastAPI(
+        title="meshcast",
+        version=version("meshcast"),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.gateway = services
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    for module in (jobs, events, downloads, health):
+        app.include_router(module.router)
+    return app

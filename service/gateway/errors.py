@@ -1,0 +1,259 @@
+"""Every error the gateway answers, in one JSON shape with a stable code.
+
+``{"error": {"code": "job_not_found", "message": "..."}}``: the code is for programs (it never
+changes meaning), the message for a person (what went wrong and what to do about it). Each code
+has one HTTP status (:data:`STATUS`), so a route documents its errors by listing codes
+(:func:`error_responses`) and the OpenAPI schema says which codes each status may carry.
+
+FastAPI's own errors (a malformed path or query parameter, an unknown route, a wrong method)
+and anything unexpected are turned into the same shape by the handlers that
+:func:`install_error_handlers` registers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from http import HTTPStatus
+from typing import Any
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class ErrorCode(StrEnum):
+    """The stable codes, by what the client did (or what the server lacks)."""
+
+    # Access
+    UNAUTHORIZED = "unauthorized"
+    RATE_LIMITED = "rate_limited"
+    # The request itself
+    NOT_FOUND = "not_found"  # no such route
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    INVALID_REQUEST = "invalid_request"  # a malformed path or query parameter
+    # The upload (POST /jobs)
+    INVALID_MULTIPART = "invalid_multipart"
+    MISSING_VIDEO = "missing_video"
+    UPLOAD_TOO_LARGE = "upload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    EMPTY_UPLOAD = "empty_upload"
+    INVALID_OPTIONS = "invalid_options"
+    # ... what probing the video found (service.pipeline.video.VideoError's codes) ...
+    EMPTY_FILE = "empty_file"
+    NOT_A_VIDEO = "not_a_video"
+    NO_VIDEO_STREAM = "no_video_stream"
+    NO_FRAMES = "no_frames"
+    TRUNCATED = "truncated"
+    # ... and the limits it passes (UploadLimits)
+    VIDEO_TOO_LONG = "video_too_long"
+    TOO_MANY_FRAMES = "too_many_frames"
+    RESOLUTION_TOO_HIGH = "resolution_too_high"
+    JOB_CLOSED = "job_closed"  # the job was deleted while its video was uploaded
+    # Jobs and their files
+    JOB_NOT_FOUND = "job_not_found"
+    JOB_NOT_FINISHED = "job_not_finished"
+    JOB_WITHOUT_RESULTS = "job_without_results"
+    FILE_NOT_FOUND = "file_not_found"
+    TRACK_NOT_FOUND = "track_not_found"
+    FRAME_NOT_FOUND = "frame_not_found"
+    RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
+    # The server
+    TOO_MANY_STREAMS = "too_many_streams"
+    QUEUE_UNAVAILABLE = "queue_unavailable"
+    STORE_UNAVAILABLE = "store_unavailable"
+    NOT_READY = "not_ready"
+    INTERNAL_ERROR = "internal_error"
+
+
+STATUS: Mapping[ErrorCode, HTTPStatus] = {
+    ErrorCode.UNAUTHORIZED: HTTPStatus.UNAUTHORIZED,
+    ErrorCode.RATE_LIMITED: HTTPStatus.TOO_MANY_REQUESTS,
+    ErrorCode.NOT_FOUND: HTTPStatus.NOT_FOUND,
+    ErrorCode.METHOD_NOT_ALLOWED: HTTPStatus.METHOD_NOT_ALLOWED,
+    ErrorCode.INVALID_REQUEST: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorCode.INVALID_MULTIPART: HTTPStatus.BAD_REQUEST,
+    ErrorCode.MISSING_VIDEO: HTTPStatus.BAD_REQUEST,
+    ErrorCode.UPLOAD_TOO_LARGE: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+    ErrorCode.EMPTY_UPLOAD: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorCode.INVALID_OPTIONS: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorCode.EMPTY_FILE: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorCode.NOT_A_VIDEO: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorCode.NO_VIDEO_STREAM: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorCode.NO_FRAMES: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorCode.TRUNCATED: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorCode.VIDEO_TOO_LONG: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorCode.TOO_MANY_FRAMES: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorCode.RESOLUTION_TOO_HIGH: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorCode.JOB_CLOSED: HTTPStatus.CONFLICT,
+    ErrorCode.JOB_NOT_FOUND: HTTPStatus.NOT_FOUND,
+    ErrorCode.JOB_NOT_FINISHED: HTTPStatus.CONFLICT,
+    ErrorCode.JOB_WITHOUT_RESULTS: HTTPStatus.CONFLICT,
+    ErrorCode.FILE_NOT_FOUND: HTTPStatus.NOT_FOUND,
+    ErrorCode.TRACK_NOT_FOUND: HTTPStatus.NOT_FOUND,
+    ErrorCode.FRAME_NOT_FOUND: HTTPStatus.NOT_FOUND,
+    ErrorCode.RANGE_NOT_SATISFIABLE: HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
+    ErrorCode.TOO_MANY_STREAMS: HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorCode.QUEUE_UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorCode.STORE_UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorCode.NOT_READY: HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorCode.INTERNAL_ERROR: HTTPStatus.INTERNAL_SERVER_ERROR,
+}
+
+# Codes every route that takes an API key may answer (checking it reads Redis).
+ACCESS_CODES = (ErrorCode.UNAUTHORIZED, ErrorCode.RATE_LIMITED, ErrorCode.STORE_UNAVAILABLE)
+# Codes of any route with path or query parameters, and of any route at all.
+PARAMETER_CODES = (ErrorCode.INVALID_REQUEST,)
+SERVER_CODES = (ErrorCode.INTERNAL_ERROR,)
+STORE_RETRY_AFTER_S = 30  # how long a client is asked to wait when Redis is down
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: ErrorCode = Field(description="stable, for programs")
+    message: str = Field(description="for a person: what went wrong and what to do")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error response."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    error: ErrorDetail
+
+
+class ApiError(Exception):
+    """An error answered as :class:`ErrorResponse` with its code's status."""
+
+    def __init__(
+        self, code: ErrorCode, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+    @property
+    def status(self) -> HTTPStatus:
+        """The HTTP status of the error's code."""
+        return STATUS[self.code]
+
+
+def error_json(
+    code: ErrorCode, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The response of one error."""
+    body = ErrorResponse(error=ErrorDetail(code=code, message=message))
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=STATUS[code], headers=dict(headers or {})
+    )
+
+
+def error_responses(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` for a route that may answer ``codes`` (plus the server's own):
+    one entry per status, listing its codes."""
+    by_status: dict[HTTPStatus, list[ErrorCode]] = {}
+    for code in dict.fromkeys((*codes, *SERVER_CODES)):
+        by_status.setdefault(STATUS[code], []).append(code)
+    return {
+        int(status): {
+            "model": ErrorResponse,
+            "description": f"{status.phrase}: " + ", ".join(f"`{code}`" for code in found),
+        }
+        for status, found in sorted(by_status.items())
+    }
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error of ``app`` as :class:`ErrorResponse`."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(redis.ConnectionError, _store_unavailable)
+    app.add_exception_handler(redis.TimeoutError, _store_unavailable)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def validation_message(errors: Iterable[Mapping[str, Any]]) -> str:
+    """Pydantic's (or FastAPI's) errors as one sentence: ``where: what; ...``."""
+    parts = []
+    for error in errors:
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else error["msg"])
+    return "; ".join(parts)
+
+
+def mark_body_read(request: Request) -> None:
+    """Note that ``request``'s body was read to its end (see :func:`_respond`)."""
+    request.state.body_read = True
+
+
+def _respond(
+    request: Request, code: ErrorCode, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The error's response; it closes the connection when the request's body was left
+    unread (an upload refused half way, or before it began): otherwise the server would go on
+    reading, and discarding, the rest of a body that may never end."""
+    headers = dict(headers or {})
+    has_body = int(request.headers.get("content-length") or 0) > 0 or (
+        "transfer-encoding" in request.headers
+    )
+    if has_body and not getattr(request.state, "body_read", False):
+        headers["Connection"] = "close"
+    return error_json(code, message, headers)
+
+
+async def _api_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ApiError)
+    return _respond(request, error.code, error.message, error.headers)
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    return _respond(
+        request,
+        ErrorCode.INVALID_REQUEST,
+        f"{validation_message(error.errors())}. The API is described at /docs.",
+    )
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    headers = dict(error.headers or {})
+    if error.status_code == HTTPStatus.NOT_FOUND:
+        message = f"there is no {request.url.path}: the API's routes are listed at /docs"
+        return _respond(request, ErrorCode.NOT_FOUND, message, headers)
+    if error.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        allowed = headers.get("Allow") or headers.get("allow", "")
+        message = f"{request.method} is not allowed on {request.url.path}; use {allowed}"
+        return _respond(request, ErrorCode.METHOD_NOT_ALLOWED, message, headers)
+    return _respond(request, ErrorCode.INVALID_REQUEST, str(error.detail), headers)
+
+
+async def _store_unavailable(request: Request, error: Exception) -> JSONResponse:
+    logger.warning("Redis is unreachable: %s", error)
+    return _respond(
+        request,
+        ErrorCode.STORE_UNAVAILABLE,
+        "the job store (Redis) does not answer; try again in a minute",
+        {"Retry-After": str(STORE_RETRY_AFTER_S)},
+    )
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    # Starlette's ServerErrorMiddleware logs the traceback once this answers.
+    return _respond(
+        request,
+        ErrorCode.INTERNAL_ERROR,
+        "the gateway failed on this request; if it happens again, report it with the time",
+    )

@@ -1,0 +1,82 @@
+"""``/healthz`` (the process answers), ``/readyz`` (jobs would be processed), ``/metrics``.
+
+None of them takes an API key: probes and Prometheus call them, and they tell nothing about
+anyone's jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Annotated
+
+import redis
+from fastapi import APIRouter, Depends, Response
+from kombu.exceptions import OperationalError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from service.gateway.context import Gateway, gateway
+from service.gateway.errors import ApiError, ErrorCode, error_responses
+from service.gateway.schemas import Health, Readiness
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["health"])
+
+
+@router.get(
+    "/healthz",
+    response_model=Health,
+    responses=error_responses(),
+    summary="The process is alive",
+)
+def healthz() -> Health:
+    """Answers while the process runs (a liveness probe: no Redis, no workers)."""
+    return Health()
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses=error_responses(ErrorCode.NOT_READY),
+    summary="Redis answers and at least one worker is alive",
+)
+def readyz(services: Annotated[Gateway, Depends(gateway)]) -> Readiness:
+    """Ready when Redis answers and a worker answers Celery's ping within
+    `worker_ping_timeout_s`: a job sent now would be processed."""
+    try:
+        services.redis.ping()
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        logger.warning("readyz: Redis does not answer: %s", error)
+        raise ApiError(
+            ErrorCode.NOT_READY, f"Redis does not answer ({type(error).__name__})"
+        ) from error
+    timeout_s = services.settings.gateway.worker_ping_timeout_s
+    try:
+        replies = services.celery.control.ping(timeout=timeout_s) or []
+    except (OperationalError, redis.ConnectionError, redis.TimeoutError) as error:
+        raise ApiError(
+            ErrorCode.NOT_READY, f"the job queue does not answer ({type(error).__name__})"
+        ) from error
+    workers = sorted(name for reply in replies for name in reply)
+    if not workers:
+        raise ApiError(
+            ErrorCode.NOT_READY,
+            f"no worker answered within {timeout_s:g} s: jobs would wait in the queue; "
+            "start one with `meshcast worker`",
+        )
+    return Readiness(workers=workers)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        HTTPStatus.OK.value: {"content": {CONTENT_TYPE_LATEST: {}}},
+        **error_responses(),
+    },
+    summary="Prometheus metrics",
+)
+def metrics(services: Annotated[Gateway, Depends(gateway)]) -> Response:
+    """The gateway's metrics in Prometheus's text format."""
+    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

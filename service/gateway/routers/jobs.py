@@ -1,0 +1,169 @@
+"""``POST /jobs``, ``GET /jobs/{job_id}``, ``DELETE /jobs/{job_id}``."""
+
+from __future__ import annotations
+
+import tempfile
+from http import HTTPStatus
+from pathlib import Path
+from typing import Annotated, Any
+
+import redis
+from celery import Celery
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError
+from starlette.concurrency import run_in_threadpool
+
+from service.gateway.auth import authenticate, owned_job
+from service.gateway.context import Gateway, gateway
+from service.gateway.errors import (
+    ACCESS_CODES,
+    PARAMETER_CODES,
+    ApiError,
+    ErrorCode,
+    error_responses,
+)
+from service.gateway.links import JOB_ROUTE, job_document
+from service.gateway.schemas import JobDocument
+from service.gateway.upload import (
+    OPTIONS_FIELD,
+    VIDEO_FIELD,
+    PendingJob,
+    VideoForm,
+    check_video,
+    form_boundary,
+)
+from service.jobs import JobOptions
+from service.queue import PROCESS_JOB
+from service.settings import ApiKey
+
+UPLOAD_DIR_PREFIX = "meshcast-upload-"
+JobId = Annotated[str, PathParam(description="the id POST /jobs answered")]
+
+router = APIRouter(tags=["jobs"])
+
+
+def _upload_body() -> dict[str, Any]:
+    """The OpenAPI description of POST /jobs's form (the route reads its body itself)."""
+    options = JobOptions.model_json_schema()
+    fields = {
+        OPTIONS_FIELD: {
+            "type": "string",
+            "description": "the options as one JSON object (instead of the fields below): "
+            + (options.get("description") or ""),
+        },
+        **options["properties"],
+        VIDEO_FIELD: {"type": "string", "format": "binary", "description": "the video file"},
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": [VIDEO_FIELD], "properties": fields}
+                }
+            },
+        }
+    }
+
+
+def enqueue(celery: Celery, job_id: str) -> None:
+    """Send the job's task to the workers' queue (by name: the gateway imports no worker).
+
+    Raises:
+        ApiError: ``queue_unavailable``: the broker did not take the task.
+    """
+    try:
+        celery.send_task(PROCESS_JOB, args=[job_id])
+    except (OperationalError, redis.ConnectionError, redis.TimeoutError) as error:
+        raise ApiError(
+            ErrorCode.QUEUE_UNAVAILABLE,
+            "the job queue does not take jobs now; send the video again in a minute",
+        ) from error
+
+
+UPLOAD_CODES = (
+    *ACCESS_CODES,
+    ErrorCode.INVALID_MULTIPART, ErrorCode.MISSING_VIDEO, ErrorCode.UPLOAD_TOO_LARGE,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE, ErrorCode.EMPTY_UPLOAD, ErrorCode.INVALID_OPTIONS,
+    ErrorCode.NOT_A_VIDEO, ErrorCode.NO_VIDEO_STREAM, ErrorCode.NO_FRAMES,
+    ErrorCode.TRUNCATED, ErrorCode.VIDEO_TOO_LONG, ErrorCode.TOO_MANY_FRAMES,
+    ErrorCode.RESOLUTION_TOO_HIGH, ErrorCode.JOB_CLOSED, ErrorCode.QUEUE_UNAVAILABLE,
+)  # fmt: skip
+
+
+@router.post(
+    "/jobs",
+    status_code=HTTPStatus.ACCEPTED,
+    response_model=JobDocument,
+    responses=error_responses(*UPLOAD_CODES),
+    openapi_extra=_upload_body(),
+    summary="Upload a video: a job is queued",
+)
+async def create_job(
+    request: Request,
+    key: Annotated[ApiKey, Depends(authenticate)],
+    services: Annotated[Gateway, Depends(gateway)],
+) -> JSONResponse:
+    """Upload a video as a multipart form (its options, if any, before the `video` part).
+    It is streamed into the job store, probed (container, codec, size, duration, frames) and,
+    if it passes the limits, queued: the answer is the job, and `Location` its URL."""
+    limits = services.settings.gateway.upload
+    try:
+        boundary = form_boundary(request.headers, limits)
+        with tempfile.TemporaryDirectory(prefix=UPLOAD_DIR_PREFIX) as folder:
+            async with PendingJob(services.store) as pending:
+                form = VideoForm(boundary, limits, pending, key.id, Path(folder))
+                upload = await form.receive(request)
+                await run_in_threadpool(check_video, upload.path, limits)
+                await run_in_threadpool(enqueue, services.celery, upload.job.id)
+                pending.commit()
+    except ApiError as error:
+        services.metrics.uploads_refused.labels(code=error.code.value).inc()
+        raise
+    services.metrics.jobs_created.inc()
+    document = job_document(request, upload.job, {})
+    return JSONResponse(
+        document.model_dump(mode="json"),
+        status_code=HTTPStatus.ACCEPTED,
+        headers={"Location": document.links.job},
+    )
+
+
+@router.get(
+    "/jobs/{job_id}",
+    name=JOB_ROUTE,
+    response_model=JobDocument,
+    responses=error_responses(*ACCESS_CODES, *PARAMETER_CODES, ErrorCode.JOB_NOT_FOUND),
+    summary="A job: state, progress, timings, error, downloads",
+)
+def get_job(
+    request: Request,
+    job_id: JobId,
+    key: Annotated[ApiKey, Depends(authenticate)],
+    services: Annotated[Gateway, Depends(gateway)],
+) -> JobDocument:
+    """Where the job stands; once it succeeded, the links to its files."""
+    job = owned_job(services.store, job_id, key)
+    return job_document(request, job, services.store.list_files(job_id))
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=HTTPStatus.NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(*ACCESS_CODES, *PARAMETER_CODES, ErrorCode.JOB_NOT_FOUND),
+    summary="Cancel a job and delete it, results included",
+)
+def delete_job(
+    job_id: JobId,
+    key: Annotated[ApiKey, Depends(authenticate)],
+    services: Annotated[Gateway, Depends(gateway)],
+) -> Response:
+    """Cancel the job (a worker running it stops at its next step) and delete its video and
+    results at once."""
+    owned_job(services.store, job_id, key)
+    services.store.request_cancel(job_id)
+    services.store.delete(job_id)
+    return Response(status_code=HTTPStatus.NO_CONTENT)

@@ -1,0 +1,126 @@
+"""GET /jobs/{id}/events: server-sent events of a job's progress, set by the test as a worker
+would, until the job ends; and the cap on open streams."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from http import HTTPStatus
+from pathlib import Path
+
+import httpx
+
+from tests.support.gateway import MakeGateway, RunningGateway, error_of, upload
+
+WORKER = "test-host:1:w"
+IDLE_S = 0.2  # keep-alives this often: a client that left is noticed soon
+RELEASE_TIMEOUT_S = 10.0
+
+
+def events(response: httpx.Response) -> Iterator[tuple[str, dict[str, object]]]:
+    """The stream's events as (event name, data), skipping comments (keep-alives)."""
+    name, data = "", ""
+    for line in response.iter_lines():
+        if line.startswith(":"):
+            continue
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            data = line.removeprefix("data: ")
+        elif line == "" and data:
+            yield name, json.loads(data)
+            name, data = "", ""
+
+
+def queued_job(gateway: RunningGateway, video: bytes) -> str:
+    with gateway.client() as client:
+        response = upload(client, video)
+    assert response.status_code == HTTPStatus.ACCEPTED, response.text
+    job_id: str = response.json()["id"]
+    return job_id
+
+
+def test_progress_events_until_the_job_succeeds(
+    gateway: RunningGateway, video: bytes, tmp_path: Path
+) -> None:
+    job_id = queued_job(gateway, video)
+    result = tmp_path / "result.json"
+    result.write_text("{}")
+    with gateway.client() as client, client.stream("GET", f"/jobs/{job_id}/events") as stream:
+        assert stream.status_code == HTTPStatus.OK
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        received = events(stream)
+        # The first event says where the job stands; it comes once the gateway has
+        # subscribed, so nothing the worker does from now on is missed.
+        assert next(received) == ("state", _event(job_id, "state", "queued"))
+        gateway.store.start(job_id, WORKER)
+        gateway.store.set_progress(job_id, WORKER, "detect", 2, 5)
+        gateway.store.set_progress(job_id, WORKER, "detect", 5, 5)
+        gateway.store.finish(job_id, WORKER, {"result.json": result})
+        rest = list(received)  # the stream ends after the terminal state
+    assert rest == [
+        ("state", _event(job_id, "state", "running")),
+        ("progress", _event(job_id, "progress", "running", stage="detect", done=2, total=5)),
+        ("progress", _event(job_id, "progress", "running", stage="detect", done=5, total=5)),
+        ("state", _event(job_id, "state", "succeeded")),
+    ]
+
+
+def test_an_ended_job_answers_one_event(gateway: RunningGateway, video: bytes) -> None:
+    job_id = queued_job(gateway, video)
+    gateway.store.request_cancel(job_id)  # queued: cancelled at once
+    with gateway.client() as client, client.stream("GET", f"/jobs/{job_id}/events") as stream:
+        assert list(events(stream)) == [("state", _event(job_id, "state", "cancelled"))]
+
+
+def test_open_streams_are_capped(make_gateway: MakeGateway, video: bytes) -> None:
+    gateway = make_gateway(max_event_streams=1)
+    job_id = queued_job(gateway, video)
+    with gateway.client() as client:
+        with client.stream("GET", f"/jobs/{job_id}/events") as first:
+            received = events(first)
+            next(received)  # open, and its thread waits for news
+            refused = client.get(f"/jobs/{job_id}/events")
+            assert error_of(refused) == (HTTPStatus.SERVICE_UNAVAILABLE, "too_many_streams")
+            assert int(refused.headers["retry-after"]) > 0
+            metrics = client.get("/metrics").text
+            assert "meshcast_gateway_event_streams_open 1.0" in metrics
+            assert client.delete(f"/jobs/{job_id}").status_code == HTTPStatus.NO_CONTENT
+            # DELETE cancels the job first: that final event ends the stream.
+            assert [(name, data["state"]) for name, data in received] == [("state", "cancelled")]
+        # Its place is given back: another job's stream opens.
+        other = queued_job(gateway, video)
+        gateway.store.request_cancel(other)
+        with client.stream("GET", f"/jobs/{other}/events") as second:
+            assert second.status_code == HTTPStatus.OK
+            assert [name for name, _ in events(second)] == ["state"]
+
+
+def test_a_client_that_leaves_gives_its_place_back(make_gateway: MakeGateway, video: bytes) -> None:
+    """The job goes on, but its listener left: the next keep-alive finds the connection
+    closed, and the stream's place is given back."""
+    gateway = make_gateway(max_event_streams=1, store={"events_idle_s": IDLE_S})
+    job_id = queued_job(gateway, video)
+    with gateway.client() as client:
+        with client.stream("GET", f"/jobs/{job_id}/events") as first:
+            next(events(first))
+        # The response is closed: httpx dropped the connection.
+        deadline = time.monotonic() + RELEASE_TIMEOUT_S
+        while True:
+            with client.stream("GET", f"/jobs/{job_id}/events") as again:
+                if again.status_code == HTTPStatus.OK:
+                    break
+                again.read()
+                assert error_of(again) == (HTTPStatus.SERVICE_UNAVAILABLE, "too_many_streams")
+            assert time.monotonic() < deadline, "the stream's place was never given back"
+            time.sleep(IDLE_S)
+
+
+def _event(
+    job_id: str, kind: str, state: str, stage: str = "", done: int = 0, total: int = 0
+) -> dict[str, object]:
+    return {
+        "kind": kind, "job_id": job_id, "state": state, "stage": stage, "done": done,
+        "total": total, "error_code": None, "error_message": None,
+    }  # fmt: skip

@@ -1,0 +1,160 @@
+"""/healthz, /readyz, /metrics, the OpenAPI schema, and the `meshcast gateway` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from http import HTTPStatus
+from pathlib import Path
+
+import httpx
+import yaml
+from click.testing import CliRunner
+
+from meshcast.cli import cli
+from service.gateway.errors import ErrorCode
+from service.settings import hash_api_key
+from tests.support.gateway import (
+    BOB,
+    MakeGateway,
+    RunningGateway,
+    error_of,
+    gateway_settings,
+    upload,
+)
+from tests.support.redis_server import free_loopback_port
+
+PING_TIMEOUT_S = 0.2
+COMMAND_START_TIMEOUT_S = 60.0
+POLL_S = 0.1
+ERROR_SCHEMA = "#/components/schemas/ErrorResponse"
+
+
+def test_healthz_answers_while_the_process_runs(gateway: RunningGateway) -> None:
+    with gateway.client(None) as client:
+        response = client.get("/healthz")
+    assert (response.status_code, response.json()) == (HTTPStatus.OK, {"status": "alive"})
+
+
+def test_readyz_is_503_without_a_worker(make_gateway: MakeGateway) -> None:
+    """No worker runs in these tests: the broker's keys are under the test's own prefix, where
+    no worker listens, so Celery's ping has no one to answer it. (A gateway ready with a live
+    worker is for the integration tests, which start one.)"""
+    gateway = make_gateway(worker_ping_timeout_s=PING_TIMEOUT_S)
+    with gateway.client(None) as client:
+        response = client.get("/readyz")
+    assert error_of(response) == (HTTPStatus.SERVICE_UNAVAILABLE, "not_ready")
+    assert "no worker answered" in response.json()["error"]["message"]
+
+
+def test_readyz_is_503_without_redis(make_gateway: MakeGateway, unused_port: int) -> None:
+    gateway = make_gateway(
+        redis_url_override=f"redis://127.0.0.1:{unused_port}/0",
+        worker_ping_timeout_s=PING_TIMEOUT_S,
+    )
+    with gateway.client(None) as client:
+        response = client.get("/readyz")
+    assert error_of(response) == (HTTPStatus.SERVICE_UNAVAILABLE, "not_ready")
+    assert "Redis does not answer" in response.json()["error"]["message"]
+
+
+def test_metrics_count_requests_jobs_refusals_and_streams(
+    gateway: RunningGateway, video: bytes
+) -> None:
+    with gateway.client() as client:
+        assert upload(client, video).status_code == HTTPStatus.ACCEPTED
+        assert upload(client, b"not a video").status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+        assert upload(client, b"").status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+        with gateway.client(BOB) as bob:
+            assert bob.get("/jobs/AAAAAAAAAAAAAAAAAAAAAA").status_code == HTTPStatus.NOT_FOUND
+        assert client.get("/no/such/route").status_code == HTTPStatus.NOT_FOUND
+        text = client.get("/metrics").text
+    lines = set(text.splitlines())
+    assert "meshcast_gateway_jobs_created_total 1.0" in lines
+    assert 'meshcast_gateway_uploads_refused_total{code="not_a_video"} 1.0' in lines
+    assert 'meshcast_gateway_uploads_refused_total{code="empty_upload"} 1.0' in lines
+    assert 'meshcast_gateway_requests_total{method="POST",route="/jobs",status="202"} 1.0' in lines
+    assert (
+        'meshcast_gateway_requests_total{method="GET",route="/jobs/{job_id}",status="404"} 1.0'
+        in lines
+    )  # the route's template, not the path: ids make no series
+    assert (
+        'meshcast_gateway_requests_total{method="GET",route="unmatched",status="404"} 1.0' in lines
+    )
+    assert any(
+        line.startswith('meshcast_gateway_request_duration_seconds_count{method="POST"')
+        for line in lines
+    )
+    assert "meshcast_gateway_event_streams_open 0.0" in lines
+
+
+def test_the_openapi_schema_documents_the_error_model_on_every_route(
+    gateway: RunningGateway,
+) -> None:
+    with gateway.client(None) as client:
+        schema = client.get("/openapi.json").json()
+        docs = client.get("/docs")
+    assert docs.status_code == HTTPStatus.OK
+    assert "HTTPValidationError" not in str(schema)  # FastAPI's own 422 model is replaced
+    codes = schema["components"]["schemas"]["ErrorCode"]["enum"]
+    assert set(codes) == {code.value for code in ErrorCode}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            errors = {int(status): answer for status, answer in operation["responses"].items()
+                      if int(status) >= HTTPStatus.BAD_REQUEST}  # fmt: skip
+            assert HTTPStatus.INTERNAL_SERVER_ERROR in errors, (method, path)
+            for answer in errors.values():
+                ref = answer["content"]["application/json"]["schema"]["$ref"]
+                assert ref == ERROR_SCHEMA, (method, path)
+            if path.startswith("/jobs"):
+                assert {HTTPStatus.UNAUTHORIZED, HTTPStatus.TOO_MANY_REQUESTS} <= set(errors)
+                assert operation["security"] == [{"ApiKey": []}]
+    upload_errors = schema["paths"]["/jobs"]["post"]["responses"]
+    for status in (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.UNSUPPORTED_MEDIA_TYPE):
+        assert str(int(status)) in upload_errors
+    assert "`not_a_video`" in upload_errors["422"]["description"]
+    form = schema["paths"]["/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert list(form["schema"]["properties"])[-1] == "video"  # options first
+
+
+def test_hash_key_prints_the_digest_for_the_configuration() -> None:
+    result = CliRunner().invoke(cli, ["gateway", "hash-key", "my-key"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == hash_api_key("my-key")
+    prompted = CliRunner().invoke(cli, ["gateway", "hash-key"], input="my-key\n")
+    assert prompted.output.strip().endswith(hash_api_key("my-key"))
+
+
+def test_the_command_serves_the_gateway(redis_url: str, redis_prefix: str, tmp_path: Path) -> None:
+    settings = gateway_settings(redis_url, redis_prefix)
+    config = tmp_path / "meshcast.yaml"
+    config.write_text(yaml.safe_dump(settings.model_dump(mode="json")))
+    port = free_loopback_port()
+    command = [sys.executable, "-m", "meshcast", "gateway", "--config", str(config),
+               "--port", str(port)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE) as process:
+        try:
+            deadline = time.monotonic() + COMMAND_START_TIMEOUT_S
+            while True:
+                assert process.poll() is None, process.stderr and process.stderr.read()
+                assert time.monotonic() < deadline, "meshcast gateway did not start"
+                try:
+                    response = httpx.get(f"http://127.0.0.1:{port}/healthz")
+                    break
+                except httpx.ConnectError:
+                    time.sleep(POLL_S)
+            assert response.status_code == HTTPStatus.OK
+        finally:
+            process.terminate()
+            process.wait()
+
+
+def test_the_gateway_imports_no_torch_and_no_training() -> None:
+    code = (
+        "import sys, service.gateway, meshcast.commands.gateway; "
+        "assert not {'torch', 'training'} & set(sys.modules), 'imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

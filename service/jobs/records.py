@@ -16,7 +16,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, field_validator
 
-from service.outputs import OUTPUT_FORMATS, OutputFormat
+from service.outputs import MESH_FORMATS, OUTPUT_FORMATS, OutputFormat
 
 
 class JobState(StrEnum):
@@ -43,6 +43,17 @@ class JobOptions(BaseModel):
     formats: list[OutputFormat] = Field(default_factory=lambda: list(OUTPUT_FORMATS))
     # Frames a track needs to be estimated; None: the pipeline's default.
     min_track_length: PositiveInt | None = None
+
+    @property
+    def stored_formats(self) -> list[OutputFormat]:
+        """What a worker writes to the store: the formats asked for, but meshes per frame
+        (OBJ, PLY), which the gateway builds on download from ``result.npz``'s vertices (a
+        tenth of their size: :mod:`service.gateway.frame_meshes`), so ``npz`` stands for them.
+        """
+        stored = [fmt for fmt in self.formats if fmt not in MESH_FORMATS]
+        if "npz" not in stored and any(fmt in MESH_FORMATS for fmt in self.formats):
+            stored.append("npz")
+        return stored
 
     @field_validator("formats")
     @classmethod

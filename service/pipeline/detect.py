@@ -85,6 +85,18 @@ class HogDetector:
         its threads)."""
         return [self._detect_one(frame) for frame in frames]
 
+    def _fit_window(self, frame: np.ndarray) -> np.ndarray:
+        """``frame`` grown at the bottom and right (boxes keep their coordinates) to hold one
+        detection window: OpenCV's HOG crashes the process (SIGSEGV) on a smaller image."""
+        window_width, window_height = self._hog.winSize
+        pad = self.config.padding
+        height, width = frame.shape[:2]
+        grow_y = max(0, window_height - 2 * pad - height)
+        grow_x = max(0, window_width - 2 * pad - width)
+        if grow_x or grow_y:
+            frame = cv2.copyMakeBorder(frame, 0, grow_y, 0, grow_x, cv2.BORDER_REPLICATE)
+        return frame
+
     def _detect_one(self, frame: np.ndarray) -> np.ndarray:
         cfg = self.config
         height, width = frame.shape[:2]
@@ -93,6 +105,7 @@ class HogDetector:
             shrink = cfg.max_width / width
             size = (cfg.max_width, max(1, round(height * shrink)))
             frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        frame = self._fit_window(frame)
         found, weights = self._hog.detectMultiScale(
             frame,
             hitThreshold=cfg.hit_threshold,

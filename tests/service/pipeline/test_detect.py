@@ -202,3 +202,11 @@ def test_hog_shrinks_frames_wider_than_its_limit_and_scales_the_boxes_back() -> 
     overlap = iou_matrix(shrunk[:, :4] / 2, original[:, :4])
     assert (overlap.max(axis=1) > 0.8).all()
     assert shrunk[:, :4].max() > frame.shape[1]  # in the doubled frame's pixels
+
+
+@pytest.mark.parametrize(("height", "width"), [(71, 97), (111, 47), (1, 1)])
+def test_hog_takes_frames_smaller_than_its_window(height: int, width: int) -> None:
+    # OpenCV's HOG crashed the whole process (SIGSEGV) on these before they were grown.
+    frame = np.full((height, width, 3), 128, dtype=np.uint8)
+    (detections,) = HogDetector().detect([frame])
+    assert detections.shape == (0, 5)

@@ -214,18 +214,30 @@ class Bundle:
             threads: CPU threads of each session (within and between operators); default:
                 onnxruntime's (one per physical core).
         """
+
+        def open_graph(graph: GraphName) -> InferenceSession:
+            return self.session(graph, precision, providers, threads)
+
+        return Sessions(open_graph("encoder"), open_graph("temporal"), open_graph("body"))
+
+    def session(
+        self,
+        graph: GraphName,
+        precision: Precision = "fp32",
+        providers: list[str] | None = None,
+        threads: int | None = None,
+    ) -> InferenceSession:
+        """Open one graph of ``precision`` on ``providers`` (the arguments as
+        :meth:`sessions`'); the gateway opens the body's alone."""
         import onnxruntime
 
-        chosen = providers or default_providers()
         options = onnxruntime.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = options.inter_op_num_threads = threads
-
-        def session(graph: GraphName) -> InferenceSession:
-            path = self.graph_path(graph, precision)
-            return onnxruntime.InferenceSession(str(path), options, providers=chosen)
-
-        return Sessions(session("encoder"), session("temporal"), session("body"))
+        path = self.graph_path(graph, precision)
+        return onnxruntime.InferenceSession(
+            str(path), options, providers=providers or default_providers()
+        )
 
 
 def default_providers() -> list[str]:

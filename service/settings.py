@@ -2,8 +2,10 @@
 
 ``meshcast gateway`` and ``meshcast worker`` read the file named by ``--config`` or by
 ``MESHCAST_CONFIG`` (none: the defaults below), then the few variables a deployment sets per
-container: ``MESHCAST_REDIS_URL``, ``MESHCAST_BUNDLE`` and ``MESHCAST_DEVICE``. API keys are
-kept as SHA-256 digests, never as keys: ``meshcast gateway hash-key`` prints one's digest.
+container: ``MESHCAST_REDIS_URL``, ``MESHCAST_BUNDLE`` (``bundle``, which the gateway reads too:
+it poses the meshes it serves with the bundle's body) and ``MESHCAST_DEVICE``
+(``worker.device``). API keys are kept as SHA-256 digests, never as keys:
+``meshcast gateway hash-key`` prints one's digest.
 """
 
 from __future__ import annotations
@@ -91,7 +93,6 @@ class GatewaySettings(BaseModel):
 class WorkerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    bundle: Path = Path("bundles/default")
     precision: Precision = "fp32"
     # "auto": onnxruntime's CUDA provider when it has one, else the CPU.
     device: Device = "auto"
@@ -118,6 +119,9 @@ class ServiceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # The model bundle: the workers run its networks, the gateway poses each downloaded mesh
+    # with its body (body.onnx, faces.npy), so both must read the same one.
+    bundle: Path = Path("bundles/default")
     store: StoreConfig = StoreConfig()
     gateway: GatewaySettings = GatewaySettings()
     worker: WorkerSettings = WorkerSettings()
@@ -137,12 +141,14 @@ def load_settings(path: str | Path | None = None) -> ServiceSettings:
         data = yaml.safe_load(Path(path).read_text()) or {}
     settings = ServiceSettings.model_validate(data)
     worker = settings.worker
-    if BUNDLE_ENV in os.environ:
-        worker = worker.model_copy(update={"bundle": Path(os.environ[BUNDLE_ENV])})
     if DEVICE_ENV in os.environ:
         worker = WorkerSettings.model_validate(
             {**worker.model_dump(), "device": os.environ[DEVICE_ENV]}
         )
     return settings.model_copy(
-        update={"redis_url": os.environ.get(REDIS_URL_ENV, settings.redis_url), "worker": worker}
+        update={
+            "redis_url": os.environ.get(REDIS_URL_ENV, settings.redis_url),
+            "bundle": Path(os.environ.get(BUNDLE_ENV, settings.bundle)),
+            "worker": worker,
+        }
     )

@@ -7,12 +7,13 @@
 - :mod:`.upload`: the upload, streamed from the request into Redis, then probed;
 - :mod:`.links` and :mod:`.schemas`: the job's document and its URLs;
 - :mod:`.files`: stored files as responses (byte ranges);
-- :mod:`.frame_meshes`: one mesh per person and frame, made from ``result.npz``;
+- :mod:`.frame_meshes`: one mesh per person and frame, posed from ``result.npz``'s parameters
+  with the bundle's body (``body.onnx``, loaded at start-up);
 - :mod:`.metrics`: Prometheus;
 - :mod:`.routers`: the routes.
 
-It imports no pipeline beyond probing a video, and no torch: it queues jobs by the task's name
-(:mod:`service.queue`) and serves what the workers stored.
+It imports no pipeline beyond probing a video and the body model, and no torch: it queues jobs
+by the task's name (:mod:`service.queue`) and serves what the workers stored.
 """
 
 from service.gateway.app import create_app

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from service.gateway.context import Gateway, StreamSlots
 from service.gateway.errors import install_error_handlers
+from service.gateway.frame_meshes import FrameBody
 from service.gateway.metrics import GatewayMetrics, MetricsMiddleware
 from service.gateway.routers import downloads, events, health, jobs
 from service.jobs import JobStore, Keys, RateLimiter
@@ -43,11 +44,14 @@ stable, the message says what to do.
 """
 
 
-def create_app(settings: ServiceSettings) -> FastAPI:
+def create_app(settings: ServiceSettings, body: FrameBody) -> FastAPI:
     """The gateway for ``settings``: its routes, error handlers and metrics.
 
-    Nothing connects until a request comes (Redis and the broker are dialled lazily), so the
-    app starts, and ``/healthz`` answers, while Redis is still down; ``/readyz`` says so.
+    ``body`` poses the meshes it serves (:func:`~service.gateway.frame_meshes.load_frame_body`
+    loads the bundle's, once per process, before the app is made: a missing bundle stops
+    ``meshcast gateway`` at start-up, never a download). Nothing connects until a request
+    comes (Redis and the broker are dialled lazily), so the app starts, and ``/healthz``
+    answers, while Redis is still down; ``/readyz`` says so.
     """
     client = redis.Redis.from_url(
         settings.redis_url,
@@ -63,6 +67,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         celery=celery_app(settings),
         metrics=metrics,
         streams=StreamSlots(settings.gateway.max_event_streams, metrics),
+        body=body,
     )
 
     @asynccontextmanager

@@ -1,5 +1,6 @@
 """What every route of one app shares: its settings, the job store, the rate limiter, the
-Celery app it queues jobs with, its metrics and its event-stream slots.
+Celery app it queues jobs with, its metrics, its event-stream slots and the body model it poses
+downloaded meshes with.
 
 :func:`create_app <service.gateway.app.create_app>` builds one :class:`Gateway` and keeps it in
 ``app.state``; routes get it with ``Depends(gateway)``.
@@ -15,6 +16,7 @@ import redis
 from celery import Celery
 from fastapi import Request
 
+from service.gateway.frame_meshes import FrameBody
 from service.gateway.metrics import GatewayMetrics
 from service.jobs import JobStore, RateLimiter
 from service.settings import ServiceSettings
@@ -76,6 +78,7 @@ class Gateway:
     celery: Celery
     metrics: GatewayMetrics
     streams: StreamSlots
+    body: FrameBody
 
 
 def gateway(request: Request) -> Gateway:

@@ -1,34 +1,80 @@
-"""One person's mesh in one frame (OBJ or PLY), made on download from the job's ``result.npz``.
+"""One person's mesh in one frame (OBJ or PLY), posed on download from the job's ``result.npz``.
 
-Why not store every frame's file. Measured on the test result of
-``tests/support/video_results.py`` (the stand-in body: 13,718 vertices, 27,420 faces; 7
-person-frames), with ``write_outputs`` into a folder and the files' sizes summed::
-
-    PYTHONPATH=. OMP_NUM_THREADS=1 .venv/bin/python -c "from pathlib import Path; \\
-    from service.outputs import write_outputs; from training.body import load_body_model; \\
-    from tests.support.video_results import *; b = load_body_model('standin'); \\
-    r = make_video_result(b); o = Path('/tmp/sizes'); \\
-    w = write_outputs(r, write_grey_video(Path('/tmp/in.avi')), o, torch_mesh_vertices(b), \\
-    focal_length=FOCAL_LENGTH); \\
-    print({f: sum(p.stat().st_size for p in ps) // 7 for f, ps in w.items()})"
-
-per person-frame: OBJ 1,034,973 bytes, PLY 521,306 bytes, while ``result.npz`` grows by the
-frame's float32 vertices alone, 13,718 × 3 × 4 = 164,616 bytes (its faces, 658 KB, once per
-file). Storing both mesh formats would take 9.4 times the vertices' room in Redis (SMPL's
-6,890 vertices halve every figure, not the ratio): 1.5 MB per person and frame, 54 GB for two
-people through a ten-minute video at 30 fps, against ``max_result_bytes`` (256 MiB). So the
-worker stores ``result.npz`` and no ``meshes/`` folder, and a mesh is made here when asked for.
+Why here, from parameters. A frame's mesh file is large: 1,034,973 bytes as OBJ, 521,306 as PLY
+for the stand-in body (13,718 vertices, 27,420 faces; SMPL's 6,890 vertices halve them), 54 GB
+for two people through a ten-minute video at 30 fps, against the store's ``max_result_bytes``
+(256 MiB). Its posed vertices alone, once stored in ``result.npz`` for this module to read,
+took 164,616 bytes a person-frame: 6.0 GB for that video, so long videos failed with
+``results_too_large``. The worker now stores ``result.npz`` with the parameters alone (1,753
+bytes a person-frame: 63 MB for that video, plus the body's faces and skinning weights once,
+2 MB), and the gateway poses a frame when it is asked: the frame's rotations and β through the
+bundle's ``body.onnx`` (:class:`FrameBody`, loaded once per process at start-up, from the bundle
+the workers run), then :func:`~service.outputs.meshes.encode_mesh` with the bundle's faces, as
+``meshcast run`` writes its files. Both pose a frame alone (why:
+:func:`~service.outputs.meshes.pose_frame`), so the bytes are the same
+(``tests/meshcast/test_run.py`` compares them).
 
 How, without loading the NPZ. ``result.npz`` is an uncompressed zip of ``.npy`` entries
-(:func:`~service.outputs.result_files.write_result_npz`): a frame's vertices are one
+(:func:`~service.outputs.result_files.write_result_npz`): a frame's row of each array is one
 contiguous run of bytes at a known offset. :class:`StoredFileIO` reads the stored file as a
 seekable file, a GETRANGE per read (through a buffer, as the zip's headers come in small
 pieces); the zip's directory gives the entry, its local header and the ``.npy`` header the
-offset, and one read fetches the row. With the faces and the track's frame ids, a download
-reads about 0.9 MB of Redis for the stand-in, whatever the video's length, and takes 12 ms
-(PLY) to 37 ms (OBJ: 120,000 numbers formatted as text) through the gateway on two busy
-cores; its bytes are exactly those :func:`~service.outputs.meshes.write_meshes` writes (the
-tests compare them).
+offset, and one read fetches the row. A download reads a few buffers of Redis (134 KB in 6
+reads for the tests' result), whatever the video's length.
+
+Measured on two cores busy with a training, on a real Redis: the stored ``result.npz``'s growth
+per person-frame, and the median time of a download through the gateway (the 7 person-frames
+of ``tests/support/video_results.py``, 30 times each, per format):
+
+=======================================  ====================  =======  =======
+                                         result.npz            PLY      OBJ
+=======================================  ====================  =======  =======
+before (vertices stored, read back)      166,369 B / person-f  12 ms    40 ms
+after (parameters stored, frame posed)     1,753 B / person-f  16 ms    42 ms
+=======================================  ====================  =======  =======
+
+Posing takes about 5 ms of a download (one thread; a batch of one, see above); an OBJ's time
+is formatting its numbers. The figures vary by a few milliseconds from run to run. "Before" is
+the same command at commit 4cda35b, whose ``write_result_npz`` took the body model
+(``torch_mesh_vertices(load_body_model("standin"))``) and whose ``create_app`` took no body::
+
+    OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python - <<'EOF'
+    import statistics, tempfile, time, dataclasses as dc, numpy as np, redis
+    from pathlib import Path
+    from service.gateway import create_app
+    from service.gateway.frame_meshes import load_frame_body
+    from service.jobs import JobStore
+    from service.outputs.result_files import PER_FRAME_KEYS, write_result_npz
+    from tests.support.bundles import service_bundle
+    from tests.support.gateway import ALICE, RunningGateway, gateway_settings, serve
+    from tests.support.video_results import make_video_result
+    from training.body import load_body_model
+    result = make_video_result(load_body_model("standin"))  # 2 people, 7 person-frames
+    def size(times):  # result.npz with every track's rows repeated
+        tracks = [dc.replace(t, **{f: np.concatenate([getattr(t, f)] * times)
+                  for f in PER_FRAME_KEYS.values()}) for t in result.tracks]
+        return write_result_npz(dc.replace(result, tracks=tuple(tracks)), "/tmp/r.npz")
+    print("bytes per person-frame:", (size(20).stat().st_size - size(10).stat().st_size) / 70)
+    settings = gateway_settings("redis://127.0.0.1:6379/0", "measure:")
+    client = redis.Redis.from_url(settings.redis_url)
+    store = JobStore(client, settings.store)
+    job = store.create(ALICE).id
+    store.append_video(job, b"video")
+    store.start(job, "w")
+    store.finish(job, "w", {"result.npz": write_result_npz(result, "/tmp/r.npz")}, {})
+    app = create_app(settings, load_frame_body(service_bundle(Path(tempfile.mkdtemp()))))
+    with serve(app) as url, RunningGateway(url, settings, store, client, "").client() as http:
+        for fmt in ("ply", "obj"):
+            took = []
+            for _ in range(30):
+                for track in result.tracks:
+                    for frame in track.frame_ids.tolist():
+                        started = time.perf_counter()
+                        http.get(f"/jobs/{job}/tracks/{track.track_id}/frames/{frame}.{fmt}")
+                        took.append(time.perf_counter() - started)
+            print(fmt, "median ms:", 1e3 * statistics.median(took))
+    store.delete(job)
+    EOF
 """
 
 from __future__ import annotations
@@ -37,13 +83,17 @@ import io
 import math
 import struct
 import zipfile
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
+from service.bundle import CPU_PROVIDER, Precision, load_bundle
 from service.jobs import StoredFile
-from service.outputs.meshes import MeshFormat, encode_mesh, mesh_comment
-from service.outputs.result_files import NPY_SUFFIX, VERTICES_KEY, track_prefix
+from service.outputs.meshes import MeshFormat, encode_mesh, mesh_comment, pose_frame
+from service.outputs.result_files import NPY_SUFFIX, track_prefix
+from service.pipeline.body import BodyMeshes, MeshVertices
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -54,11 +104,39 @@ READ_BUFFER_BYTES = 64 * 1024
 # times, CRC and sizes, then the lengths of the name and of the extra field that follow it.
 LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
-FACES_KEY = "faces"
+BODY_NAME_KEY = "body_name"
 TRACK_IDS_KEY = "track_ids"
 FRAME_IDS_KEY = "frame_ids"
-TRANSLATION_KEY = "translation"
+ROTMAT_KEY, BETAS_KEY, TRANSLATION_KEY = "rotmat", "betas", "translation"
 NPY_VERSION_1, NPY_VERSION_2 = (1, 0), (2, 0)
+# The body graph the gateway runs: float32, what `meshcast run` poses its files with by default
+# (float16 variants are for a GPU's speed; the gateway poses one frame at a time on the CPU).
+FRAME_BODY_PRECISION: Precision = "fp32"
+# One thread per run: a frame is milliseconds of work, and requests run side by side on the
+# thread pool's threads, each posing on its own instead of queueing for one shared pool.
+FRAME_BODY_THREADS = 1
+
+
+@dataclass(frozen=True)
+class FrameBody:
+    """The body model the gateway poses a frame's mesh with: the bundle's, as the workers'."""
+
+    name: str  # the bundle's body, as result.npz's body_name: a result of another is refused
+    vertices: MeshVertices  # body.onnx (tests may give another body model)
+    faces: np.ndarray  # (F, 3) int64, the bundle's faces.npy
+
+
+def load_frame_body(bundle: str | Path) -> FrameBody:
+    """The body of the bundle in folder ``bundle``: its float32 ``body.onnx`` in one
+    onnxruntime session on the CPU, and its faces.
+
+    Raises:
+        FileNotFoundError: the bundle, or a file it lists, is missing.
+        ValueError: an invalid or corrupt bundle (see :func:`~service.bundle.load_bundle`).
+    """
+    loaded = load_bundle(bundle)
+    session = loaded.session("body", FRAME_BODY_PRECISION, [CPU_PROVIDER], FRAME_BODY_THREADS)
+    return FrameBody(loaded.manifest.body.name, BodyMeshes(session), loaded.faces)
 
 
 class TrackNotFoundError(LookupError):
@@ -67,6 +145,10 @@ class TrackNotFoundError(LookupError):
 
 class FrameNotFoundError(LookupError):
     """The track was not seen in that frame."""
+
+
+class BodyMismatchError(ValueError):
+    """The result was made with another body model than the gateway's bundle has."""
 
 
 class StoredFileIO(io.RawIOBase):
@@ -106,9 +188,15 @@ class StoredFileIO(io.RawIOBase):
 
 
 def frame_mesh(
-    npz: StoredFile, track_id: int, frame_id: int, fmt: MeshFormat, camera_frame: bool
+    npz: StoredFile,
+    track_id: int,
+    frame_id: int,
+    fmt: MeshFormat,
+    camera_frame: bool,
+    body: FrameBody,
 ) -> bytes:
-    """The mesh file of track ``track_id`` in video frame ``frame_id``, from ``result.npz``.
+    """The mesh file of track ``track_id`` in video frame ``frame_id``, posed by ``body`` from
+    the frame's parameters in ``result.npz``.
 
     Args:
         npz: the job's stored ``result.npz``.
@@ -117,10 +205,12 @@ def frame_mesh(
         fmt: ``obj`` or ``ply``.
         camera_frame: the body where it stands in the camera's frame (its translation added),
             rather than in the body frame.
+        body: the bundle's body model.
 
     Raises:
         TrackNotFoundError: no such track.
         FrameNotFoundError: the track was not seen in that frame.
+        BodyMismatchError: the result was made with another body.
         ValueError: the file is not an NPZ that ``write_result_npz`` wrote.
     """
     prefix = track_prefix(track_id)
@@ -129,6 +219,12 @@ def frame_mesh(
         io.BufferedReader(raw, buffer_size=READ_BUFFER_BYTES) as source,
         zipfile.ZipFile(source) as archive,
     ):
+        made_with = str(_array(archive, BODY_NAME_KEY))
+        if made_with != body.name:
+            raise BodyMismatchError(
+                f"the result was made with the body '{made_with}', the gateway's bundle has "
+                f"'{body.name}': the gateway and the workers must serve the same bundle"
+            )
         track_ids = _array(archive, TRACK_IDS_KEY).tolist()
         if track_id not in track_ids:
             raise TrackNotFoundError(
@@ -143,11 +239,14 @@ def frame_mesh(
                 f"{len(frame_ids)} frames, {_span(frame_ids)} (result.json lists them)"
             )
         row = int(rows[0])
-        vertices = _row(source, archive.getinfo(prefix + VERTICES_KEY + NPY_SUFFIX), row)
-        if camera_frame:
-            vertices = vertices + _array(archive, prefix + TRANSLATION_KEY)[row]
-        faces = _array(archive, FACES_KEY)
-    return encode_mesh(vertices, faces, fmt, mesh_comment(track_id, frame_id, camera_frame))
+
+        def frame_row(key: str) -> np.ndarray:
+            return _row(source, archive.getinfo(prefix + key + NPY_SUFFIX), row)
+
+        rotmat, betas = frame_row(ROTMAT_KEY), frame_row(BETAS_KEY)
+        translation = frame_row(TRANSLATION_KEY) if camera_frame else None
+    vertices = pose_frame(body.vertices, rotmat, betas, translation)
+    return encode_mesh(vertices, body.faces, fmt, mesh_comment(track_id, frame_id, camera_frame))
 
 
 def _array(archive: zipfile.ZipFile, key: str) -> np.ndarray:
@@ -180,7 +279,8 @@ def _row(source: BinaryIO, entry: zipfile.ZipInfo, row: int) -> np.ndarray:
     row_shape = tuple(shape[1:])
     row_bytes = math.prod(row_shape) * dtype.itemsize
     source.seek(row * row_bytes, io.SEEK_CUR)
-    return np.frombuffer(source.read(row_bytes), dtype=dtype).reshape(row_shape)
+    # A copy: an array over the bytes read would be read-only, which a body model may refuse.
+    return np.frombuffer(source.read(row_bytes), dtype=dtype).reshape(row_shape).copy()
 
 
 def _span(frame_ids: np.ndarray) -> str:

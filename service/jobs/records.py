@@ -47,8 +47,8 @@ class JobOptions(BaseModel):
     @property
     def stored_formats(self) -> list[OutputFormat]:
         """What a worker writes to the store: the formats asked for, but meshes per frame
-        (OBJ, PLY), which the gateway builds on download from ``result.npz``'s vertices (a
-        tenth of their size: :mod:`service.gateway.frame_meshes`), so ``npz`` stands for them.
+        (OBJ, PLY), which the gateway poses on download from ``result.npz``'s parameters with
+        the bundle's body (:mod:`service.gateway.frame_meshes`), so ``npz`` stands for them.
         """
         stored = [fmt for fmt in self.formats if fmt not in MESH_FORMATS]
         if "npz" not in stored and any(fmt in MESH_FORMATS for fmt in self.formats):

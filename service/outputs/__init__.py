@@ -4,7 +4,7 @@
 
     out_dir/
         result.json                           parameters, cameras, joints; no vertices
-        result.npz                            all of it, vertices included (float32)
+        result.npz                            all of it; vertices too, unless told not to
         meshes/track_001/frame_000000.obj     one mesh per person and frame (and .ply)
         tracks/track_001.glb                  one animated, skinned body per person
         preview.mp4                           the video with everyone's mesh drawn over it
@@ -79,6 +79,7 @@ def write_outputs(
     focal_length: float,
     formats: Collection[OutputFormat] = OUTPUT_FORMATS,
     camera_frame_meshes: bool = False,
+    npz_vertices: bool = True,
 ) -> dict[OutputFormat, list[Path]]:
     """Write the chosen outputs of ``video`` into ``out_dir`` (created if needed).
 
@@ -92,6 +93,9 @@ def write_outputs(
         formats: which files to write (:data:`OUTPUT_FORMATS`).
         camera_frame_meshes: OBJ and PLY in the camera frame (where each person stands)
             rather than the body frame.
+        npz_vertices: ``result.npz`` holds every track's posed vertices (VIBE's ``verts``), by
+            far its bulk; without them it holds parameters alone (the service's workers:
+            :func:`~service.outputs.result_files.write_result_npz`).
 
     Returns:
         The files written, by format.
@@ -108,7 +112,8 @@ def write_outputs(
     if "json" in formats:
         written["json"] = [write_result_json(video, out_dir / RESULT_JSON)]
     if "npz" in formats:
-        written["npz"] = [write_result_npz(video, out_dir / RESULT_NPZ, body)]
+        npz_body = body if npz_vertices else None
+        written["npz"] = [write_result_npz(video, out_dir / RESULT_NPZ, npz_body)]
     mesh_formats = [fmt for fmt in MESH_FORMATS if fmt in formats]
     if mesh_formats:  # posed once for both formats
         meshes = write_meshes(

@@ -6,9 +6,16 @@ translation). Both frames have OpenCV's axes, x right, y down and z forward, so 
 y up shows the body upside down; the GLB (:mod:`.gltf`) is turned for such viewers.
 
 The result holds no vertices: a body model (:data:`~service.pipeline.body.MeshVertices`)
-poses them from the track's ``rotmat`` and ``betas`` when a file is made, a block of frames
-at a time in :func:`write_meshes`, one frame in :func:`track_frame_mesh` (what the gateway
-serves).
+poses them from the track's ``rotmat`` and ``betas`` when a file is made, one frame at a time
+(:func:`pose_frame`), here and in the gateway, which makes each file on download from the
+parameters alone (:mod:`service.gateway.frame_meshes`). One frame a run, never a batch: the
+bundle's ``body.onnx`` rounds a frame's float32 vertices otherwise (by up to 3e-7 m) in a batch
+of another size, as onnxruntime's CPU kernels sum in another order for another shape, so only
+a frame posed alone everywhere makes the same bytes in ``meshcast run``'s files and in the
+gateway's downloads. Posing a frame alone takes 5.6 ms for the stand-in on one thread, about
+3 ms more than its share of a batch, beside 30 ms to format its OBJ. (Where every core is
+busy, onnxruntime's threads spinning between runs cost more: ``meshcast run``'s outputs of
+the committed clip took 23.1 s instead of 19.2 s on two cores shared with a training.)
 
 Written with numpy rather than a mesh library: both formats are a few lines of header around
 arrays, and one formatting call per file keeps thousands of them (every person and frame of a
@@ -26,7 +33,7 @@ from typing import Literal
 
 import numpy as np
 
-from service.pipeline.body import MeshVertices, vertex_blocks
+from service.pipeline.body import MeshVertices
 from service.pipeline.result import TrackResult, VideoResult
 
 MeshFormat = Literal["obj", "ply"]
@@ -98,6 +105,27 @@ def encode_mesh(
     return encoders[fmt](vertices, faces, comment)
 
 
+def pose_frame(
+    body: MeshVertices,
+    rotmat: np.ndarray,
+    betas: np.ndarray,
+    translation: np.ndarray | None = None,
+) -> np.ndarray:
+    """One frame's ``(V, 3)`` float32 vertices, posed alone (see the module for why).
+
+    Args:
+        body: the body model.
+        rotmat: the frame's ``(24, 3, 3)`` float32 joint rotations.
+        betas: its ``(10,)`` float32 shape.
+        translation: its ``(3,)`` translation, added when given: the body where it stands in
+            the camera's frame, instead of the body frame.
+    """
+    vertices = np.asarray(body(rotmat[None], betas[None]), dtype=np.float32)[0]
+    if translation is None:
+        return vertices
+    return vertices + np.asarray(translation, dtype=np.float32)
+
+
 def frame_vertices(
     track: TrackResult, frame_id: int, body: MeshVertices, *, camera_frame: bool = False
 ) -> np.ndarray:
@@ -113,10 +141,7 @@ def frame_vertices(
     Raises:
         KeyError: the track does not cover ``frame_id``.
     """
-    row = _row(track, frame_id)
-    rows = slice(row, row + 1)
-    vertices = np.asarray(body(track.rotmat[rows], track.betas[rows]), dtype=np.float32)[0]
-    return _placed(vertices, track, row, camera_frame)
+    return _posed_row(track, _row(track, frame_id), body, camera_frame)
 
 
 def track_frame_mesh(
@@ -128,7 +153,7 @@ def track_frame_mesh(
     *,
     camera_frame: bool = False,
 ) -> bytes:
-    """The bytes of one track's mesh file in one frame (what the gateway serves).
+    """The bytes of one track's mesh file in one frame (what :func:`write_meshes` writes).
 
     Raises:
         KeyError: the track does not cover ``frame_id``.
@@ -157,8 +182,8 @@ def write_meshes(
 ) -> dict[MeshFormat, list[Path]]:
     """Write every track's mesh in each of its frames into ``folder`` (:func:`mesh_path`).
 
-    The body poses a block of frames at a time (:func:`~service.pipeline.body.vertex_blocks`),
-    once for all ``formats``; no track's vertices are ever held whole.
+    The body poses one frame at a time (:func:`pose_frame`), once for all ``formats``; no
+    track's vertices are ever held whole.
 
     Returns:
         The files written per format, track by track, frame by frame.
@@ -167,15 +192,13 @@ def write_meshes(
     written: dict[MeshFormat, list[Path]] = {fmt: [] for fmt in formats}
     for track in video.tracks:
         (folder / track_folder(track.track_id)).mkdir(parents=True, exist_ok=True)
-        frame_ids = np.asarray(track.frame_ids).tolist()
-        for first, block in vertex_blocks(body, track.rotmat, track.betas):  # (B, V, 3)
-            for row, vertices in enumerate(block, start=first):
-                placed = _placed(vertices, track, row, camera_frame)
-                for fmt in formats:
-                    path = folder / mesh_path(track.track_id, frame_ids[row], fmt)
-                    mesh = _mesh_bytes(track, row, placed, video.body.faces, fmt, camera_frame)
-                    path.write_bytes(mesh)
-                    written[fmt].append(path)
+        for row, frame_id in enumerate(np.asarray(track.frame_ids).tolist()):
+            vertices = _posed_row(track, row, body, camera_frame)
+            for fmt in formats:
+                path = folder / mesh_path(track.track_id, frame_id, fmt)
+                mesh = _mesh_bytes(track, row, vertices, video.body.faces, fmt, camera_frame)
+                path.write_bytes(mesh)
+                written[fmt].append(path)
     return written
 
 
@@ -187,11 +210,10 @@ def _row(track: TrackResult, frame_id: int) -> int:
     return int(rows[0])
 
 
-def _placed(vertices: np.ndarray, track: TrackResult, row: int, camera_frame: bool) -> np.ndarray:
-    """A row's ``(V, 3)`` float32 body-frame vertices, moved to the camera frame if asked."""
-    if camera_frame:
-        return vertices + np.asarray(track.translation[row], dtype=np.float32)
-    return vertices
+def _posed_row(track: TrackResult, row: int, body: MeshVertices, camera_frame: bool) -> np.ndarray:
+    """A row's ``(V, 3)`` float32 vertices, in the camera frame if asked."""
+    translation = track.translation[row] if camera_frame else None
+    return pose_frame(body, track.rotmat[row], track.betas[row], translation)
 
 
 def _mesh_bytes(

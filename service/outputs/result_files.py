@@ -20,14 +20,15 @@ joints3d      (N, 24, 3) m    joints3d         ``joints3d`` are SPIN's 49 joints
                                                24, in the body frame like VIBE's
 joints2d      (N, 24, 2) px   joints2d         ``joints2d`` are the 2D keypoints VIBE was given
                                                (or None); here SMPL's 24 joints projected
-verts         (N, V, 3) m     (posed)          ``verts``, the same (NPZ only)
+verts         (N, V, 3) m     (posed)          ``verts``, the same (NPZ only, if asked)
 score         ()              score            —
 ============  ==============  ===============  ==============================================
 
 ``result.json`` holds no vertices: at ``V`` = 6,890 (SMPL) to 13,718 (the stand-in) vertices
 they are 20,000–41,000 numbers per person and frame, hundreds of kilobytes of text; they are in
-``result.npz`` and in the mesh files. Its numbers are rounded (:data:`DECIMALS`,
-:data:`PIXEL_DECIMALS`); :class:`ResultDocument` is its schema (the gateway serves it).
+the mesh files, and in ``result.npz`` when it is written with a body model. Its numbers are
+rounded (:data:`DECIMALS`, :data:`PIXEL_DECIMALS`); :class:`ResultDocument` is its schema (the
+gateway serves it).
 
 ``result.npz`` holds everything a :class:`~service.pipeline.result.VideoResult` does, so
 :func:`read_result_npz` gives it back exactly: the video's keys (``width``, ``height``, ``fps``,
@@ -37,13 +38,16 @@ they are 20,000–41,000 numbers per person and frame, hundreds of kilobytes of 
 pipeline's precision) except boxes and score (float64), ids (int64) and ``detected`` (bool);
 it is read without pickle.
 
-It also holds each track's posed vertices, ``verts``, as VIBE's output does; the result does
-not (they would grow with the video), so the body model poses them from ``rotmat`` and
-``betas`` while the file is written, a block of frames at a time into the archive's entry
-(:func:`write_result_npz` never holds a track's vertices whole). They are the file's bulk,
-161 KiB a person-frame for the stand-in body (81 KiB for SMPL), so :func:`read_result_npz`
-leaves them on disk; ``np.load(path)["track_001/verts"]`` reads one track's (``np.load``
-reads an NPZ's entries only when asked).
+Given a body model, :func:`write_result_npz` also writes each track's posed vertices,
+``verts``, as VIBE's output does (``meshcast run`` does, by default); the result holds none
+(they would grow with the video), so the body model poses them from ``rotmat`` and ``betas``
+while the file is written, a block of frames at a time into the archive's entry (it never holds
+a track's vertices whole). They are then the file's bulk, 161 KiB a person-frame for the
+stand-in body (81 KiB for SMPL) against 1.7 KiB of parameters, so the service's workers write
+the file without them, and the gateway poses a frame's mesh from the parameters when it is
+downloaded (:mod:`service.gateway.frame_meshes`). :func:`read_result_npz` leaves them on disk;
+``np.load(path)["track_001/verts"]`` reads one track's (``np.load`` reads an NPZ's entries
+only when asked).
 """
 
 from __future__ import annotations
@@ -190,12 +194,15 @@ def write_result_json(video: VideoResult, path: str | Path) -> Path:
     return path
 
 
-def write_result_npz(video: VideoResult, path: str | Path, body: MeshVertices) -> Path:
+def write_result_npz(
+    video: VideoResult, path: str | Path, body: MeshVertices | None = None
+) -> Path:
     """Write ``result.npz`` to ``path``; returns the path.
 
     Written as ``np.savez`` writes (a zip of ``.npy`` entries, uncompressed: float32
-    compresses little), but each track's ``verts`` entry is filled block by block as ``body``
-    poses the track's frames.
+    compresses little), but each track's ``verts`` entry, written when a ``body`` is given,
+    is filled block by block as ``body`` poses the track's frames. Without one the file holds
+    parameters alone: its size grows by theirs, 1.7 KiB a person-frame.
     """
     body_topology = video.body
     arrays: dict[str, np.ndarray] = {
@@ -223,10 +230,11 @@ def write_result_npz(video: VideoResult, path: str | Path, body: MeshVertices) -
         for key, array in arrays.items():
             with npz.open(key + NPY_SUFFIX, mode="w", force_zip64=True) as entry:
                 np.lib.format.write_array(entry, array, allow_pickle=False)
-        for track in video.tracks:
-            key = track_prefix(track.track_id) + VERTICES_KEY
-            with npz.open(key + NPY_SUFFIX, mode="w", force_zip64=True) as entry:
-                _write_track_vertices(entry, track, body)
+        if body is not None:
+            for track in video.tracks:
+                key = track_prefix(track.track_id) + VERTICES_KEY
+                with npz.open(key + NPY_SUFFIX, mode="w", force_zip64=True) as entry:
+                    _write_track_vertices(entry, track, body)
     return path
 
 

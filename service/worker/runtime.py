@@ -97,7 +97,7 @@ def configure(settings: ServiceSettings) -> Loaded:
     import onnxruntime
 
     providers = choose_providers(settings.worker.device, onnxruntime.get_available_providers())
-    _Process.loaded = Loaded(settings, load_bundle(settings.worker.bundle), providers)
+    _Process.loaded = Loaded(settings, load_bundle(settings.bundle), providers)
     _Process.runtime = None
     return _Process.loaded
 

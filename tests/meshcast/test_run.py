@@ -1,6 +1,7 @@
 """`meshcast run` as a user runs it: the committed vtest.avi clip through the whole pipeline
-with a (tiny, untrained) bundle, every output loaded back; bad input as one line, exit 1.
-`meshcast bench pipeline`: its report, and peak memory that does not grow with the video."""
+with a (tiny, untrained) bundle, every output loaded back, and each mesh file the very bytes the
+gateway serves for that frame; bad input as one line, exit 1. `meshcast bench pipeline`: its
+report, and peak memory that does not grow with the video."""
 
 from __future__ import annotations
 
@@ -12,11 +13,18 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import redis
 import trimesh
 from pygltflib import GLTF2
 
-from service.outputs.result_files import read_result_npz
+from service.gateway import create_app
+from service.gateway.frame_meshes import load_frame_body
+from service.jobs import JobOptions, JobStore
+from service.outputs import RESULT_NPZ
+from service.outputs.meshes import MESH_FORMATS, mesh_path
+from service.outputs.result_files import read_result_npz, write_result_npz
 from tests.support.bundles import tiny_bundle
+from tests.support.gateway import ALICE, RunningGateway, gateway_settings, serve
 from tests.support.walkers import write_walkers_video
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +36,7 @@ MIN_PEOPLE, MIN_TRACK = 2, 30
 # video's tracks are longer than a batch of the body graph (64 frames), so that both runs fill
 # its batches: onnxruntime's memory grows with a batch, once.
 WALKER_FRAMES, LOOPS, MAX_MEMORY_GROWTH = 80, 8, 0.2
+WORKER = "test-host:1:w"
 
 
 def meshcast(*args: str) -> subprocess.CompletedProcess[str]:
@@ -89,6 +98,35 @@ def test_every_output_opens(run) -> None:
     with av.open(str(out / "preview.mp4")) as container:
         frames = sum(1 for _ in container.decode(video=0))
     assert frames == CLIP_FRAMES
+
+
+def test_the_gateway_serves_the_bytes_meshcast_run_wrote(
+    run, bundle: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The service stores result.npz without vertices, and the gateway poses a downloaded
+    frame from its parameters with the bundle's body.onnx: every PLY, and each track's first
+    and last OBJ, are byte for byte the files `meshcast run` wrote."""
+    out, _ = run
+    result = read_result_npz(out / RESULT_NPZ)
+    stored = write_result_npz(result, tmp_path / RESULT_NPZ)  # as the worker does: no body
+    settings = gateway_settings(redis_url, redis_prefix)
+    store = JobStore(redis_client, settings.store)
+    job_id = store.create(ALICE, JobOptions(formats=list(MESH_FORMATS))).id
+    store.append_video(job_id, CLIP.read_bytes())
+    assert store.start(job_id, WORKER) is not None
+    assert store.finish(job_id, WORKER, {RESULT_NPZ: stored}, timings={})
+    asked = [(track.track_id, frame_id, "ply") for track in result.tracks
+             for frame_id in track.frame_ids.tolist()]  # fmt: skip
+    asked += [(track.track_id, int(track.frame_ids[row]), "obj") for track in result.tracks
+              for row in (0, -1)]  # fmt: skip
+    with serve(create_app(settings, load_frame_body(bundle))) as url:
+        gateway = RunningGateway(url, settings, store, redis_client, redis_prefix)
+        with gateway.client() as client:
+            for track_id, frame_id, fmt in asked:
+                response = client.get(f"/jobs/{job_id}/tracks/{track_id}/frames/{frame_id}.{fmt}")
+                written = out / "meshes" / mesh_path(track_id, frame_id, fmt)
+                assert response.content == written.read_bytes(), (track_id, frame_id, fmt)
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:

@@ -16,6 +16,12 @@ from training.models import build_model
 from training.recipes import load_recipe
 
 TINY_RECIPES = Path(__file__).parent / "recipes"
+# The service's tests' bundle: SPS-Net on tiny crops and short windows, exported in seconds.
+SERVICE_BUNDLE_BASE = "spsnet_tiny_frames"
+SERVICE_BUNDLE_CHANGES: dict[str, Any] = {
+    "data": {"train": ["frames.pt"], "crop_size": 32, "crop_scale": 1.2},
+    "training": {"clip_length": 8, "clip_stride": 4},
+}
 
 
 def tiny_checkpoint(folder: Path, name: str, base: str, changes: dict[str, Any]) -> Path:
@@ -38,3 +44,8 @@ def tiny_bundle(folder: Path, name: str, base: str, changes: dict[str, Any]) -> 
     checkpoint = tiny_checkpoint(folder, name, base, changes)
     export_bundle(checkpoint, "standin", folder / "bundle")
     return folder / "bundle"
+
+
+def service_bundle(folder: Path) -> Path:
+    """The tiny SPS-Net bundle that the service's tests run (workers, gateway, end to end)."""
+    return tiny_bundle(folder, "spsnet", SERVICE_BUNDLE_BASE, SERVICE_BUNDLE_CHANGES)

@@ -1,10 +1,11 @@
 """The gateway for tests: a real uvicorn server on a loopback port, in a thread; a raw HTTP/1.1
 client for what httpx cannot show (a response that comes while the body is still being sent);
-small videos made with PyAV."""
+server-sent events read from a response; small videos made with PyAV."""
 
 from __future__ import annotations
 
 import http.client
+import json
 import select
 import socket
 import threading
@@ -226,6 +227,21 @@ def upload(
 ) -> httpx.Response:
     """POST /jobs with ``content`` as the video part (and ``data`` as fields, before it)."""
     return client.post("/jobs", data=data or {}, files={"video": (filename, content, content_type)})
+
+
+def sse_events(response: httpx.Response) -> Iterator[tuple[str, dict[str, object]]]:
+    """The stream's events as (event name, data), skipping comments (keep-alives)."""
+    name, data = "", ""
+    for line in response.iter_lines():
+        if line.startswith(":"):
+            continue
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            data = line.removeprefix("data: ")
+        elif line == "" and data:
+            yield name, json.loads(data)
+            name, data = "", ""
 
 
 def error_of(response: httpx.Response) -> tuple[int, str]:

@@ -102,8 +102,9 @@ def service_settings(redis_url: str, prefix: str, bundle: Path, **worker: Any) -
     """Settings for workers under ``prefix``, quick to see a dead worker, on one thread."""
     return {
         "redis_url": redis_url,
+        "bundle": str(bundle),
         "store": {"prefix": prefix, "lock_ttl_s": LOCK_TTL_S},
-        "worker": {"bundle": str(bundle), **WORKER_SETTINGS, **worker},
+        "worker": {**WORKER_SETTINGS, **worker},
     }
 
 

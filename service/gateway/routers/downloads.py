@@ -1,5 +1,6 @@
 """A finished job's files: its result (JSON or NPZ), each track's GLB, its preview, and one
-person's mesh in one frame (OBJ or PLY, made from ``result.npz``: :mod:`..frame_meshes`).
+person's mesh in one frame (OBJ or PLY, posed from ``result.npz``'s parameters with the
+bundle's body: :mod:`..frame_meshes`).
 
 The format is the URL's extension (see :mod:`service.gateway.links`). Stored files are
 streamed from Redis a chunk at a time and answer ``Range`` requests (:mod:`..files`). A job
@@ -119,15 +120,15 @@ def _serve(
     response_class=StreamingResponse,
     responses={
         **_file_content(
-            "result.json: the parameters per track and frame; result.npz: all of it, with "
-            "the posed vertices",
+            "result.json: the parameters per track and frame; result.npz: the same at "
+            "float32's precision, with the body's rest shape, faces and skinning weights",
             media_type("result.json"),
             media_type("result.npz"),
         ),
         **error_responses(*STORED_FILE_CODES),
     },
     summary="The result: SMPL parameters, cameras, joints per track (JSON), or all of it "
-    "with vertices (NPZ)",
+    "with the body model's arrays (NPZ)",
 )
 def download_result(
     job_id: JobId,
@@ -136,7 +137,9 @@ def download_result(
     services: Annotated[Gateway, Depends(gateway)],
     range_header: RangeHeader = None,
 ) -> StreamingResponse:
-    """`result.json` (no vertices) or `result.npz` (everything, posed vertices included)."""
+    """`result.json` or `result.npz` (unrounded, with the body's arrays); neither holds posed
+    vertices: each frame's mesh is at `/jobs/{job_id}/tracks/{track_id}/frames/{frame_id}.obj`
+    (or `.ply`)."""
     job = finished_job(services, job_id, key)
     disposition: Disposition = "inline" if fmt == "json" else "attachment"
     return _serve(services, job, f"result.{fmt}", fmt, range_header, disposition)
@@ -219,7 +222,8 @@ def download_mesh(
         ),
     ] = "body",
 ) -> Response:
-    """The track's mesh in that frame, made from `result.npz` (a few reads of it)."""
+    """The track's mesh in that frame, posed from its parameters in `result.npz` (a few
+    reads of it) with the bundle's body model."""
     job = finished_job(services, job_id, key)
     if fmt not in job.options.formats:
         raise ApiError(
@@ -229,7 +233,9 @@ def download_mesh(
         )
     npz = stored_file(services, job, RESULT_NPZ, fmt)
     try:
-        mesh = frame_mesh(npz, track_id, frame_id, fmt, camera_frame=space == "camera")
+        mesh = frame_mesh(
+            npz, track_id, frame_id, fmt, camera_frame=space == "camera", body=services.body
+        )
     except TrackNotFoundError as error:
         raise ApiError(ErrorCode.TRACK_NOT_FOUND, str(error)) from error
     except FrameNotFoundError as error:

@@ -1,5 +1,6 @@
 """Fixtures of the gateway's tests: a real uvicorn server per test on a loopback port, on the
-real Redis under the test's own prefix, with two API keys; a small video to upload.
+real Redis under the test's own prefix, with two API keys, posing meshes with the stand-in body
+(training's, in torch: no bundle to export); a small video to upload; a bundle for the command.
 
 The store's prefix is the test's, and so is the broker's (:func:`service.queue.broker_prefix`
 puts the Celery queue under the store's prefix): a job queued here sits in a queue that no
@@ -17,7 +18,9 @@ import pytest
 import redis
 
 from service.gateway import create_app
+from service.gateway.frame_meshes import FrameBody
 from service.jobs import JobStore
+from tests.support.bundles import service_bundle
 from tests.support.gateway import (
     MakeGateway,
     RunningGateway,
@@ -26,18 +29,36 @@ from tests.support.gateway import (
     write_test_video,
 )
 from tests.support.redis_server import free_loopback_port
+from tests.support.video_results import torch_mesh_vertices
+from training.body import load_body_model
+
+
+@pytest.fixture(scope="session")
+def frame_body() -> FrameBody:
+    """The stand-in body as the gateway poses with it (the bundles' is its export)."""
+    body = load_body_model("standin")
+    return FrameBody(body.name, torch_mesh_vertices(body), body.faces.numpy())
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return service_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 @pytest.fixture
 def make_gateway(
-    redis_url: str, redis_prefix: str, redis_client: redis.Redis
+    redis_url: str, redis_prefix: str, redis_client: redis.Redis, frame_body: FrameBody
 ) -> Iterator[MakeGateway]:
-    """Start a gateway with the test's prefix and the ``gateway`` settings given."""
+    """Start a gateway with the test's prefix and the ``gateway`` settings given (and the
+    stand-in body, unless another ``body`` is given)."""
     with ExitStack() as servers:
 
-        def make(redis_url_override: str | None = None, **gateway: Any) -> RunningGateway:
+        def make(
+            redis_url_override: str | None = None, body: FrameBody | None = None, **gateway: Any
+        ) -> RunningGateway:
             settings = gateway_settings(redis_url_override or redis_url, redis_prefix, **gateway)
-            url = servers.enter_context(serve(create_app(settings)))
+            app = create_app(settings, body or frame_body)
+            url = servers.enter_context(serve(app))
             store = JobStore(redis_client, settings.store)
             return RunningGateway(url, settings, store, redis_client, redis_prefix)
 

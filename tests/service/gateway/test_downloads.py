@@ -1,10 +1,12 @@
 """A finished job's files, stored as a worker stores them (start, then finish with the files
-that write_outputs made from a small synthetic result), downloaded in every format: each
-opens, and a mesh made from result.npz on request is byte for byte the file write_outputs
-writes for that person and frame."""
+that write_outputs made from a small synthetic result, result.npz without posed vertices),
+downloaded in every format: each opens, and a mesh posed from result.npz's parameters on
+request is byte for byte the file write_outputs writes for that person and frame (with the
+same body: tests/meshcast/test_run.py compares the bundle's with `meshcast run`'s files)."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from dataclasses import dataclass
@@ -16,8 +18,11 @@ import pygltflib
 import pytest
 import trimesh
 
+from service.gateway.frame_meshes import FrameBody
+from service.jobs import JobOptions
 from service.outputs import ResultDocument, read_result_npz, write_outputs
 from service.outputs.meshes import MeshFormat, mesh_path, write_meshes
+from service.outputs.result_files import VERTICES_KEY, track_prefix
 from service.pipeline.result import VideoResult
 from tests.support.gateway import MakeGateway, RunningGateway, error_of, upload
 from tests.support.video_results import (
@@ -29,15 +34,12 @@ from tests.support.video_results import (
 from training.body import load_body_model
 
 WORKER = "test-host:1:w"
-# What the worker stores: everything write_outputs writes but the meshes/ folder, which the
-# gateway makes from result.npz on request.
-STORED = ("result.json", "result.npz", "preview.mp4", "tracks/track_001.glb",
-          "tracks/track_002.glb")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Outputs:
-    folder: Path  # write_outputs's folder: every file, meshes included
+    folder: Path  # write_outputs's folder, as `meshcast run` writes it: meshes included
+    stored: dict[str, Path]  # what the worker stores: the meshes stand for result.npz
     camera_meshes: Path  # the meshes again, in the camera frame
     result: VideoResult
 
@@ -50,9 +52,14 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> Outputs:
     video = write_grey_video(folder / "input.avi")
     pose = torch_mesh_vertices(body)
     write_outputs(result, video, folder / "out", pose, focal_length=FOCAL_LENGTH)
+    stored = folder / "stored"
+    written = write_outputs(result, video, stored, pose, focal_length=FOCAL_LENGTH,
+                            formats=JobOptions().stored_formats, npz_vertices=False)  # fmt: skip
+    files = {path.relative_to(stored).as_posix(): path for paths in written.values()
+             for path in paths}  # fmt: skip
     camera = folder / "camera_meshes"
     write_meshes(result, camera, pose, camera_frame=True)
-    return Outputs(folder / "out", camera, result)
+    return Outputs(folder / "out", files, camera, result)
 
 
 def finished_job(
@@ -64,8 +71,7 @@ def finished_job(
     assert response.status_code == HTTPStatus.ACCEPTED, response.text
     job_id: str = response.json()["id"]
     assert gateway.store.start(job_id, WORKER) is not None
-    files = {name: outputs.folder / name for name in STORED}
-    assert gateway.store.finish(job_id, WORKER, files, timings={"detect": 0.5})
+    assert gateway.store.finish(job_id, WORKER, outputs.stored, timings={"detect": 0.5})
     return job_id
 
 
@@ -89,7 +95,7 @@ def test_the_job_document_links_every_download(
         "tracks/track_002.glb": f"/jobs/{job_id}/tracks/2.glb",
     }
     for item in links["downloads"]:
-        assert item["size"] == (outputs.folder / item["name"]).stat().st_size
+        assert item["size"] == outputs.stored[item["name"]].stat().st_size
     assert links["meshes"] == {
         fmt: f"/jobs/{job_id}/tracks/{{track_id}}/frames/{{frame_id}}.{fmt}"
         for fmt in ("obj", "ply")
@@ -114,13 +120,14 @@ def test_every_format_downloads_and_opens(
     npz_path = tmp_path / "result.npz"
     npz_path.write_bytes(result_npz.content)
     assert read_result_npz(npz_path).frame_count == outputs.result.frame_count
-    with np.load(io.BytesIO(result_npz.content)) as npz:
-        assert npz["track_001/verts"].shape[0] == len(outputs.result.tracks[0])
+    with np.load(io.BytesIO(result_npz.content)) as npz:  # parameters, not posed vertices
+        assert npz["track_001/rotmat"].shape[0] == len(outputs.result.tracks[0])
+        assert track_prefix(1) + VERTICES_KEY not in npz.files
     assert glb.headers["content-type"] == "model/gltf-binary"
     gltf = pygltflib.GLTF2.load_from_bytes(glb.content)
     assert len(gltf.animations) == 1
     assert preview.headers["content-type"] == "video/mp4"
-    assert preview.content == (outputs.folder / "preview.mp4").read_bytes()
+    assert preview.content == outputs.stored["preview.mp4"].read_bytes()
     vertex_count = len(outputs.result.body.skinning_weights)
     for response, fmt in ((obj, "obj"), (ply, "ply")):
         mesh = trimesh.load(io.BytesIO(response.content), file_type=fmt, process=False)
@@ -130,7 +137,7 @@ def test_every_format_downloads_and_opens(
 
 @pytest.mark.parametrize("fmt", ["obj", "ply"])
 @pytest.mark.parametrize("space", ["body", "camera"])
-def test_a_mesh_made_on_request_is_the_file_write_outputs_writes(
+def test_a_mesh_posed_on_request_is_the_file_write_outputs_writes(
     gateway: RunningGateway, job_id: str, outputs: Outputs, fmt: MeshFormat, space: str
 ) -> None:
     folder = outputs.folder / "meshes" if space == "body" else outputs.camera_meshes
@@ -148,7 +155,7 @@ def test_a_mesh_made_on_request_is_the_file_write_outputs_writes(
 def test_byte_ranges_of_a_stored_file(
     gateway: RunningGateway, job_id: str, outputs: Outputs
 ) -> None:
-    whole = (outputs.folder / "preview.mp4").read_bytes()
+    whole = outputs.stored["preview.mp4"].read_bytes()
     size = len(whole)
     url = f"/jobs/{job_id}/preview.mp4"
     with gateway.client() as client:
@@ -171,7 +178,7 @@ def test_byte_ranges_of_a_stored_file(
 def test_a_range_across_the_stores_chunks(
     gateway: RunningGateway, job_id: str, outputs: Outputs
 ) -> None:
-    whole = (outputs.folder / "result.npz").read_bytes()
+    whole = outputs.stored["result.npz"].read_bytes()
     chunk = gateway.settings.store.chunk_bytes
     assert len(whole) > 3 * chunk
     start, stop = chunk - 7, 3 * chunk + 11  # from the end of the first to the fourth
@@ -223,3 +230,15 @@ def test_a_job_without_results_has_no_files(make_gateway: MakeGateway, video: by
     assert error_of(running) == (HTTPStatus.CONFLICT, "job_not_finished")
     assert error_of(failed) == (HTTPStatus.CONFLICT, "job_without_results")
     assert "nobody was found" in failed.json()["error"]["message"]
+
+
+def test_a_result_of_another_body_is_not_posed_with_the_gateways(
+    make_gateway: MakeGateway, video: bytes, outputs: Outputs, frame_body: FrameBody
+) -> None:
+    """A gateway serving another bundle than the job's: its meshes would be another body's, so
+    the download fails (and the log says why) rather than serve them."""
+    gateway = make_gateway(body=dataclasses.replace(frame_body, name="another body"))
+    job_id = finished_job(gateway, video, outputs)
+    with gateway.client() as client:
+        mesh = client.get(f"/jobs/{job_id}/tracks/1/frames/0.ply")
+    assert error_of(mesh) == (HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error")

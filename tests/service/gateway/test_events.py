@@ -3,34 +3,15 @@ would, until the job ends; and the cap on open streams."""
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterator
 from http import HTTPStatus
 from pathlib import Path
 
-import httpx
-
-from tests.support.gateway import MakeGateway, RunningGateway, error_of, upload
+from tests.support.gateway import MakeGateway, RunningGateway, error_of, sse_events, upload
 
 WORKER = "test-host:1:w"
 IDLE_S = 0.2  # keep-alives this often: a client that left is noticed soon
 RELEASE_TIMEOUT_S = 10.0
-
-
-def events(response: httpx.Response) -> Iterator[tuple[str, dict[str, object]]]:
-    """The stream's events as (event name, data), skipping comments (keep-alives)."""
-    name, data = "", ""
-    for line in response.iter_lines():
-        if line.startswith(":"):
-            continue
-        if line.startswith("event: "):
-            name = line.removeprefix("event: ")
-        elif line.startswith("data: "):
-            data = line.removeprefix("data: ")
-        elif line == "" and data:
-            yield name, json.loads(data)
-            name, data = "", ""
 
 
 def queued_job(gateway: RunningGateway, video: bytes) -> str:
@@ -50,7 +31,7 @@ def test_progress_events_until_the_job_succeeds(
     with gateway.client() as client, client.stream("GET", f"/jobs/{job_id}/events") as stream:
         assert stream.status_code == HTTPStatus.OK
         assert stream.headers["content-type"].startswith("text/event-stream")
-        received = events(stream)
+        received = sse_events(stream)
         # The first event says where the job stands; it comes once the gateway has
         # subscribed, so nothing the worker does from now on is missed.
         assert next(received) == ("state", _event(job_id, "state", "queued"))
@@ -71,7 +52,7 @@ def test_an_ended_job_answers_one_event(gateway: RunningGateway, video: bytes) -
     job_id = queued_job(gateway, video)
     gateway.store.request_cancel(job_id)  # queued: cancelled at once
     with gateway.client() as client, client.stream("GET", f"/jobs/{job_id}/events") as stream:
-        assert list(events(stream)) == [("state", _event(job_id, "state", "cancelled"))]
+        assert list(sse_events(stream)) == [("state", _event(job_id, "state", "cancelled"))]
 
 
 def test_open_streams_are_capped(make_gateway: MakeGateway, video: bytes) -> None:
@@ -79,7 +60,7 @@ def test_open_streams_are_capped(make_gateway: MakeGateway, video: bytes) -> Non
     job_id = queued_job(gateway, video)
     with gateway.client() as client:
         with client.stream("GET", f"/jobs/{job_id}/events") as first:
-            received = events(first)
+            received = sse_events(first)
             next(received)  # open, and its thread waits for news
             refused = client.get(f"/jobs/{job_id}/events")
             assert error_of(refused) == (HTTPStatus.SERVICE_UNAVAILABLE, "too_many_streams")
@@ -94,7 +75,7 @@ def test_open_streams_are_capped(make_gateway: MakeGateway, video: bytes) -> Non
         gateway.store.request_cancel(other)
         with client.stream("GET", f"/jobs/{other}/events") as second:
             assert second.status_code == HTTPStatus.OK
-            assert [name for name, _ in events(second)] == ["state"]
+            assert [name for name, _ in sse_events(second)] == ["state"]
 
 
 def test_a_client_that_leaves_gives_its_place_back(make_gateway: MakeGateway, video: bytes) -> None:
@@ -104,7 +85,7 @@ def test_a_client_that_leaves_gives_its_place_back(make_gateway: MakeGateway, vi
     job_id = queued_job(gateway, video)
     with gateway.client() as client:
         with client.stream("GET", f"/jobs/{job_id}/events") as first:
-            next(events(first))
+            next(sse_events(first))
         # The response is closed: httpx dropped the connection.
         deadline = time.monotonic() + RELEASE_TIMEOUT_S
         while True:

@@ -127,8 +127,10 @@ def test_hash_key_prints_the_digest_for_the_configuration() -> None:
     assert prompted.output.strip().endswith(hash_api_key("my-key"))
 
 
-def test_the_command_serves_the_gateway(redis_url: str, redis_prefix: str, tmp_path: Path) -> None:
-    settings = gateway_settings(redis_url, redis_prefix)
+def test_the_command_serves_the_gateway(
+    redis_url: str, redis_prefix: str, bundle: Path, tmp_path: Path
+) -> None:
+    settings = gateway_settings(redis_url, redis_prefix).model_copy(update={"bundle": bundle})
     config = tmp_path / "meshcast.yaml"
     config.write_text(yaml.safe_dump(settings.model_dump(mode="json")))
     port = free_loopback_port()
@@ -150,6 +152,25 @@ def test_the_command_serves_the_gateway(redis_url: str, redis_prefix: str, tmp_p
         finally:
             process.terminate()
             process.wait()
+
+
+def test_a_missing_bundle_stops_the_command_before_it_listens(
+    redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """Its body poses every mesh served: the gateway does not start without it."""
+    missing = tmp_path / "no-bundle"
+    settings = gateway_settings(redis_url, redis_prefix).model_copy(update={"bundle": missing})
+    config = tmp_path / "meshcast.yaml"
+    config.write_text(yaml.safe_dump(settings.model_dump(mode="json")))
+    command = [sys.executable, "-m", "meshcast", "gateway", "--config", str(config),
+               "--port", str(free_loopback_port())]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True,
+                            timeout=COMMAND_START_TIMEOUT_S)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"meshcast: error: {missing} is not a model bundle: it has no manifest.json"
+    ]
 
 
 def test_the_gateway_imports_no_torch_and_no_training() -> None:

@@ -1,5 +1,5 @@
 """result.json and result.npz: what they hold, the JSON schema, the NPZ round trip, the NPZ's
-vertices posed block by block."""
+vertices posed block by block, or left out."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from service.outputs.result_files import (
     DECIMALS,
     PER_FRAME_KEYS,
     PIXEL_DECIMALS,
+    VERTICES_KEY,
     ResultDocument,
     read_result_npz,
     write_result_json,
@@ -56,6 +57,19 @@ def test_npz_keys_are_vibes_where_they_apply(
         assert VIBE_KEYS | {"verts"} <= keys
         np.testing.assert_array_equal(npz["track_ids"], [1, 2])
         np.testing.assert_array_equal(npz["track_002/frame_ids"], [1, 2, 4])
+
+
+def test_npz_without_a_body_holds_the_parameters_alone(
+    tmp_path: Path, video_result: VideoResult
+) -> None:
+    """As the service's workers write it: no posed vertices, and it reads back the same."""
+    path = write_result_npz(video_result, tmp_path / "result.npz")
+    with np.load(path, allow_pickle=False) as npz:
+        assert not [key for key in npz.files if key.endswith(f"/{VERTICES_KEY}")]
+    back = read_result_npz(path)
+    for got, want in zip(back.tracks, video_result.tracks, strict=True):
+        np.testing.assert_array_equal(got.rotmat, want.rotmat)
+        np.testing.assert_array_equal(got.betas, want.betas)
 
 
 def test_npz_vertices_are_posed_block_by_block(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from service.outputs import OUTPUT_FORMATS, write_outputs
+from service.outputs.result_files import VERTICES_KEY, track_prefix
 from service.pipeline.body import MeshVertices
 from service.pipeline.result import VideoResult
 from tests.support.video_results import FOCAL_LENGTH
@@ -47,6 +49,21 @@ def test_writes_only_the_formats_asked_for(
     assert set(written) == {"json", "ply"}
     assert not (tmp_path / "preview.mp4").exists()
     assert not list((tmp_path / "meshes").rglob("*.obj"))
+
+
+def test_npz_vertices_only_when_asked(
+    tmp_path: Path, video_result: VideoResult, video_path: Path, pose: MeshVertices
+) -> None:
+    def keys(npz_vertices: bool) -> set[str]:
+        out = tmp_path / str(npz_vertices)
+        write_outputs(video_result, video_path, out, pose, focal_length=FOCAL_LENGTH,
+                      formats=["npz"], npz_vertices=npz_vertices)  # fmt: skip
+        with np.load(out / "result.npz") as npz:
+            return set(npz.files)
+
+    vertices = {track_prefix(track.track_id) + VERTICES_KEY for track in video_result.tracks}
+    assert vertices <= keys(npz_vertices=True)  # meshcast run's default, as VIBE's output
+    assert not vertices & keys(npz_vertices=False)  # the service's
 
 
 def test_an_unknown_format_is_refused(

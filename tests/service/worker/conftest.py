@@ -9,19 +9,15 @@ from typing import Any
 
 import pytest
 
-from tests.support.bundles import tiny_bundle
+from tests.support.bundles import service_bundle
 from tests.support.worker_process import Videos, WorkerService, new_prefix, service_settings
 
-# As tests/meshcast/test_run.py's bundle: tiny crops and windows, exported in seconds.
-BUNDLE_CHANGES = {"data": {"train": ["frames.pt"], "crop_size": 32, "crop_scale": 1.2},
-                  "training": {"clip_length": 8, "clip_stride": 4}}  # fmt: skip
 MakeService = Callable[..., WorkerService]  # worker settings → a service (no worker yet)
 
 
 @pytest.fixture(scope="session")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_bundle(tmp_path_factory.mktemp("bundle"), "spsnet", "spsnet_tiny_frames",
-                       BUNDLE_CHANGES)  # fmt: skip
+    return service_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 @pytest.fixture(scope="session")

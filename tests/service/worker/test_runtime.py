@@ -46,6 +46,16 @@ def test_the_device_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     assert choose_providers(device, [CUDA_PROVIDER, CPU_PROVIDER]) == [CPU_PROVIDER]
 
 
+def test_the_bundle_comes_from_the_environment_for_workers_and_gateway(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    settings = write_settings(tmp_path / "settings.yaml", {"bundle": "bundles/other"})
+    monkeypatch.delenv("MESHCAST_BUNDLE", raising=False)
+    assert load_settings(settings).bundle == Path("bundles/other")
+    monkeypatch.setenv("MESHCAST_BUNDLE", str(tmp_path / "bundle"))
+    assert load_settings(settings).bundle == tmp_path / "bundle"
+
+
 def test_a_jobs_options_become_the_pipelines_settings() -> None:
     plain = pipeline_config(JobOptions(), "fp32")
     assert plain.regression.smoothing is None
@@ -75,7 +85,7 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
 
 def test_a_missing_bundle_stops_the_worker_before_it_starts(tmp_path: Path) -> None:
     missing = tmp_path / "no-bundle"
-    settings = write_settings(tmp_path / "settings.yaml", {"worker": {"bundle": str(missing)}})
+    settings = write_settings(tmp_path / "settings.yaml", {"bundle": str(missing)})
     line = one_error_line(meshcast_worker(settings))
     assert str(missing) in line
     assert "bundle" in line

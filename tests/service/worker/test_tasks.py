@@ -1,22 +1,35 @@
-"""The task's retries, in this process on a real Redis: a store that fails (a connection error)
-sends the task again no sooner than the job's lock lapses, and once the retries are spent the
-job is failed with ``store_unavailable``, not left queued or running."""
+"""The task in this process on a real Redis: a store that fails (a connection error) sends the
+task again no sooner than the job's lock lapses, and once the retries are spent the job is
+failed with ``store_unavailable``, not left queued or running. A long job's stored result grows
+by its parameters alone (no posed vertices), so ten minutes of two people fit the store."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 import redis
 
-from service.bundle import CPU_PROVIDER, load_bundle
-from service.jobs import JobState, JobStore, StoreConfig
-from service.settings import ServiceSettings, WorkerSettings
+from service.bundle import CPU_PROVIDER, NUM_BETAS, NUM_JOINTS, Bundle, load_bundle
+from service.jobs import JobOptions, JobState, JobStore, StoreConfig
+from service.outputs import RESULT_NPZ
+from service.outputs.result_files import NPZ_DTYPES, PER_FRAME_KEYS
+from service.pipeline.result import TrackResult, VideoResult
+from service.pipeline.run import body_topology
+from service.settings import ServiceSettings, UploadLimits, WorkerSettings
 from service.worker import WorkerRuntime, tasks
 
 LOCK_TTL_S, BACKOFF_S, MAX_RETRIES = 3.0, 0.2, 2
+# The long job: two people through every frame of a video, as long as the test can afford; the
+# store must hold them through the longest video an upload may be.
+PEOPLE, SHORT_FRAMES, LONG_FRAMES = 2, 1, 600
+# Meshes asked for: the worker stores result.npz for them (the gateway poses them from it).
+MESH_JOB = JobOptions(formats=["obj", "ply"])
+VIDEO_SIZE, FOCAL_LENGTH = (640, 480), 500.0  # pixels: what the faked pipeline run reports
 
 
 class RetryError(Exception):
@@ -36,38 +49,39 @@ class FakeTask:
 
 
 @pytest.fixture
-def current(
-    redis_client: redis.Redis, redis_prefix: str, bundle: Path, monkeypatch: pytest.MonkeyPatch
-) -> WorkerRuntime:
-    """A worker runtime whose store's start() fails as an unreachable Redis does."""
+def worker(redis_client: redis.Redis, redis_prefix: str, bundle: Path) -> WorkerRuntime:
+    """A worker runtime on the test's Redis, as :func:`~service.worker.runtime` makes one."""
     settings = ServiceSettings(
+        bundle=bundle,
         store=StoreConfig(prefix=redis_prefix, lock_ttl_s=LOCK_TTL_S),
-        worker=WorkerSettings(
-            bundle=bundle, threads=1, max_retries=MAX_RETRIES, retry_backoff_s=BACKOFF_S
-        ),
+        worker=WorkerSettings(threads=1, max_retries=MAX_RETRIES, retry_backoff_s=BACKOFF_S),
     )
     loaded = load_bundle(bundle)
-    store = JobStore(redis_client, settings.store)
-
-    def unreachable(*_: object) -> None:
-        raise redis.ConnectionError("Error 111 connecting to Redis. Connection refused.")
-
-    monkeypatch.setattr(store, "start", unreachable)
-    runtime = WorkerRuntime(
+    return WorkerRuntime(
         settings=settings,
         bundle=loaded,
         providers=[CPU_PROVIDER],
         sessions=loaded.sessions("fp32", [CPU_PROVIDER], 1),
-        store=store,
+        store=JobStore(redis_client, settings.store),
         worker_id="host:1:ab",
         pid=0,
     )
-    monkeypatch.setattr(tasks, "runtime", lambda: runtime)
-    return runtime
 
 
-def queued_job(store: JobStore) -> str:
-    job_id = store.create("owner").id
+@pytest.fixture
+def current(worker: WorkerRuntime, monkeypatch: pytest.MonkeyPatch) -> WorkerRuntime:
+    """A worker runtime whose store's start() fails as an unreachable Redis does."""
+
+    def unreachable(*_: object) -> None:
+        raise redis.ConnectionError("Error 111 connecting to Redis. Connection refused.")
+
+    monkeypatch.setattr(worker.store, "start", unreachable)
+    monkeypatch.setattr(tasks, "runtime", lambda: worker)
+    return worker
+
+
+def queued_job(store: JobStore, options: JobOptions | None = None) -> str:
+    job_id = store.create("owner", options).id
     store.append_video(job_id, b"video")
     return job_id
 
@@ -92,3 +106,68 @@ def test_spent_retries_fail_the_job(current: WorkerRuntime) -> None:
     assert record is not None
     assert (record.state, record.error_code) == (JobState.FAILED, "store_unavailable")
     assert record.error_message
+
+
+def random_track(bundle: Bundle, track_id: int, frames: int, seed: int) -> TrackResult:
+    """A track of ``frames`` frames of random numbers in the pipeline's shapes and types (the
+    stored file's size depends on nothing else)."""
+    rng = np.random.default_rng(seed)
+
+    def floats(*shape: int) -> np.ndarray:
+        return rng.normal(size=shape).astype(np.float32)
+
+    return TrackResult(
+        track_id=track_id,
+        frame_ids=np.arange(frames, dtype=np.int64),
+        boxes=floats(frames, 4),
+        detected=np.ones(frames, dtype=bool),
+        score=float(rng.uniform()),
+        pose=floats(frames, NUM_JOINTS * 3),
+        rotmat=floats(frames, NUM_JOINTS, 3, 3),
+        betas=floats(frames, NUM_BETAS),
+        cam=floats(frames, 3),
+        orig_cam=floats(frames, 4),
+        translation=floats(frames, 3),
+        joints3d=floats(frames, NUM_JOINTS, 3),
+        joints2d=floats(frames, NUM_JOINTS, 2),
+        rest_vertices=floats(bundle.manifest.body.num_vertices, 3),
+        rest_joints=floats(NUM_JOINTS, 3),
+    )
+
+
+def stored_result_bytes(
+    worker: WorkerRuntime, monkeypatch: pytest.MonkeyPatch, frames: int
+) -> tuple[int, TrackResult]:
+    """The size of result.npz that the worker stores for a job of :data:`PEOPLE` people through
+    ``frames`` frames (the pipeline faked: it returns them), and one of its tracks."""
+    width, height = VIDEO_SIZE
+    tracks = tuple(random_track(worker.bundle, person, frames, person) for person in range(PEOPLE))
+    result = VideoResult(width=width, height=height, fps=30.0, frame_count=frames,
+                         body=body_topology(worker.bundle), tracks=tracks,
+                         bundle_recipe=worker.bundle.manifest.recipe)  # fmt: skip
+    run = SimpleNamespace(result=result, focal_length=FOCAL_LENGTH, seconds={})
+    monkeypatch.setattr(tasks, "process_video", lambda *_, **__: run)
+    job_id = queued_job(worker.store, MESH_JOB)
+    assert tasks.run_job(worker, job_id) == "succeeded"
+    files = worker.store.list_files(job_id)
+    assert set(files) == {RESULT_NPZ}
+    return files[RESULT_NPZ], tracks[0]
+
+
+def test_a_long_jobs_stored_result_grows_by_its_parameters_alone(
+    worker: WorkerRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short, _ = stored_result_bytes(worker, monkeypatch, SHORT_FRAMES)
+    long, track = stored_result_bytes(worker, monkeypatch, LONG_FRAMES)
+    per_person_frame = (long - short) / (PEOPLE * (LONG_FRAMES - SHORT_FRAMES))
+    # What one person-frame's parameters take in result.npz (1,753 bytes; its posed vertices
+    # would add 12 bytes a vertex: 164,616 for the stand-in body).
+    parameters = sum(
+        np.dtype(NPZ_DTYPES.get(key, np.float32)).itemsize
+        * math.prod(np.shape(getattr(track, field))[1:])
+        for key, field in PER_FRAME_KEYS.items()
+    )
+    assert per_person_frame <= parameters
+    # Two people through the longest video an upload may be fit the store.
+    longest = PEOPLE * UploadLimits().max_frames
+    assert short + longest * per_person_frame < worker.settings.store.max_result_bytes

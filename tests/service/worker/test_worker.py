@@ -18,10 +18,11 @@ import pytest
 import trimesh
 from pygltflib import GLTF2
 
-from service.gateway.frame_meshes import frame_mesh
+from service.gateway.frame_meshes import frame_mesh, load_frame_body
 from service.jobs import EventKind, JobOptions, JobRecord, JobState, ProgressEvent
 from service.outputs import read_result_npz
 from service.outputs.meshes import MESH_FORMATS
+from service.outputs.result_files import VERTICES_KEY
 from service.queue import QUEUE, broker_prefix
 from tests.support.worker_process import (
     SHORT_FRAMES,
@@ -108,6 +109,9 @@ def test_a_clip_goes_through_and_every_file_opens(
     result = read_result_npz(files["result.npz"])
     assert result.frame_count == SHORT_FRAMES
     assert len(document["tracks"]) == len(result.tracks) > 0
+    with np.load(files["result.npz"]) as npz:  # parameters alone: no posed vertices
+        assert not [key for key in npz.files if key.endswith(f"/{VERTICES_KEY}")]
+    body = load_frame_body(service.settings.bundle)  # as the gateway poses a frame's mesh
     for track in result.tracks:
         gltf = GLTF2().load(str(files[f"tracks/track_{track.track_id:03d}.glb"]))
         assert len(gltf.skins[0].joints) == 24
@@ -115,8 +119,8 @@ def test_a_clip_goes_through_and_every_file_opens(
         frame = int(track.frame_ids[0])
         npz = service.store.open_file(job_id, "result.npz")
         assert npz is not None
-        for suffix in MESH_FORMATS:  # built from result.npz on download, as the gateway does
-            data = frame_mesh(npz, track.track_id, frame, suffix, camera_frame=False)
+        for suffix in MESH_FORMATS:  # posed from result.npz on download, as the gateway does
+            data = frame_mesh(npz, track.track_id, frame, suffix, camera_frame=False, body=body)
             mesh = trimesh.load(io.BytesIO(data), file_type=suffix, process=False)
             assert mesh.vertices.shape == track.rest_vertices.shape
             assert np.isfinite(mesh.vertices).all()

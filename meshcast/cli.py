@@ -76,7 +76,7 @@ COMMANDS: dict[str, CommandSpec] = {
     ),
     "bench": CommandSpec(
         "meshcast.commands.bench",
-        "Benchmarks as JSON: forward time of the networks.",
+        "Benchmarks as JSON: the networks, the pipeline, the gateway under load.",
     ),
     "gateway": CommandSpec(
         "meshcast.commands.gateway",
@@ -95,6 +95,7 @@ EXTRA_OF_MODULE = {
         "serve",
     ),
     **dict.fromkeys(("anny", "warp"), "standin"),
+    "httpx": "dev",  # `meshcast bench service`'s client
 }
 
 

@@ -315,3 +315,67 @@ def pipeline_command(
         },
     }
     click.echo(json.dumps(report, indent=2))
+
+
+@command.command("service")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="The service's YAML settings (default: $MESHCAST_CONFIG, else the built-in "
+                   "ones); with --url, the gateway's own.")  # fmt: skip
+@click.option("--redis-url", default=None, help="Redis, instead of the settings' redis_url.")
+@click.option("--url", default=None,
+              help="A running gateway to load; default: start one here, on loopback, whose "
+                   "jobs no worker takes.")  # fmt: skip
+@click.option("--key", "api_key", envvar="MESHCAST_API_KEY", default=None,
+              help="The --url gateway's API key (default: $MESHCAST_API_KEY).")  # fmt: skip
+@click.option("--video", type=click.Path(path_type=Path), default=None,
+              help="The video to upload; default: meshcast demo's committed clip.")  # fmt: skip
+@click.option("--uploads", type=int, default=50, show_default=True,
+              help="Jobs uploaded, each with the whole video.")  # fmt: skip
+@click.option("--concurrency", type=int, default=50, show_default=True,
+              help="Requests in flight at once.")  # fmt: skip
+@click.option("--polls", type=int, default=1000, show_default=True,
+              help="GET /jobs/{id} after the uploads, over their jobs in turn.")  # fmt: skip
+@click.pass_context
+def service_command(
+    ctx: click.Context,
+    config_file: Path | None,
+    redis_url: str | None,
+    url: str | None,
+    api_key: str | None,
+    video: Path | None,
+    uploads: int,
+    concurrency: int,
+    polls: int,
+) -> None:
+    """The gateway under load: UPLOADS concurrent uploads, a burst of POLLS status polls, the
+    jobs deleted. JSON: p50/p99 latency and throughput per kind of request, errors by status
+    and code, and the Redis memory the jobs held before and after their deletion.
+
+    By default it starts a gateway here (`meshcast gateway`, a process of its own) on the
+    settings, under a key prefix of its own where no worker listens, so that only the
+    gateway's work is measured (a worker would share its CPU), and deletes every key under
+    that prefix afterwards. See meshcast/bench_service.py for what is measured and how.
+
+    \b
+        meshcast bench service --config meshcast.yaml --uploads 50 --concurrency 50 --polls 1000
+    """
+    from click.core import ParameterSource
+
+    from meshcast.bench_service import BenchOptions, run_service_bench
+    from meshcast.commands.demo import CLIP
+    from meshcast.service_config import load_service_settings
+
+    if url is None and ctx.get_parameter_source("api_key") is ParameterSource.ENVIRONMENT:
+        api_key = None  # a key in the environment is for --url; the bench makes its own
+    settings = load_service_settings(config_file)
+    if redis_url is not None:
+        settings = settings.model_copy(update={"redis_url": redis_url})
+    options = BenchOptions(video or CLIP, uploads, concurrency, polls, url, api_key)
+    report = run_service_bench(options, settings)
+    for kind, stats in report["requests"].items():
+        click.echo(
+            f"{kind}: {stats['count']} requests, p50 {stats['p50_ms']} ms, "
+            f"p99 {stats['p99_ms']} ms, {stats['requests_per_s']} requests/s",
+            err=True,
+        )
+    click.echo(json.dumps(report, indent=2))

@@ -16,7 +16,8 @@ GRACEFUL_SHUTDOWN_S = 20
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
               default=None,
               help="The service's YAML configuration (default: $MESHCAST_CONFIG, else the "
-                   "built-in defaults).")  # fmt: skip
+                   "built-in defaults). MESHCAST_REDIS_URL and MESHCAST_BUNDLE override "
+                   "it.")  # fmt: skip
 @click.option("--host", default=None, help="Address to listen on (default: gateway.host).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
               help="Port to listen on (default: gateway.port).")  # fmt: skip
@@ -24,17 +25,24 @@ GRACEFUL_SHUTDOWN_S = 20
 def command(
     ctx: click.Context, config_path: Path | None, host: str | None, port: int | None
 ) -> None:
-    """Serve the HTTP API: upload videos, follow jobs, download results (docs at /docs)."""
+    """Serve the HTTP API: upload videos, follow jobs, download results (docs at /docs).
+
+    The bundle's body model is loaded first (the meshes served are posed with it): a missing
+    or broken bundle ends the command at once, before it listens.
+    """
     if ctx.invoked_subcommand is not None:
         return
     import uvicorn
 
+    from meshcast.service_config import load_service_settings
     from service.gateway import create_app
-    from service.settings import load_settings
+    from service.gateway.frame_meshes import load_frame_body
 
-    settings = load_settings(config_path)
+    settings = load_service_settings(config_path)
+    body = load_frame_body(settings.bundle)  # a missing or broken bundle ends here, one line
+    click.echo(f"meshcast gateway: meshes posed with the body of {settings.bundle}", err=True)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, body),
         host=host or settings.gateway.host,
         port=port or settings.gateway.port,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,

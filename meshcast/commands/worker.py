@@ -37,21 +37,12 @@ def command(
     another; each worker also queues again the jobs of workers that died.
     """
     from celery.utils.nodenames import default_nodename, host_format
-    from pydantic import ValidationError
 
+    from meshcast.service_config import load_service_settings
     from service.queue import QUEUE, broker_prefix
-    from service.settings import load_settings
     from service.worker import configure, worker_app
 
-    try:
-        settings = load_settings(config_file)
-    except ValidationError as error:  # one line, not pydantic's page
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ValueError(
-            f"{config_file or 'the settings'}: {where}: {first['msg']} "
-            f"({error.error_count()} errors)"
-        ) from error
+    settings = load_service_settings(config_file)
     loaded = configure(settings)  # a missing bundle, or no CUDA for device 'cuda', ends here
     logging.basicConfig(level=loglevel.upper(), format=LOG_FORMAT)
     click.echo(

@@ -1,0 +1,218 @@
+"""The whole service over real parts (issue #7): a uvicorn gateway on loopback, a real
+``meshcast worker`` process and Redis, all under a key prefix of this module's own (the
+broker's queue too: no other worker takes these jobs). Everything the test does goes through
+the HTTP API with a Bearer key, as a user's client would: upload, follow the job (its
+server-sent events, its document), download every file and open it, delete the job, after
+which Redis holds nothing of it.
+
+Two uploads: the committed street clip (a real camera's video, its walkers found among other
+people) and a synthetic one (one rendered walker, ``training.synth``). One worker and one
+gateway serve the module: a worker takes seconds to start (imports, the bundle's sessions).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import numpy as np
+import pytest
+import trimesh
+from pygltflib import GLTF2
+
+from service.bundle import NUM_JOINTS, read_manifest
+from service.gateway import create_app
+from service.gateway.frame_meshes import load_frame_body
+from service.jobs import JobState
+from service.outputs import read_result_npz
+from service.outputs.meshes import MESH_FORMATS
+from service.pipeline.video import probe
+from tests.meshcast.test_run_accuracy import TEST_VIDEO
+from tests.support.bundles import service_bundle
+from tests.support.gateway import (
+    RunningGateway,
+    error_of,
+    gateway_settings,
+    serve,
+    sse_events,
+    upload,
+)
+from tests.support.walkers import CLIP
+from tests.support.worker_process import WorkerService, new_prefix, service_settings
+from training.synth.generate import generate_dataset
+
+JOB_TIMEOUT_S = 120.0
+# Polls of GET /jobs/{id}: a few a second stays far below the key's rate limit (600 a minute)
+# over a job of a minute.
+POLL_S = 0.5
+# Tracks as short as the worker's tests keep: a walker who crosses part of the clip counts.
+MIN_TRACK = 8
+MIN_STREET_PEOPLE = 2  # of the clip's walkers, HOG follows at least two (tests/meshcast)
+MESH_FRAME_INDEX = 0  # of a track's frames, the one whose OBJ and PLY are downloaded
+STAGES = {"detect", "encoder", "temporal", "body", "outputs"}
+
+
+@dataclass(frozen=True)
+class Service:
+    """The gateway (its URL, and the test's view of Redis) and the worker behind it."""
+
+    gateway: RunningGateway
+    workers: WorkerService
+    body_vertices: int  # of the bundle's body: every mesh has as many
+
+
+@pytest.fixture(scope="module")
+def service(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A worker and a gateway on one settings file's worth of settings (the workers' under a
+    new prefix, plus the gateway's API keys); afterwards the worker is killed and every key
+    under the prefix deleted."""
+    bundle = service_bundle(tmp_path_factory.mktemp("bundle"))
+    prefix = new_prefix()
+    settings: dict[str, Any] = service_settings(redis_url, prefix, bundle)
+    keys = gateway_settings(redis_url, prefix).gateway.api_keys  # the test keys, hashed
+    settings["gateway"] = {"api_keys": [key.model_dump() for key in keys]}
+    workers = WorkerService.create(tmp_path_factory.mktemp("service"), settings)
+    try:
+        workers.start_workers(1)
+        body = load_frame_body(workers.settings.bundle)  # as `meshcast gateway` loads it
+        with serve(create_app(workers.settings, body)) as url:
+            gateway = RunningGateway(url, workers.settings, workers.store, workers.client, prefix)
+            yield Service(gateway, workers, read_manifest(bundle).body.num_vertices)
+    finally:
+        workers.close()
+
+
+@pytest.fixture(scope="module")
+def synthetic_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One rendered walker whom HOG finds in every frame (``TEST_VIDEO``, where its choice is
+    explained)."""
+    folder = tmp_path_factory.mktemp("synth")
+    generate_dataset(folder, **TEST_VIDEO)
+    return folder / TEST_VIDEO["split"] / "videos" / "video000.mp4"
+
+
+def submit(client: httpx.Client, video: Path) -> str:
+    """The video uploaded as a job (short tracks kept); its id."""
+    response = upload(client, video.read_bytes(), data={"min_track_length": str(MIN_TRACK)})
+    assert response.status_code == HTTPStatus.ACCEPTED, response.text
+    job_id: str = response.json()["id"]
+    assert response.headers["location"] == f"/jobs/{job_id}"
+    return job_id
+
+
+def poll_until_ended(service: Service, client: httpx.Client, job_id: str) -> dict[str, Any]:
+    """The job's document once it has ended, polled with GET /jobs/{id}."""
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while time.monotonic() < deadline:
+        response = client.get(f"/jobs/{job_id}")
+        assert response.status_code == HTTPStatus.OK, response.text
+        document: dict[str, Any] = response.json()
+        if JobState(document["state"]).terminal:
+            return document
+        time.sleep(POLL_S)
+    raise AssertionError(f"job {job_id} did not end in {JOB_TIMEOUT_S} s\n{service.workers.logs()}")
+
+
+def download_and_open_everything(
+    service: Service, client: httpx.Client, document: dict[str, Any], video: Path
+) -> int:
+    """Download every file the succeeded job lists, and an OBJ and a PLY of one frame of each
+    track; open each with a reader of its format. The number of tracks."""
+    assert document["state"] == JobState.SUCCEEDED, (document, service.workers.logs())
+    frames = probe(video).frame_count
+    files = {}
+    for download in document["links"]["downloads"]:
+        response = client.get(download["url"])
+        assert response.status_code == HTTPStatus.OK, (download, response.text)
+        assert response.headers["content-type"].startswith(download["media_type"])
+        assert len(response.content) == download["size"]
+        files[download["name"]] = response.content
+
+    result = json.loads(files["result.json"])
+    tracks = result["tracks"]
+    assert len(tracks) > 0
+    with np.load(io.BytesIO(files["result.npz"]), allow_pickle=False) as npz:
+        assert npz["track_ids"].tolist() == [track["track_id"] for track in tracks]
+    npz_path = service.workers.folder / f"{document['id']}-result.npz"
+    npz_path.write_bytes(files["result.npz"])
+    assert read_result_npz(npz_path).frame_count == frames
+    with av.open(io.BytesIO(files["preview.mp4"])) as container:
+        assert sum(1 for _ in container.decode(video=0)) == frames
+
+    expected = {"result.json", "result.npz", "preview.mp4"}
+    expected |= {f"tracks/track_{track['track_id']:03d}.glb" for track in tracks}
+    assert set(files) == expected
+    meshes = document["links"]["meshes"]
+    assert set(meshes) == set(MESH_FORMATS)
+    for track in tracks:
+        gltf = GLTF2.load_from_bytes(files[f"tracks/track_{track['track_id']:03d}.glb"])
+        assert len(gltf.skins[0].joints) == NUM_JOINTS
+        assert len(gltf.animations) == 1
+        frame = track["frame_ids"][MESH_FRAME_INDEX]
+        for fmt, template in meshes.items():
+            url = template.format(track_id=track["track_id"], frame_id=frame)
+            response = client.get(url)
+            assert response.status_code == HTTPStatus.OK, (url, response.text)
+            mesh = trimesh.load(io.BytesIO(response.content), file_type=fmt, process=False)
+            assert mesh.vertices.shape == (service.body_vertices, 3)
+            assert np.isfinite(mesh.vertices).all()
+    return len(tracks)
+
+
+def delete_and_check_nothing_is_left(service: Service, client: httpx.Client, job_id: str) -> None:
+    gateway = service.gateway
+    assert gateway.job_keys(job_id)
+    assert gateway.store.memory_usage(job_id) > 0
+    assert client.delete(f"/jobs/{job_id}").status_code == HTTPStatus.NO_CONTENT
+    assert gateway.job_keys(job_id) == []
+    assert gateway.store.memory_usage(job_id) == 0
+    assert job_id not in gateway.store.running_jobs()
+    assert error_of(client.get(f"/jobs/{job_id}")) == (HTTPStatus.NOT_FOUND, "job_not_found")
+
+
+def test_the_gateway_is_ready_with_a_worker_alive(service: Service) -> None:
+    with service.gateway.client(None) as client:
+        response = client.get("/readyz")
+    assert response.status_code == HTTPStatus.OK, response.text
+    assert response.json() == {
+        "status": "ready",
+        "workers": [worker.name for worker in service.workers.workers],
+    }
+
+
+def test_the_street_clip_goes_through_the_api(service: Service) -> None:
+    """Followed by its events: the first says it is queued, progress comes for every stage,
+    the stream ends with its success."""
+    with service.gateway.client() as client:
+        job_id = submit(client, CLIP)
+        with client.stream("GET", f"/jobs/{job_id}/events") as stream:
+            assert stream.status_code == HTTPStatus.OK
+            heard = list(sse_events(stream))
+        (first, opening), (last, ending) = heard[0], heard[-1]
+        assert first == last == "state"
+        assert opening["state"] in {JobState.QUEUED, JobState.RUNNING}  # where it stood
+        assert ending["state"] == JobState.SUCCEEDED  # and then the stream ended
+        progress = [data for name, data in heard if name == "progress"]
+        assert {data["stage"] for data in progress} >= STAGES
+        assert all(0 <= data["done"] <= data["total"] for data in progress)
+        document = poll_until_ended(service, client, job_id)
+        assert document["attempts"] == 1
+        assert download_and_open_everything(service, client, document, CLIP) >= MIN_STREET_PEOPLE
+        delete_and_check_nothing_is_left(service, client, job_id)
+
+
+def test_a_synthetic_walker_goes_through_the_api(service: Service, synthetic_video: Path) -> None:
+    """Followed by polling its document alone."""
+    with service.gateway.client() as client:
+        job_id = submit(client, synthetic_video)
+        document = poll_until_ended(service, client, job_id)
+        assert download_and_open_everything(service, client, document, synthetic_video) >= 1
+        delete_and_check_nothing_is_left(service, client, job_id)

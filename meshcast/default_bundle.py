@@ -159,6 +159,10 @@ def build_steps(plan: BundlePlan) -> list[BuildStep]:
     ]
 
 
+def _minutes(minutes: float) -> str:
+    return f"{minutes:.0f} min" if minutes >= 1 else "a minute or less"
+
+
 def build_bundle(plan: BundlePlan, console: Console | None = None) -> Path:
     """Make the plan's bundle, running only the steps whose outputs are missing or stale.
 
@@ -173,13 +177,13 @@ def build_bundle(plan: BundlePlan, console: Console | None = None) -> Path:
     left = sum(plan.minutes[step.name] for step in todo)
     console.print(
         f"Building the default bundle {plan.bundle} ({len(todo)} of {len(steps)} steps left): "
-        f"about {left:.0f} min on 2 CPU cores, once; later runs reuse it."
+        f"about {_minutes(left)} on 2 CPU cores, once; later runs reuse it."
     )
     for number, step in enumerate(steps, start=1):
         if step.is_done():
             continue
-        minutes = plan.minutes[step.name]
-        console.rule(f"[{number}/{len(steps)}] {step.title} (about {minutes:.0f} min)")
+        minutes = _minutes(plan.minutes[step.name])
+        console.rule(f"[{number}/{len(steps)}] {step.title} (about {minutes})")
         started = time.perf_counter()
         step.run()
         console.print(f"{step.title}: {(time.perf_counter() - started) / 60:.1f} min")

@@ -195,7 +195,8 @@ def check_video(path: Path, limits: UploadLimits) -> VideoInfo:
             ``video_too_long``, ``too_many_frames``, ``resolution_too_high``.
     """
     try:
-        info = probe(path)
+        # Refused before a frame is decoded when its headers declare too many pixels.
+        info = probe(path, max_pixels=limits.max_width * limits.max_height)
     except VideoError as error:
         raise ApiError(ErrorCode(error.code), str(error)) from error
     if info.duration > limits.max_duration_s:

@@ -35,7 +35,9 @@ import av.video.stream
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-VideoErrorCode = Literal["empty_file", "not_a_video", "no_video_stream", "no_frames", "truncated"]
+VideoErrorCode = Literal[
+    "empty_file", "not_a_video", "no_video_stream", "no_frames", "truncated", "resolution_too_high"
+]
 
 # Display matrices rotate by multiples of a quarter turn in practice (phones); other angles are
 # rounded to the nearest quarter turn, as FFmpeg's own autorotation does.
@@ -75,16 +77,27 @@ class Frame:
     image: np.ndarray  # (H, W, 3) uint8 BGR, rotated for display
 
 
-def probe(path: str | Path) -> VideoInfo:
+def probe(path: str | Path, max_pixels: int | None = None) -> VideoInfo:
     """Read a video's size, frame rate, frame count, duration, codec and rotation.
 
-    Decodes the first frame only (to be sure there is one, and to read its rotation).
+    Decodes the first frame only (to be sure there is one, and to read its rotation), and not
+    even that when the size its headers declare is over ``max_pixels``: a header may claim
+    10,000 × 10,000 pixels to make a server allocate them.
 
     Raises:
-        VideoError: the file is empty, not a video, has no video stream or no frame.
+        VideoError: the file is empty, not a video, has no video stream or no frame, or
+            declares more than ``max_pixels`` pixels a frame (``resolution_too_high``).
     """
     with _open(path) as container:
         stream = _video_stream(container)
+        declared = stream.codec_context.width * stream.codec_context.height
+        if max_pixels is not None and declared > max_pixels:
+            raise VideoError(
+                "resolution_too_high",
+                f"The video declares {stream.codec_context.width} × "
+                f"{stream.codec_context.height} pixels a frame, more than {max_pixels:,}: "
+                "scale it down.",
+            )
         try:
             first = next(container.decode(stream), None)
         except av.FFmpegError as error:

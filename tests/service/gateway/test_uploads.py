@@ -24,6 +24,7 @@ from tests.support.gateway import (
     upload,
     write_test_video,
 )
+from tests.support.huge_header import write_huge_header_video
 
 KIB = 1024
 SMALL_LIMIT_BYTES = 64 * KIB  # an upload limit that a test can pass quickly
@@ -125,6 +126,18 @@ def test_a_video_past_the_limits_is_refused_and_leaves_nothing(
         response = upload(client, video)
     assert error_of(response) == (HTTPStatus.UNPROCESSABLE_ENTITY, code)
     assert gateway.leftovers() == []
+
+
+def test_a_header_claiming_10000_by_10000_is_refused_before_decoding(
+    gateway: RunningGateway, tmp_path: Path
+) -> None:
+    video = write_huge_header_video(tmp_path / "huge.avi").read_bytes()
+    with gateway.client() as client:  # the default limits: 3840 × 3840
+        response = upload(client, video, filename="huge.avi", content_type="video/x-msvideo")
+    assert error_of(response) == (HTTPStatus.UNPROCESSABLE_ENTITY, "resolution_too_high")
+    assert "10000 × 10000" in response.json()["error"]["message"]
+    assert gateway.leftovers() == []
+    assert gateway.queued_tasks() == []
 
 
 def test_a_portrait_limit_takes_a_landscape_video(make_gateway: MakeGateway, video: bytes) -> None:

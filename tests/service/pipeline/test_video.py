@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from service.pipeline.video import VideoError, probe, read_frames
+from tests.support.huge_header import write_huge_header_video
 
 WIDTH, HEIGHT = 96, 64
 FPS = 25
@@ -207,3 +208,10 @@ def test_video_cut_short_after_its_index_raises_after_the_frames_before_the_cut(
         decoded.extend(read_frames(path))
     assert raised.value.code == "truncated"
     assert 0 < len(decoded) < 40
+
+
+def test_probe_refuses_a_declared_size_over_its_limit_before_decoding(tmp_path: Path) -> None:
+    path = write_huge_header_video(tmp_path / "huge.avi")
+    with pytest.raises(VideoError) as refused:
+        probe(path, max_pixels=3840 * 3840)
+    assert refused.value.code == "resolution_too_high"

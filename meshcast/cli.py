@@ -88,12 +88,10 @@ COMMANDS: dict[str, CommandSpec] = {
 }
 
 # The pip extra that brings each optional top-level module.
+SERVE_MODULES = ("cv2", "fastapi", "uvicorn", "celery", "redis", "onnxruntime", "av", "pygltflib")
 EXTRA_OF_MODULE = {
-    **dict.fromkeys(("torch", "smplx", "roma", "scipy", "onnx"), "train"),
-    **dict.fromkeys(
-        ("cv2", "fastapi", "uvicorn", "celery", "redis", "onnxruntime", "prometheus_client"),
-        "serve",
-    ),
+    **dict.fromkeys(("torch", "smplx", "roma", "scipy", "onnx", "joblib", "tensorboard"), "train"),
+    **dict.fromkeys((*SERVE_MODULES, "prometheus_client", "python_multipart"), "serve"),
     **dict.fromkeys(("anny", "warp"), "standin"),
     "httpx": "dev",  # `meshcast bench service`'s client
 }

@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,8 @@ ACCESS_CODES = (ErrorCode.UNAUTHORIZED, ErrorCode.RATE_LIMITED, ErrorCode.STORE_
 PARAMETER_CODES = (ErrorCode.INVALID_REQUEST,)
 SERVER_CODES = (ErrorCode.INTERNAL_ERROR,)
 STORE_RETRY_AFTER_S = 30  # how long a client is asked to wait when Redis is down
+# A refused request's unread body up to this size is read and dropped before the answer.
+DRAIN_MAX_BYTES = 1 << 20
 
 
 class ErrorDetail(BaseModel):
@@ -198,29 +201,52 @@ def mark_body_read(request: Request) -> None:
     request.state.body_read = True
 
 
-def _respond(
+async def _respond(
     request: Request, code: ErrorCode, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    """The error's response; it closes the connection when the request's body was left
-    unread (an upload refused half way, or before it began): otherwise the server would go on
-    reading, and discarding, the rest of a body that may never end."""
+    """The error's response. A request body left unread is read and dropped first when small
+    (:data:`DRAIN_MAX_BYTES`); otherwise the response closes the connection, or the server
+    would go on reading, and discarding, the rest of a body that may never end."""
     headers = dict(headers or {})
-    has_body = int(request.headers.get("content-length") or 0) > 0 or (
-        "transfer-encoding" in request.headers
-    )
-    if has_body and not getattr(request.state, "body_read", False):
+    if not await _body_drained(request, code):
         headers["Connection"] = "close"
     return error_json(code, message, headers)
 
 
+async def _body_drained(request: Request, code: ErrorCode) -> bool:
+    """Whether ``request``'s body has been read to its end, reading a small unread one.
+
+    A client that sends its whole body before it reads (httpx, requests) would otherwise find
+    the connection reset instead of the answer. An upload refused as too large is never read:
+    the refusal is the point (and a client waiting on ``Expect: 100-continue`` sends nothing).
+    """
+    if getattr(request.state, "body_read", False):
+        return True
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return "transfer-encoding" not in request.headers  # no body at all
+    if not declared.isdigit() or int(declared) > DRAIN_MAX_BYTES:
+        return False
+    if int(declared) == 0:
+        return True
+    if code is ErrorCode.UPLOAD_TOO_LARGE:
+        return False
+    try:
+        async for _ in request.stream():
+            pass
+    except (RuntimeError, ClientDisconnect):  # already partly read, or the client left
+        return False
+    return True
+
+
 async def _api_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ApiError)
-    return _respond(request, error.code, error.message, error.headers)
+    return await _respond(request, error.code, error.message, error.headers)
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    return _respond(
+    return await _respond(
         request,
         ErrorCode.INVALID_REQUEST,
         f"{validation_message(error.errors())}. The API is described at /docs.",
@@ -232,17 +258,17 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     headers = dict(error.headers or {})
     if error.status_code == HTTPStatus.NOT_FOUND:
         message = f"there is no {request.url.path}: the API's routes are listed at /docs"
-        return _respond(request, ErrorCode.NOT_FOUND, message, headers)
+        return await _respond(request, ErrorCode.NOT_FOUND, message, headers)
     if error.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
         allowed = headers.get("Allow") or headers.get("allow", "")
         message = f"{request.method} is not allowed on {request.url.path}; use {allowed}"
-        return _respond(request, ErrorCode.METHOD_NOT_ALLOWED, message, headers)
-    return _respond(request, ErrorCode.INVALID_REQUEST, str(error.detail), headers)
+        return await _respond(request, ErrorCode.METHOD_NOT_ALLOWED, message, headers)
+    return await _respond(request, ErrorCode.INVALID_REQUEST, str(error.detail), headers)
 
 
 async def _store_unavailable(request: Request, error: Exception) -> JSONResponse:
     logger.warning("Redis is unreachable: %s", error)
-    return _respond(
+    return await _respond(
         request,
         ErrorCode.STORE_UNAVAILABLE,
         "the job store (Redis) does not answer; try again in a minute",
@@ -252,7 +278,7 @@ async def _store_unavailable(request: Request, error: Exception) -> JSONResponse
 
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     # Starlette's ServerErrorMiddleware logs the traceback once this answers.
-    return _respond(
+    return await _respond(
         request,
         ErrorCode.INTERNAL_ERROR,
         "the gateway failed on this request; if it happens again, report it with the time",

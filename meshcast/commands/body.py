@@ -79,7 +79,7 @@ def animate(
     clip: str, body_name: str, out_dir: Path, num_frames: int | None, turntable: bool
 ) -> None:
     """Pose a body with a motion clip and render it to frames and videos."""
-    from meshcast.demo import render_motion_demo  # needs the renderer: the 'serve' extra
+    from meshcast.body_animation import render_motion_demo  # needs the renderer: the 'serve' extra
 
     summary = render_motion_demo(
         clip=clip, out_dir=out_dir, body=body_name, num_frames=num_frames, turntable=turntable

@@ -1,4 +1,4 @@
-"""The motion demo renders a moving body to PNG frames and MP4 videos."""
+"""`meshcast body animate`: a moving body rendered to PNG frames and MP4 videos."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from meshcast.demo import BODY_COLOR, IMAGE_HEIGHT, IMAGE_WIDTH, TURNTABLE_FRAMES
+from meshcast.body_animation import BODY_COLOR, IMAGE_HEIGHT, IMAGE_WIDTH, TURNTABLE_FRAMES
 
 NUM_FRAMES = 4
 # A standing body seen whole at 640×480 covers a few percent of the frame, never most of it.
@@ -21,7 +21,7 @@ MAX_SILHOUETTE_IOU = 0.95
 
 @pytest.fixture(scope="module")
 def summary(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from meshcast.demo import render_motion_demo
+    from meshcast.body_animation import render_motion_demo
 
     out_dir = tmp_path_factory.mktemp("demo")
     return render_motion_demo("walk", out_dir=out_dir, num_frames=NUM_FRAMES, turntable=True)

@@ -1,4 +1,4 @@
-"""Demo: a body model animated by a built-in motion clip, rendered to PNG frames and MP4s.
+"""`meshcast body animate`: a body model moved by a built-in motion clip, rendered to PNGs, MP4s.
 
 ``render_motion_demo("walk")`` poses the body with the clip, places it in the world with the
 clip's translation over a checkered floor, films it from a fixed camera that frames the whole

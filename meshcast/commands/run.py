@@ -56,10 +56,7 @@ def command(
     from service.bundle import load_bundle
     from service.outputs import OUTPUT_FORMATS, write_outputs
     from service.pipeline.body import BodyMeshes
-    from service.pipeline.regress import RegressionConfig
-    from service.pipeline.run import DetectorConfig, PipelineConfig, process_video
-    from service.pipeline.smoothing import OneEuroConfig
-    from service.pipeline.tracking import TrackerConfig
+    from service.pipeline.run import DetectorConfig, pipeline_config, process_video
 
     names = [name.strip() for name in formats.split(",") if name.strip()]
     chosen = [known for known in OUTPUT_FORMATS if known in names]
@@ -70,16 +67,11 @@ def command(
             param_hint="--formats",
         )
     bundle = load_bundle(bundle_dir)
-    tracker = TrackerConfig()
-    if min_track_length is not None:
-        tracker = TrackerConfig(min_length=min_track_length)
-    config = PipelineConfig(
-        detector=DetectorConfig(kind="hog")
-        if detector == "hog"
-        else DetectorConfig(kind="yolo", model=Path(detector)),
-        tracker=tracker,
-        regression=RegressionConfig(smoothing=OneEuroConfig() if smooth else None),
+    config = pipeline_config(
+        smooth=smooth,
+        min_track_length=min_track_length,
         precision="fp16" if fp16 else "fp32",
+        detector=None if detector == "hog" else DetectorConfig(kind="yolo", model=Path(detector)),
     )
     sessions = bundle.sessions(config.precision)  # the outputs pose bodies with the same graph
     console = Console(stderr=True)

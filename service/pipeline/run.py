@@ -24,6 +24,7 @@ from service.pipeline.detect import (
 )
 from service.pipeline.regress import RegressionConfig, regress_tracks
 from service.pipeline.result import BodyTopology, VideoResult
+from service.pipeline.smoothing import OneEuroConfig
 from service.pipeline.tracking import SortTracker, TrackerConfig
 from service.pipeline.video import Frame, VideoInfo, probe, read_frames
 
@@ -54,6 +55,26 @@ class PipelineConfig(BaseModel):
     tracker: TrackerConfig = TrackerConfig()
     regression: RegressionConfig = RegressionConfig()
     precision: Precision = "fp32"
+
+
+def pipeline_config(
+    *,
+    smooth: bool = False,
+    min_track_length: int | None = None,
+    precision: Precision = "fp32",
+    detector: DetectorConfig | None = None,
+) -> PipelineConfig:
+    """The settings for what a user may choose (``meshcast run``'s flags, a job's options);
+    ``None`` keeps the default."""
+    tracker = (
+        TrackerConfig() if min_track_length is None else TrackerConfig(min_length=min_track_length)
+    )
+    return PipelineConfig(
+        detector=detector or DetectorConfig(),
+        tracker=tracker,
+        regression=RegressionConfig(smoothing=OneEuroConfig() if smooth else None),
+        precision=precision,
+    )
 
 
 class NoPeopleError(ValueError):

@@ -35,11 +35,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from service.jobs import JobOptions, JobRecord, JobState, JobStoreError
 from service.outputs import write_outputs
+from service.pipeline import run as pipeline
 from service.pipeline.body import BodyMeshes
-from service.pipeline.regress import RegressionConfig
 from service.pipeline.run import NoPeopleError, PipelineConfig, process_video
-from service.pipeline.smoothing import OneEuroConfig
-from service.pipeline.tracking import TrackerConfig
 from service.pipeline.video import VideoError
 from service.queue import PROCESS_JOB
 from service.settings import Precision
@@ -150,11 +148,9 @@ def run_job(current: WorkerRuntime, job_id: str) -> Outcome:
 
 def pipeline_config(options: JobOptions, precision: Precision) -> PipelineConfig:
     """The pipeline's settings for a job's options."""
-    tracker = TrackerConfig()
-    if options.min_track_length is not None:
-        tracker = TrackerConfig(min_length=options.min_track_length)
-    regression = RegressionConfig(smoothing=OneEuroConfig() if options.smooth else None)
-    return PipelineConfig(tracker=tracker, regression=regression, precision=precision)
+    return pipeline.pipeline_config(
+        smooth=options.smooth, min_track_length=options.min_track_length, precision=precision
+    )
 
 
 def _produce(

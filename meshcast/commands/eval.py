@@ -11,18 +11,8 @@ from rich.table import Table
 
 from training.body import load_body_model
 from training.evaluation.predict import default_stride, predict_dataset
-from training.evaluation.scoring import METRIC_COLUMNS, score
+from training.evaluation.scoring import METRIC_COLUMNS, METRIC_TITLES, score
 from training.train.checkpoint import load_network
-
-COLUMN_TITLES = {
-    "pa_mpjpe": "PA-MPJPE",
-    "mpjpe": "MPJPE",
-    "pve": "PVE",
-    "accel": "ACCEL",
-    "accel_error": "ACCEL_ERR",
-    "pck": "PCK",
-    "auc": "AUC",
-}
 
 
 @click.command("eval")
@@ -60,7 +50,7 @@ def command(
     out.write_text(json.dumps(report, indent=2) + "\n")
 
     shown = [name for name in METRIC_COLUMNS if name in table]
-    rich_table = Table(*(COLUMN_TITLES[name] for name in shown), "frames",
+    rich_table = Table(*(METRIC_TITLES[name] for name in shown), "frames",
                        title=f"{recipe.name} on {data_file.name} (mm; PCK, AUC in %)")  # fmt: skip
     rich_table.add_row(*(f"{table[name]:.1f}" for name in shown), f"{table['frames']:.0f}")
     Console().print(rich_table)

@@ -10,10 +10,10 @@ from rich.table import Table
 
 from service.outputs import RESULT_NPZ
 from training.body import load_body_model
+from training.evaluation.scoring import METRIC_TITLES
 from training.evaluation.video_scoring import MIN_MATCH_IOU, score_video_result
 
-# The errors shown, with their titles (all in mm).
-ERROR_TITLES = {"pa_mpjpe": "PA-MPJPE", "mpjpe": "MPJPE", "accel_error": "ACCEL_ERR"}
+SHOWN_ERRORS = ("pa_mpjpe", "mpjpe", "accel_error")  # all in mm
 
 
 @click.command("score")
@@ -62,7 +62,7 @@ def command(
     json_path = json_path or result_npz.with_name(f"score_{video}.json")
     json_path.write_text(scored.model_dump_json(indent=2) + "\n")
 
-    errors = {ERROR_TITLES[name]: getattr(scored, name) for name in ERROR_TITLES}
+    errors = {METRIC_TITLES[name]: getattr(scored, name) for name in SHOWN_ERRORS}
     table = Table(*errors, "matched", "recall", "people", "tracks", "id switches",
                   title=f"{video} (mm; people: found/true)")  # fmt: skip
     table.add_row(

@@ -29,6 +29,16 @@ LSP14_IN_SPIN49 = [SPIN49_NAMES.index(name) for name in LSP14_NAMES]
 # Frames posed per body-model call: bounds memory on long sets.
 BODY_BATCH = 256
 METRIC_COLUMNS = ("pa_mpjpe", "mpjpe", "pve", "accel", "accel_error", "pck", "auc")
+# Each metric as the papers' tables title it.
+METRIC_TITLES = {
+    "pa_mpjpe": "PA-MPJPE",
+    "mpjpe": "MPJPE",
+    "pve": "PVE",
+    "accel": "ACCEL",
+    "accel_error": "ACCEL_ERR",
+    "pck": "PCK",
+    "auc": "AUC",
+}
 
 
 @dataclass(frozen=True)

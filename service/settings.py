@@ -5,7 +5,8 @@
 container: ``MESHCAST_REDIS_URL``, ``MESHCAST_BUNDLE`` (``bundle``, which the gateway reads too:
 it poses the meshes it serves with the bundle's body) and ``MESHCAST_DEVICE``
 (``worker.device``). API keys are kept as SHA-256 digests, never as keys:
-``meshcast gateway hash-key`` prints one's digest.
+``meshcast gateway hash-key`` prints one's digest; ``gateway.api_keys_file`` names a file of
+more of them (a mounted Secret).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, TypeAdapter
 
 from service.bundle import Precision
 from service.jobs.store import StoreConfig
@@ -83,6 +84,9 @@ class GatewaySettings(BaseModel):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     api_keys: list[ApiKey] = []  # none: every request is refused (401)
+    # A YAML file holding more keys (a list of {id, sha256}), read once at start and added to
+    # api_keys: in Kubernetes a Secret mounted as a file, so the keys stay out of the ConfigMap.
+    api_keys_file: Path | None = None
     upload: UploadLimits = UploadLimits()
     rate_limit: RateLimit = RateLimit()
     max_event_streams: PositiveInt = 64  # open SSE streams; each holds a thread
@@ -132,7 +136,7 @@ def load_settings(path: str | Path | None = None) -> ServiceSettings:
     environment's overrides.
 
     Raises:
-        FileNotFoundError: the file named is missing.
+        FileNotFoundError: the file named, or its ``gateway.api_keys_file``, is missing.
         pydantic.ValidationError: a value that is not allowed, or a key that is not known.
     """
     path = path or os.environ.get(CONFIG_ENV)
@@ -140,6 +144,11 @@ def load_settings(path: str | Path | None = None) -> ServiceSettings:
     if path:
         data = yaml.safe_load(Path(path).read_text()) or {}
     settings = ServiceSettings.model_validate(data)
+    gateway = settings.gateway
+    if gateway.api_keys_file is not None:
+        gateway = gateway.model_copy(
+            update={"api_keys": [*gateway.api_keys, *read_api_keys(gateway.api_keys_file)]}
+        )
     worker = settings.worker
     if DEVICE_ENV in os.environ:
         worker = WorkerSettings.model_validate(
@@ -149,6 +158,20 @@ def load_settings(path: str | Path | None = None) -> ServiceSettings:
         update={
             "redis_url": os.environ.get(REDIS_URL_ENV, settings.redis_url),
             "bundle": Path(os.environ.get(BUNDLE_ENV, settings.bundle)),
+            "gateway": gateway,
             "worker": worker,
         }
     )
+
+
+def read_api_keys(path: Path) -> list[ApiKey]:
+    """The keys of an API keys file: a YAML list of ``{id, sha256}`` (an empty file: none).
+
+    Raises:
+        FileNotFoundError: ``path`` is missing.
+        pydantic.ValidationError: an entry that is not a key.
+    """
+    return _API_KEY_LIST.validate_python(yaml.safe_load(path.read_text()) or [])
+
+
+_API_KEY_LIST = TypeAdapter(list[ApiKey])

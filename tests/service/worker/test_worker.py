@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,12 +31,14 @@ from tests.support.worker_process import (
     Videos,
     WorkerService,
     process_rss_kib,
+    worker_env,
     worker_pid,
 )
 
 MIN_TRACK = 8  # frames: the short clip's walkers are kept
 STAGES = {"detect", "encoder", "temporal", "body", "outputs"}
 SETTLE_TIMEOUT_S = 10.0
+PING_TIMEOUT_S = 5.0  # generous: the machine is busy with the job
 POLL_S = 0.05
 UNACKED = "unacked"  # the broker's hash of messages taken and not acknowledged (kombu's name)
 MEMORY_JOBS, MAX_MEMORY_GROWTH = 20, 0.10
@@ -163,6 +167,35 @@ def test_a_cancel_stops_a_running_job(service: WorkerService, videos: Videos) ->
     record = service.wait(job_id)
     assert record.state is JobState.CANCELLED, service.logs()
     assert service.store.list_files(job_id) == {}
+
+
+def test_the_worker_answers_its_liveness_ping_mid_job(
+    service: WorkerService, videos: Videos
+) -> None:
+    (worker,) = service.workers
+    job_id = service.submit(videos.long, LIGHT)
+    service.wait_running(job_id)
+    # The main process answers while its pool runs the job: a liveness probe does not kill a
+    # busy worker.
+    assert service.app.control.ping(destination=[worker.name], timeout=PING_TIMEOUT_S)
+    record = service.store.get(job_id)
+    assert record is not None
+    assert record.state is JobState.RUNNING
+    assert service.wait(job_id).state is JobState.SUCCEEDED, service.logs()
+
+    def ping(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "meshcast", "worker", "ping", "--config",
+             str(service.settings_file), "--hostname", name, "--timeout", str(PING_TIMEOUT_S)],
+            capture_output=True, text=True, env=worker_env(), timeout=60,
+        )  # fmt: skip
+
+    answered = ping(worker.name)
+    assert (answered.returncode, answered.stdout) == (0, f"{worker.name}: pong\n")
+    gone = ping(f"gone@{worker.name.split('@')[1]}")
+    assert gone.returncode == 1
+    assert gone.stderr.count("\n") == 1
+    assert "did not answer" in gone.stderr
 
 
 def test_a_job_past_the_soft_time_limit_fails_with_time_limit(

@@ -83,7 +83,11 @@ COMMANDS: dict[str, CommandSpec] = {
         "The HTTP API (FastAPI): upload videos, follow jobs, download results; hash API keys.",
     ),
     "worker": CommandSpec(
-        "meshcast.commands.worker", "Run the gateway's jobs: a Celery worker on Redis."
+        "meshcast.commands.worker", "Run the gateway's jobs: a Celery worker on Redis; ping one."
+    ),
+    "fetch-bundle": CommandSpec(
+        "meshcast.commands.fetch_bundle",
+        "Download a bundle archive from a URL into a folder, checked (a deployment's init step).",
     ),
 }
 

@@ -1,9 +1,11 @@
-"""Fixtures every test may use: Redis (shared or private) with a key prefix of its own."""
+"""Fixtures every test may use: Redis (shared or private) with a key prefix of its own, and
+the service's tiny bundle."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -61,3 +63,19 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def service_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny SPS-Net bundle of the service's tests (workers, gateway, fetch), made once a
+    session: its export takes seconds. Tests read it and never change it."""
+    import torch
+
+    from tests.support.bundles import service_bundle
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return service_bundle(tmp_path_factory.mktemp("service_bundle"))
+    finally:
+        torch.set_num_threads(threads)

@@ -16,7 +16,6 @@ from service.gateway import create_app
 from service.gateway.frame_meshes import load_frame_body
 from service.settings import UploadLimits
 from tests.meshcast.test_run import meshcast, one_error_line
-from tests.support.bundles import service_bundle
 from tests.support.gateway import ALICE, SECRETS, gateway_settings, serve
 from tests.support.redis_server import free_loopback_port
 from tests.support.worker_process import write_settings
@@ -28,9 +27,9 @@ STATS = {"count", "ok", "p50_ms", "p99_ms", "max_ms", "seconds", "requests_per_s
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def bundle(service_bundle_dir: Path) -> Path:
     """The gateway poses the meshes it serves with a bundle's body: it loads one to start."""
-    return service_bundle(tmp_path_factory.mktemp("bundle"))
+    return service_bundle_dir
 
 
 @pytest.fixture

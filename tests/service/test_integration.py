@@ -36,7 +36,6 @@ from service.outputs import read_result_npz
 from service.outputs.meshes import MESH_FORMATS
 from service.pipeline.video import probe
 from tests.meshcast.test_run_accuracy import TEST_VIDEO
-from tests.support.bundles import service_bundle
 from tests.support.gateway import (
     RunningGateway,
     error_of,
@@ -70,11 +69,13 @@ class Service:
 
 
 @pytest.fixture(scope="module")
-def service(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def service(
+    redis_url: str, service_bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
     """A worker and a gateway on one settings file's worth of settings (the workers' under a
     new prefix, plus the gateway's API keys); afterwards the worker is killed and every key
     under the prefix deleted."""
-    bundle = service_bundle(tmp_path_factory.mktemp("bundle"))
+    bundle = service_bundle_dir
     prefix = new_prefix()
     settings: dict[str, Any] = service_settings(redis_url, prefix, bundle)
     keys = gateway_settings(redis_url, prefix).gateway.api_keys  # the test keys, hashed

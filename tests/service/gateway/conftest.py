@@ -20,7 +20,6 @@ import redis
 from service.gateway import create_app
 from service.gateway.frame_meshes import FrameBody
 from service.jobs import JobStore
-from tests.support.bundles import service_bundle
 from tests.support.gateway import (
     MakeGateway,
     RunningGateway,
@@ -41,8 +40,8 @@ def frame_body() -> FrameBody:
 
 
 @pytest.fixture(scope="session")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return service_bundle(tmp_path_factory.mktemp("bundle"))
+def bundle(service_bundle_dir: Path) -> Path:
+    return service_bundle_dir
 
 
 @pytest.fixture

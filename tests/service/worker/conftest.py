@@ -9,15 +9,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.bundles import service_bundle
 from tests.support.worker_process import Videos, WorkerService, new_prefix, service_settings
 
 MakeService = Callable[..., WorkerService]  # worker settings → a service (no worker yet)
 
 
 @pytest.fixture(scope="session")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return service_bundle(tmp_path_factory.mktemp("bundle"))
+def bundle(service_bundle_dir: Path) -> Path:
+    return service_bundle_dir
 
 
 @pytest.fixture(scope="session")

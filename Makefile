@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 # torch is pinned by constraints.txt: 2.13.0 is the CPU wheel this environment carries.
 PIP_INSTALL := $(BIN)/python -m pip install -q -c constraints.txt
 INSTALLED := $(VENV)/.installed
+# checkov (tests/deploy) in an environment of its own: it pins some forty packages, ours among
+# them. The tests find it at $(DEPLOY_VENV)/bin/checkov.
+DEPLOY_VENV := .venv-deploy
+DEPLOY_INSTALLED := $(DEPLOY_VENV)/.installed
 
 .PHONY: install demo test test-slow lint clean results-cpu
 
@@ -14,14 +18,19 @@ $(INSTALLED): pyproject.toml constraints.txt
 	$(PIP_INSTALL) -e ".[serve,train,dev]"
 	touch $@
 
-install: $(INSTALLED)
+$(DEPLOY_INSTALLED): tests/deploy/checkov.txt
+	test -x $(DEPLOY_VENV)/bin/python || $(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/python -m pip install -q -r tests/deploy/checkov.txt
+	touch $@
+
+install: $(INSTALLED) $(DEPLOY_INSTALLED)
 
 # `meshcast run` on the committed clip with the default bundle, which the first run builds
 # (meshcast/default_bundle.yaml: synthetic data, two CPU trainings, the export).
 demo: $(INSTALLED)
 	$(BIN)/meshcast demo --out out
 
-lint: $(INSTALLED)
+lint: $(INSTALLED) $(DEPLOY_INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -55,4 +64,4 @@ results-cpu: $(INSTALLED)
 	$(call EVAL,maed_spatial_cpu,synth_test_db.pt)
 
 clean:
-	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(DEPLOY_VENV) out .mypy_cache .ruff_cache .pytest_cache

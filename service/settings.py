@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, TypeAdapter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    TypeAdapter,
+    ValidationError,
+)
 
 from service.bundle import Precision
 from service.jobs.store import StoreConfig
@@ -84,14 +92,20 @@ class GatewaySettings(BaseModel):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     api_keys: list[ApiKey] = []  # none: every request is refused (401)
-    # A YAML file holding more keys (a list of {id, sha256}), read once at start and added to
-    # api_keys: in Kubernetes a Secret mounted as a file, so the keys stay out of the ConfigMap.
+    # A YAML file holding more keys (a list of {id, sha256}), which the gateway reads as it
+    # starts (resolve_api_keys): in Kubernetes a mounted Secret, so the keys stay out of the
+    # ConfigMap. The workers never read it.
     api_keys_file: Path | None = None
     upload: UploadLimits = UploadLimits()
     rate_limit: RateLimit = RateLimit()
     max_event_streams: PositiveInt = 64  # open SSE streams; each holds a thread
-    # /readyz wants a worker that answered within this long (Celery's ping).
+    # /readyz wants a worker that answered within this long (Celery's ping)...
     worker_ping_timeout_s: PositiveFloat = 1.0
+    # ...unless this is off: then it asks Redis alone. A cluster turns it off, since a gateway
+    # pod's readiness is about that pod: with the workers still starting, or scaled to zero
+    # by the queue's length, the gateways must stay in their Service to take the job that
+    # brings a worker up, and to serve finished results.
+    readyz_requires_worker: bool = True
 
 
 class WorkerSettings(BaseModel):
@@ -136,7 +150,7 @@ def load_settings(path: str | Path | None = None) -> ServiceSettings:
     environment's overrides.
 
     Raises:
-        FileNotFoundError: the file named, or its ``gateway.api_keys_file``, is missing.
+        FileNotFoundError: the file named is missing.
         pydantic.ValidationError: a value that is not allowed, or a key that is not known.
     """
     path = path or os.environ.get(CONFIG_ENV)
@@ -144,11 +158,6 @@ def load_settings(path: str | Path | None = None) -> ServiceSettings:
     if path:
         data = yaml.safe_load(Path(path).read_text()) or {}
     settings = ServiceSettings.model_validate(data)
-    gateway = settings.gateway
-    if gateway.api_keys_file is not None:
-        gateway = gateway.model_copy(
-            update={"api_keys": [*gateway.api_keys, *read_api_keys(gateway.api_keys_file)]}
-        )
     worker = settings.worker
     if DEVICE_ENV in os.environ:
         worker = WorkerSettings.model_validate(
@@ -158,10 +167,24 @@ def load_settings(path: str | Path | None = None) -> ServiceSettings:
         update={
             "redis_url": os.environ.get(REDIS_URL_ENV, settings.redis_url),
             "bundle": Path(os.environ.get(BUNDLE_ENV, settings.bundle)),
-            "gateway": gateway,
             "worker": worker,
         }
     )
+
+
+def resolve_api_keys(settings: ServiceSettings) -> ServiceSettings:
+    """``settings`` with the keys of ``gateway.api_keys_file`` (if any) added to
+    ``gateway.api_keys``: the gateway's keys as it starts.
+
+    Raises:
+        FileNotFoundError: the keys file is missing.
+        ValueError: an entry of it is not a key (one line).
+    """
+    gateway = settings.gateway
+    if gateway.api_keys_file is None:
+        return settings
+    keys = [*gateway.api_keys, *read_api_keys(gateway.api_keys_file)]
+    return settings.model_copy(update={"gateway": gateway.model_copy(update={"api_keys": keys})})
 
 
 def read_api_keys(path: Path) -> list[ApiKey]:
@@ -169,9 +192,14 @@ def read_api_keys(path: Path) -> list[ApiKey]:
 
     Raises:
         FileNotFoundError: ``path`` is missing.
-        pydantic.ValidationError: an entry that is not a key.
+        ValueError: an entry that is not a key, said in one line.
     """
-    return _API_KEY_LIST.validate_python(yaml.safe_load(path.read_text()) or [])
+    try:
+        return _API_KEY_LIST.validate_python(yaml.safe_load(path.read_text()) or [])
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(f"{path}: entry {where}: {first['msg']}") from None
 
 
 _API_KEY_LIST = TypeAdapter(list[ApiKey])

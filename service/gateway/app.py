@@ -26,7 +26,7 @@ from service.gateway.metrics import GatewayMetrics, MetricsMiddleware
 from service.gateway.routers import downloads, events, health, jobs
 from service.jobs import JobStore, Keys, RateLimiter
 from service.queue import celery_app
-from service.settings import ServiceSettings
+from service.settings import ServiceSettings, resolve_api_keys
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +51,14 @@ def create_app(settings: ServiceSettings, body: FrameBody) -> FastAPI:
     loads the bundle's, once per process, before the app is made: a missing bundle stops
     ``meshcast gateway`` at start-up, never a download). Nothing connects until a request
     comes (Redis and the broker are dialled lazily), so the app starts, and ``/healthz``
-    answers, while Redis is still down; ``/readyz`` says so.
+    answers, while Redis is still down; ``/readyz`` says so. The keys of
+    ``gateway.api_keys_file`` are read here, once.
+
+    Raises:
+        FileNotFoundError: ``gateway.api_keys_file`` is missing.
+        ValueError: an entry of it is not a key.
     """
+    settings = resolve_api_keys(settings)
     client = redis.Redis.from_url(
         settings.redis_url,
         socket_connect_timeout=REDIS_TIMEOUT_S,

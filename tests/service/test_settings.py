@@ -8,7 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from service.settings import hash_api_key, load_settings
+from service.settings import hash_api_key, load_settings, resolve_api_keys
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "service.example.yaml"
 
@@ -27,24 +27,21 @@ def test_an_unknown_key_is_refused(tmp_path: Path) -> None:
         load_settings(path)
 
 
-def test_the_keys_file_adds_its_keys_to_those_of_the_settings(tmp_path: Path) -> None:
+def test_the_gateways_keys_file_adds_its_keys_and_the_workers_never_read_it(
+    tmp_path: Path,
+) -> None:
     keys = tmp_path / "api-keys.yaml"
-    keys.write_text(f"- {{id: team-b, sha256: {hash_api_key('b-key')}}}\n")
     example = yaml.safe_load(EXAMPLE.read_text())
     example["gateway"]["api_keys_file"] = str(keys)
     path = tmp_path / "settings.yaml"
     path.write_text(yaml.safe_dump(example))
-    settings = load_settings(path)
-    assert [key.id for key in settings.gateway.api_keys] == ["example-team", "team-b"]
-    assert settings.gateway.api_keys[1].sha256 == hash_api_key("b-key")
-
-
-def test_a_missing_or_malformed_keys_file_is_an_error(tmp_path: Path) -> None:
-    path = tmp_path / "settings.yaml"
-    keys = tmp_path / "api-keys.yaml"
-    path.write_text(f"gateway: {{api_keys_file: {keys}}}\n")
+    settings = load_settings(path)  # as a worker loads them: the file is not there
     with pytest.raises(FileNotFoundError):
-        load_settings(path)
+        resolve_api_keys(settings)
+    keys.write_text(f"- {{id: team-b, sha256: {hash_api_key('b-key')}}}\n")
+    resolved = resolve_api_keys(settings)
+    assert [key.id for key in resolved.gateway.api_keys] == ["example-team", "team-b"]
+    assert resolved.gateway.api_keys[1].sha256 == hash_api_key("b-key")
     keys.write_text("- {id: team-b, sha256: not-a-digest}\n")
-    with pytest.raises(ValidationError, match="sha256"):
-        load_settings(path)
+    with pytest.raises(ValueError, match=r"entry 0\.sha256: String should match pattern"):
+        resolve_api_keys(settings)

@@ -4,10 +4,22 @@ errors in one shape for FastAPI's own refusals too."""
 from __future__ import annotations
 
 from http import HTTPStatus
+from pathlib import Path
 
+import httpx
 import pytest
+import yaml
 
-from tests.support.gateway import BOB, MakeGateway, RunningGateway, error_of, upload
+from service.settings import hash_api_key
+from tests.support.gateway import (
+    ALICE,
+    BOB,
+    SECRETS,
+    MakeGateway,
+    RunningGateway,
+    error_of,
+    upload,
+)
 
 WORKER = "test-host:1:w"
 UNKNOWN_ID = "AAAAAAAAAAAAAAAAAAAAAA"  # the shape of an id, of no job
@@ -101,6 +113,19 @@ def test_a_request_without_a_valid_key_is_unauthorized(
         assert error_of(answer) == (HTTPStatus.UNAUTHORIZED, "unauthorized")
         assert answer.headers["www-authenticate"] == "Bearer"
     assert gateway.leftovers() == []
+
+
+def test_the_keys_file_s_keys_are_accepted_beside_the_settings_keys(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
+    keys = tmp_path / "api-keys.yaml"
+    keys.write_text(yaml.safe_dump([{"id": "carol", "sha256": hash_api_key("carol-key")}]))
+    gateway = make_gateway(api_keys_file=str(keys))
+    for key in ("carol-key", SECRETS[ALICE]):
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=gateway.url, headers=headers) as client:
+            answer = client.get(f"/jobs/{UNKNOWN_ID}")
+        assert error_of(answer) == (HTTPStatus.NOT_FOUND, "job_not_found")
 
 
 def test_the_rate_limit_answers_429_with_retry_after(make_gateway: MakeGateway) -> None:

@@ -78,9 +78,13 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """Redis answers and workers run: jobs will be processed."""
+    """Redis answers and (unless the gateway is told not to ask) workers run: jobs will be
+    processed."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     status: str = "ready"
-    workers: list[str] = Field(description="the workers that answered the ping")
+    workers: list[str] | None = Field(
+        description="the workers that answered the ping; null where the gateway does not ask "
+        "(`gateway.readyz_requires_worker` off)"
+    )

@@ -43,7 +43,9 @@ def healthz() -> Health:
 )
 def readyz(services: Annotated[Gateway, Depends(gateway)]) -> Readiness:
     """Ready when Redis answers and a worker answers Celery's ping within
-    `worker_ping_timeout_s`: a job sent now would be processed."""
+    `worker_ping_timeout_s`: a job sent now would be processed. With
+    `gateway.readyz_requires_worker` off (a cluster whose workers scale to zero), ready when
+    Redis answers."""
     try:
         services.redis.ping()
     except (redis.ConnectionError, redis.TimeoutError) as error:
@@ -51,6 +53,8 @@ def readyz(services: Annotated[Gateway, Depends(gateway)]) -> Readiness:
         raise ApiError(
             ErrorCode.NOT_READY, f"Redis does not answer ({type(error).__name__})"
         ) from error
+    if not services.settings.gateway.readyz_requires_worker:
+        return Readiness(workers=None)
     timeout_s = services.settings.gateway.worker_ping_timeout_s
     try:
         replies = services.celery.control.ping(timeout=timeout_s) or []

@@ -49,6 +49,22 @@ def test_readyz_is_503_without_a_worker(make_gateway: MakeGateway) -> None:
     assert "no worker answered" in response.json()["error"]["message"]
 
 
+def test_readyz_asks_redis_alone_where_told_not_to_require_a_worker(
+    make_gateway: MakeGateway, unused_port: int
+) -> None:
+    ready = make_gateway(readyz_requires_worker=False)
+    with ready.client(None) as client:
+        response = client.get("/readyz")
+    assert (response.status_code, response.json()) == (
+        HTTPStatus.OK, {"status": "ready", "workers": None}
+    )  # fmt: skip
+    down = make_gateway(
+        redis_url_override=f"redis://127.0.0.1:{unused_port}/0", readyz_requires_worker=False
+    )
+    with down.client(None) as client:
+        assert error_of(client.get("/readyz")) == (HTTPStatus.SERVICE_UNAVAILABLE, "not_ready")
+
+
 def test_readyz_is_503_without_redis(make_gateway: MakeGateway, unused_port: int) -> None:
     gateway = make_gateway(
         redis_url_override=f"redis://127.0.0.1:{unused_port}/0",

@@ -7,11 +7,12 @@ BIN := $(VENV)/bin
 PIP_INSTALL := $(BIN)/python -m pip install -q -c constraints.txt
 INSTALLED := $(VENV)/.installed
 # checkov (tests/deploy) in an environment of its own: it pins some forty packages, ours among
-# them. The tests find it at $(DEPLOY_VENV)/bin/checkov.
+# them. The tests find it at $(DEPLOY_VENV)/bin/checkov, and the Compose Specification's JSON
+# schema in the npm package dclint, installed beside it (only its schema is used).
 DEPLOY_VENV := .venv-deploy
 DEPLOY_INSTALLED := $(DEPLOY_VENV)/.installed
 
-.PHONY: install demo test test-slow lint clean results-cpu
+.PHONY: install demo test test-slow lint clean results-cpu image-gateway
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +22,7 @@ $(INSTALLED): pyproject.toml constraints.txt
 $(DEPLOY_INSTALLED): tests/deploy/checkov.txt
 	test -x $(DEPLOY_VENV)/bin/python || $(PYTHON) -m venv $(DEPLOY_VENV)
 	$(DEPLOY_VENV)/bin/python -m pip install -q -r tests/deploy/checkov.txt
+	npm install --prefix $(DEPLOY_VENV) --no-save --no-audit --no-fund --silent dclint@3.1.0
 	touch $@
 
 install: $(INSTALLED) $(DEPLOY_INSTALLED)
@@ -62,6 +64,11 @@ results-cpu: $(INSTALLED)
 	$(call EVAL,maed_cpu,synth_test_db.pt)
 	$(call TRAIN,maed_spatial_cpu)
 	$(call EVAL,maed_spatial_cpu,synth_test_db.pt)
+
+# The gateway's image built without a container daemon or registry (buildah, on a stand-in base
+# that mmdebstrap makes), then its own health check run inside it (docker/README.md).
+image-gateway:
+	bash docker/build-offline.sh
 
 clean:
 	rm -rf $(VENV) $(DEPLOY_VENV) out .mypy_cache .ruff_cache .pytest_cache

@@ -34,7 +34,6 @@ from tests.support.chart import (
     lint_errors,
     load_values,
     manifests,
-    merged,
     one,
     pod_specs,
     render,
@@ -43,6 +42,7 @@ from tests.support.chart import (
     write_manifests,
 )
 from tests.support.deploy_tools import checkov_skips_without_reason, run_checkov
+from training.recipes import deep_merged
 
 # As k8s/README.md installs it: the Redis password is given at install, never committed.
 PRODUCTION_INSTALL = {"redis": {"auth": {"password": "s3cret-from-the-command-line"}}}
@@ -53,7 +53,7 @@ UID = 10001
 
 @pytest.fixture(scope="module")
 def production_values() -> dict[str, Any]:
-    return merged(load_values(PRODUCTION_VALUES), PRODUCTION_INSTALL)
+    return deep_merged(load_values(PRODUCTION_VALUES), PRODUCTION_INSTALL)
 
 
 @pytest.fixture(scope="module")

@@ -160,18 +160,6 @@ def load_values(path: Path) -> dict[str, Any]:
     return values
 
 
-def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``overrides`` laid over it, maps merged key by key (as Helm merges several
-    values files)."""
-    result = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = merged(result[key], value)
-        else:
-            result[key] = value
-    return result
-
-
 def render(
     values: dict[str, Any] | None = None,
     chart_dir: Path = CHART_DIR,

@@ -67,14 +67,16 @@ def _read_recipe(name_or_path: str | Path) -> dict[str, Any]:
         return fields
     inherited = _read_recipe(base)
     inherited.pop("reported", None)  # a paper's figures belong to one configuration
-    return _merged(inherited, fields)
+    return deep_merged(inherited, fields)
 
 
-def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+def deep_merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` laid over it, mappings merged key by key (as a recipe extends
+    another, and as Helm lays values files over each other)."""
     merged = dict(base)
     for key, value in changes.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merged(merged[key], value)
+            merged[key] = deep_merged(merged[key], value)
         else:
             merged[key] = value
     return merged

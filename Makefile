@@ -1,6 +1,8 @@
 # The two commands: `make demo` (the main job) and `make test` (lint, types, tests).
 # Both create .venv and install what they need on first use.
 PYTHON ?= python3
+# The two environments (below) install side by side on a fresh machine.
+MAKEFLAGS += --jobs=2
 VENV := .venv
 BIN := $(VENV)/bin
 # torch is pinned by constraints.txt: 2.13.0 is the CPU wheel this environment carries.

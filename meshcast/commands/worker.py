@@ -11,8 +11,9 @@ import click
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
-# The pool runs the jobs; the worker's main process answers control messages between them too,
-# so a ping is answered within a second unless that process is stuck.
+# The pool runs the jobs and the worker's main process answers control messages meanwhile
+# (tests/service/worker/test_worker.py pings it mid-job), so a ping that goes unanswered this
+# long means a stuck worker or an unreachable Redis.
 PING_TIMEOUT_S = 10.0
 
 CONFIG_OPTION = click.option(

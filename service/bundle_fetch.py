@@ -23,7 +23,7 @@ import tempfile
 import urllib.request
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -80,15 +80,18 @@ def fetch_bundle(
         if expected is not None and digest != expected:
             raise ValueError(f"{url}: the archive's sha256 is {digest}, not {expected}")
         unpacked = _unpack(archive, Path(scratch) / "bundle")
-        load_bundle(unpacked)  # every file against the manifest, before anything is replaced
-        marker.unlink(missing_ok=True)
-        for entry in dest.iterdir():
-            if entry.name != Path(scratch).name:
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        bundle = load_bundle(unpacked)  # every file against the manifest, before any is replaced
+        for entry in dest.iterdir():  # the old bundle and its marker
+            if entry.name == Path(scratch).name:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
         for entry in unpacked.iterdir():
-            entry.rename(dest / entry.name)
+            entry.rename(dest / entry.name)  # same filesystem: the checked bytes, not a copy
     marker.write_text(digest + "\n")
-    return FetchedBundle(load_bundle(dest), digest, downloaded=True)
+    return FetchedBundle(replace(bundle, path=dest), digest, downloaded=True)
 
 
 def _download(url: str, path: Path, on_progress: ProgressCallback | None) -> str:

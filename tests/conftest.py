@@ -3,6 +3,7 @@ the service's tiny bundle."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,9 +51,9 @@ def redis_client(redis_url: str, redis_prefix: str) -> Iterator[redis.Redis]:
         client.close()
 
 
-@pytest.fixture(scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """PyTorch on one thread for a module (``pytestmark = pytest.mark.usefixtures(...)``).
+@contextlib.contextmanager
+def torch_on_one_thread() -> Iterator[None]:
+    """PyTorch on one thread inside the block, then as it was.
 
     Tiny networks run faster on one thread than on several that wait on each other and on
     whatever else the machine runs (a tiny training: 7 s on one thread, 115 s on two beside
@@ -61,21 +62,24 @@ def one_torch_thread() -> Iterator[None]:
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """PyTorch on one thread for a module (``pytestmark = pytest.mark.usefixtures(...)``)."""
+    with torch_on_one_thread():
+        yield
 
 
 @pytest.fixture(scope="session")
 def service_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny SPS-Net bundle of the service's tests (workers, gateway, fetch), made once a
     session: its export takes seconds. Tests read it and never change it."""
-    import torch
-
     from tests.support.bundles import service_bundle
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_on_one_thread():
         return service_bundle(tmp_path_factory.mktemp("service_bundle"))
-    finally:
-        torch.set_num_threads(threads)

@@ -13,8 +13,15 @@ INSTALLED := $(VENV)/.installed
 # schema in the npm package dclint, installed beside it (only its schema is used).
 DEPLOY_VENV := .venv-deploy
 DEPLOY_INSTALLED := $(DEPLOY_VENV)/.installed
+# The pretrained front-end models' conversion (export/frontend/convert.py) in an environment of
+# its own (~1.6 GB): TensorFlow 2.15 wants numpy<2, onnx 1.16 (newer breaks tf2onnx on float4
+# types); tensorflowjs and tfjs-graph-converter go in without their dependencies (TFDF, JAX,
+# TF Hub: imported, unused, stubbed by the script). FRONTEND_OUT: where the models go.
+FRONTEND_VENV := .venv-frontend
+FRONTEND_INSTALLED := $(FRONTEND_VENV)/.installed
+FRONTEND_OUT ?= export/frontend
 
-.PHONY: install demo test test-slow lint clean results-cpu image-gateway
+.PHONY: install demo test test-slow lint clean results-cpu image-gateway frontend
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +32,14 @@ $(DEPLOY_INSTALLED): tests/deploy/checkov.txt
 	test -x $(DEPLOY_VENV)/bin/python || $(PYTHON) -m venv $(DEPLOY_VENV)
 	$(DEPLOY_VENV)/bin/python -m pip install -q -r tests/deploy/checkov.txt
 	npm install --prefix $(DEPLOY_VENV) --no-save --no-audit --no-fund --silent dclint@3.1.0
+	touch $@
+
+$(FRONTEND_INSTALLED):
+	test -x $(FRONTEND_VENV)/bin/python || $(PYTHON) -m venv $(FRONTEND_VENV)
+	$(FRONTEND_VENV)/bin/python -m pip install -q tensorflow-cpu==2.15.1 "numpy<2" \
+		tf2onnx==1.17.0 onnx==1.16.2 onnxruntime==1.19.2 opencv-python-headless==4.11.0.86
+	$(FRONTEND_VENV)/bin/python -m pip install -q --no-deps tensorflowjs==4.22.0 \
+		tfjs-graph-converter==1.6.3 tf_keras==2.15.1
 	touch $@
 
 install: $(INSTALLED) $(DEPLOY_INSTALLED)
@@ -67,10 +82,15 @@ results-cpu: $(INSTALLED)
 	$(call TRAIN,maed_spatial_cpu)
 	$(call EVAL,maed_spatial_cpu,synth_test_db.pt)
 
+# NanoDet and BlazePose GHUM 3D from their npm packages to ONNX, compared with their original
+# runtimes on real frames (export/frontend/record.json). About a minute once installed.
+frontend: $(FRONTEND_INSTALLED)
+	$(FRONTEND_VENV)/bin/python export/frontend/convert.py --out $(FRONTEND_OUT)
+
 # The gateway's image built without a container daemon or registry (buildah, on a stand-in base
 # that mmdebstrap makes), then its own health check run inside it (docker/README.md).
 image-gateway:
 	bash docker/build-offline.sh
 
 clean:
-	rm -rf $(VENV) $(DEPLOY_VENV) out .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(DEPLOY_VENV) $(FRONTEND_VENV) out .mypy_cache .ruff_cache .pytest_cache

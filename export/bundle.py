@@ -1,9 +1,9 @@
 """A trained checkpoint → a model bundle (the folder :mod:`service.bundle` describes and loads).
 
-:func:`export_bundle` writes the three ONNX graphs of :mod:`export.graphs`, the body's arrays
-and the manifest, after checking every graph against PyTorch (:mod:`export.parity`); with
-``fp16`` it adds float16 variants of the graphs and checks them against the same float32
-PyTorch outputs.
+:func:`export_bundle` writes the three ONNX graphs of :mod:`export.graphs`, the body's arrays,
+the pretrained front-end (:mod:`export.frontend`) and the manifest, after checking every
+network graph against PyTorch (:mod:`export.parity`); with ``fp16`` it adds float16 variants
+of the network's graphs and checks them against the same float32 PyTorch outputs.
 
 The graphs go through torch's TorchScript-based exporter (``dynamo=False``). It traces: Python
 loops (KTD's 24 joints, HMR's iterations, the kinematic chain) unroll into fixed steps and no
@@ -29,6 +29,7 @@ import onnxruntime
 import torch
 from onnxruntime.transformers.float16 import convert_float_to_float16
 
+from export.frontend import copy_frontend
 from export.graphs import Graph, NetworkGraphs, body_graph, network_graphs
 from export.parity import bundle_errors, parity_cases
 from service.bundle import (
@@ -117,6 +118,8 @@ def export_bundle(
         export_onnx(graph, out / file)
     report("writing the body's arrays")
     _write_body_arrays(body_model, out)
+    report("copying the front-end (detector.onnx, keypoints.onnx)")
+    frontend = copy_frontend(out)
 
     report("checking parity (fp32)")
     cases = parity_cases(graphs, body_model)
@@ -145,7 +148,10 @@ def export_bundle(
         feature_shape=graphs.feature_shape,
         body=_body_spec(body_model),
         variants=variants,
-        files=_file_hashes(out, variants),
+        frontend=frontend,
+        files=_file_hashes(
+            out, [*_graph_names(variants), frontend.detector.file, frontend.keypoints.file]
+        ),
         provenance=_provenance(checkpoint, recipe, encoder, parity),
     )
     (out / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
@@ -249,8 +255,11 @@ def _write_body_arrays(body: BodyModel, out: Path) -> None:
     np.savez(out / JOINT_REGRESSORS_FILE, allow_pickle=False, **regressors)
 
 
-def _file_hashes(out: Path, variants: dict[Precision, GraphFiles]) -> dict[str, str]:
-    graphs = [name for files in variants.values() for name in files.model_dump().values()]
+def _graph_names(variants: dict[Precision, GraphFiles]) -> list[str]:
+    return [name for files in variants.values() for name in files.model_dump().values()]
+
+
+def _file_hashes(out: Path, graphs: list[str]) -> dict[str, str]:
     names = [*graphs, FACES_FILE, WEIGHTS_FILE, PARENTS_FILE, JOINT_REGRESSORS_FILE]
     return {name: file_sha256(out / name) for name in names}
 

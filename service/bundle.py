@@ -4,6 +4,10 @@ A bundle is a folder that ``meshcast export`` writes and the service reads:
 
 - ``manifest.json``: what :class:`Manifest` describes — the network family, the crops it
   reads, its window, the body model, every other file with its sha256, and provenance;
+- ``detector.onnx``: frames resized to a square → person boxes (NanoDet, :class:`DetectorSpec`);
+- ``keypoints.onnx``: a person's crop → 33 landmarks, visibility and 33 metric 3D points
+  (BlazePose GHUM 3D, :class:`KeypointSpec`); both converted once from published models
+  (``export/frontend``) and copied into every bundle;
 - ``encoder.onnx``: crops ``(B, 3, S, S)`` → per-frame features ``(B, *feature_shape)``;
 - ``temporal.onnx``: features ``(B, T, *feature_shape)`` → ``rotmat (B, T, 24, 3, 3)``,
   ``betas (B, T, 10)``, ``cam (B, T, 3)`` (weak perspective ``s, tx, ty``);
@@ -39,7 +43,8 @@ from pydantic import (
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
 
-SCHEMA_VERSION = 1
+# 2: the front-end (detector.onnx, keypoints.onnx) in every bundle.
+SCHEMA_VERSION = 2
 MANIFEST_FILE = "manifest.json"
 FACES_FILE = "faces.npy"
 WEIGHTS_FILE = "weights.npy"
@@ -54,6 +59,7 @@ _HASH_CHUNK = 1 << 20  # bytes read at a time while hashing
 Family = Literal["spsnet", "maed"]
 Precision = Literal["fp32", "fp16"]
 GraphName = Literal["encoder", "temporal", "body"]
+FrontendGraph = Literal["detector", "keypoints"]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 # A file of the bundle: a plain name inside its folder, never a path that leads out of it.
 FileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")]
@@ -106,6 +112,72 @@ class BodySpec(_Strict):
         return self
 
 
+class DetectorSpec(_Strict):
+    """``detector.onnx``: NanoDet's graph, its outputs left raw (decoded by
+    :class:`service.pipeline.detect.NanoDetDetector`).
+
+    The frame is letterboxed into ``input_size`` squared (its aspect kept), its BGR pixel
+    values (0-255) normalised as ``(pixel - mean) / std`` per channel. Each level of the feature
+    pyramid has an output of class scores ``(B, h·w, classes)``, after a sigmoid, and one of
+    box sides ``(B, h·w, 4·bins)``: for left, top, right and bottom, logits of a distribution
+    over 0 … bins − 1 strides from the cell's centre.
+    """
+
+    file: FileName
+    model: str  # what it is, for people: "NanoDet-m 416, COCO"
+    input_name: str
+    input_size: PositiveInt
+    channels_first: bool  # (B, 3, S, S) rather than (B, S, S, 3)
+    colour_order: Literal["bgr"]
+    mean: Channels  # per channel, BGR, of pixel values 0-255
+    std: tuple[PositiveFloat, PositiveFloat, PositiveFloat]
+    scores: tuple[str, ...]  # output names, one a level, finest first
+    distances: tuple[str, ...]
+    strides: tuple[PositiveInt, ...]
+    bins: PositiveInt
+    classes: tuple[str, ...]  # COCO's 80, in the model's order
+    person_class: int
+
+    @model_validator(mode="after")
+    def _levels_agree(self) -> Self:
+        if not len(self.scores) == len(self.distances) == len(self.strides):
+            raise ValueError(
+                "a detector level has one scores output, one distances output and a stride"
+            )
+        if not 0 <= self.person_class < len(self.classes):
+            raise ValueError(f"person_class {self.person_class} is not one of the classes")
+        return self
+
+
+class KeypointSpec(_Strict):
+    """``keypoints.onnx``: BlazePose GHUM 3D. A square crop of ``input_size`` pixels, RGB,
+    ``pixel / 255`` → per person ``landmarks (B, 39·5)`` (x, y, z in crop pixels, visibility
+    and presence logits; the 33 named ones, then the hip centre and the point that sets the
+    next region), ``pose_flag (B, 1)`` (the confidence that a person is there),
+    ``heatmaps (B, h, w, 39)`` (logits) and ``world_landmarks (B, 39·3)`` (metres, hip-centred).
+    """
+
+    file: FileName
+    model: str  # "BlazePose GHUM 3D full"
+    input_name: str
+    input_size: PositiveInt
+    colour_order: Literal["rgb"]
+    scale: PositiveFloat  # the factor pixel values (0-255) are multiplied by
+    # Output role ("landmarks", "pose_flag", "heatmaps", "world_landmarks") → name in the graph.
+    outputs: dict[Literal["landmarks", "pose_flag", "heatmaps", "world_landmarks"], str]
+    landmark_names: tuple[str, ...]  # the 33 named landmarks, in the model's order
+
+
+class FrontendSpec(_Strict):
+    """The pretrained front-end every bundle carries, and where it came from."""
+
+    detector: DetectorSpec
+    keypoints: KeypointSpec
+    # The conversion's record (export/frontend/record.json): source packages and files with
+    # their sha256, converter versions, parity against the original runtimes.
+    source: dict[str, Any]
+
+
 class GraphFiles(_Strict):
     """The ONNX files of one precision."""
 
@@ -147,6 +219,7 @@ class Manifest(_Strict):
     feature_shape: tuple[PositiveInt, ...]  # one frame's features: (2048,) or (patches, d)
     body: BodySpec
     variants: dict[Precision, GraphFiles]  # "fp32" always
+    frontend: FrontendSpec
     files: dict[FileName, Sha256]  # every file but the manifest, with its sha256
     provenance: Provenance
 
@@ -155,6 +228,7 @@ class Manifest(_Strict):
         if "fp32" not in self.variants:
             raise ValueError("a bundle has fp32 graphs")
         graphs = {name for files in self.variants.values() for name in files.model_dump().values()}
+        graphs |= {self.frontend.detector.file, self.frontend.keypoints.file}
         body = {FACES_FILE, WEIGHTS_FILE, PARENTS_FILE, JOINT_REGRESSORS_FILE}
         unlisted = sorted((graphs | body) - self.files.keys())
         if unlisted:
@@ -172,11 +246,13 @@ class BundleChecksumError(ValueError):
 
 @dataclass(frozen=True)
 class Sessions:
-    """onnxruntime sessions of a bundle's three graphs."""
+    """onnxruntime sessions of a bundle's graphs: the network's three, the front-end's two."""
 
     encoder: InferenceSession
     temporal: InferenceSession
     body: InferenceSession
+    detector: InferenceSession
+    keypoints: InferenceSession
 
 
 @dataclass(frozen=True)
@@ -205,7 +281,8 @@ class Bundle:
         providers: list[str] | None = None,
         threads: int | None = None,
     ) -> Sessions:
-        """Open the three graphs of ``precision`` on ``providers``.
+        """Open the network's three graphs of ``precision`` and the front-end's two (float32)
+        on ``providers``.
 
         Args:
             precision: "fp32", or "fp16" when the bundle has float16 variants.
@@ -218,7 +295,13 @@ class Bundle:
         def open_graph(graph: GraphName) -> InferenceSession:
             return self.session(graph, precision, providers, threads)
 
-        return Sessions(open_graph("encoder"), open_graph("temporal"), open_graph("body"))
+        return Sessions(
+            open_graph("encoder"),
+            open_graph("temporal"),
+            open_graph("body"),
+            self.frontend_session("detector", providers, threads),
+            self.frontend_session("keypoints", providers, threads),
+        )
 
     def session(
         self,
@@ -229,15 +312,34 @@ class Bundle:
     ) -> InferenceSession:
         """Open one graph of ``precision`` on ``providers`` (the arguments as
         :meth:`sessions`'); the gateway opens the body's alone."""
-        import onnxruntime
+        return open_session(self.graph_path(graph, precision), providers, threads)
 
-        options = onnxruntime.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = options.inter_op_num_threads = threads
-        path = self.graph_path(graph, precision)
-        return onnxruntime.InferenceSession(
-            str(path), options, providers=providers or default_providers()
-        )
+    def frontend_session(
+        self,
+        graph: FrontendGraph,
+        providers: list[str] | None = None,
+        threads: int | None = None,
+    ) -> InferenceSession:
+        """Open the front-end's ``detector`` or ``keypoints`` graph (arguments as
+        :meth:`sessions`')."""
+        spec = getattr(self.manifest.frontend, graph)
+        return open_session(self.path / spec.file, providers, threads)
+
+
+def open_session(
+    path: Path, providers: list[str] | None = None, threads: int | None = None
+) -> InferenceSession:
+    """An onnxruntime session of the graph at ``path``: on ``providers`` (default: CUDA when
+    this onnxruntime has it, then the CPU), with ``threads`` CPU threads within and between
+    operators (default: onnxruntime's, one per physical core)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = options.inter_op_num_threads = threads
+    return onnxruntime.InferenceSession(
+        str(path), options, providers=providers or default_providers()
+    )
 
 
 def default_providers() -> list[str]:
@@ -276,6 +378,7 @@ def read_manifest(folder: Path) -> Manifest:
     if version != SCHEMA_VERSION:
         raise ValueError(
             f"{path} has schema version {version}; this meshcast reads version {SCHEMA_VERSION}"
+            " (export the checkpoint again with this meshcast: `meshcast export`)"
         )
     try:
         return Manifest.model_validate(fields)

@@ -28,8 +28,11 @@ from service.bundle import (
     BodySpec,
     BundleChecksumError,
     BundleFileMissingError,
+    DetectorSpec,
+    FrontendSpec,
     GraphFiles,
     InputSpec,
+    KeypointSpec,
     Manifest,
     Provenance,
     WindowSpec,
@@ -37,6 +40,7 @@ from service.bundle import (
     file_sha256,
     load_bundle,
 )
+from service.pipeline.landmarks import LANDMARK_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
@@ -58,11 +62,46 @@ def identity_graph(path: Path) -> None:
     onnx.save(model, str(path))
 
 
+def frontend_spec() -> FrontendSpec:
+    """The front-end of a test bundle: Identity graphs described as NanoDet and BlazePose."""
+    return FrontendSpec(
+        detector=DetectorSpec(
+            file="detector.onnx",
+            model="test",
+            input_name="x",
+            input_size=416,
+            channels_first=True,
+            colour_order="bgr",
+            mean=(103.53, 116.28, 123.675),
+            std=(57.375, 57.12, 58.395),
+            scores=("y",),
+            distances=("y",),
+            strides=(8,),
+            bins=11,
+            classes=("person",),
+            person_class=0,
+        ),
+        keypoints=KeypointSpec(
+            file="keypoints.onnx",
+            model="test",
+            input_name="x",
+            input_size=256,
+            colour_order="rgb",
+            scale=1 / 255,
+            outputs={"landmarks": "y", "pose_flag": "y", "heatmaps": "y", "world_landmarks": "y"},
+            landmark_names=LANDMARK_NAMES,
+        ),
+        source={"test": True},
+    )
+
+
 def make_bundle(folder: Path) -> Manifest:
-    """A small valid bundle in ``folder``: fp32 graphs, the body's arrays, the manifest."""
+    """A small valid bundle in ``folder``: fp32 graphs, the front-end's, the body's arrays,
+    the manifest."""
     folder.mkdir(parents=True, exist_ok=True)
     graphs = GraphFiles(encoder="encoder.onnx", temporal="temporal.onnx", body="body.onnx")
-    for name in graphs.model_dump().values():
+    frontend = frontend_spec()
+    for name in [*graphs.model_dump().values(), frontend.detector.file, frontend.keypoints.file]:
         identity_graph(folder / name)
     weights = np.full((NUM_VERTICES, len(PARENTS)), 1.0 / len(PARENTS), dtype=np.float32)
     np.save(folder / FACES_FILE, FACES)
@@ -70,7 +109,7 @@ def make_bundle(folder: Path) -> Manifest:
     np.save(folder / PARENTS_FILE, np.array(PARENTS))
     np.savez(folder / JOINT_REGRESSORS_FILE, smpl24=weights.T.copy())
     names = [*graphs.model_dump().values(), FACES_FILE, WEIGHTS_FILE, PARENTS_FILE]
-    names.append(JOINT_REGRESSORS_FILE)
+    names += [JOINT_REGRESSORS_FILE, frontend.detector.file, frontend.keypoints.file]
     manifest = Manifest(
         schema_version=SCHEMA_VERSION,
         family="spsnet",
@@ -89,6 +128,7 @@ def make_bundle(folder: Path) -> Manifest:
             joint_sets={"smpl24": JOINTS},
         ),
         variants={"fp32": graphs},
+        frontend=frontend,
         files={name: file_sha256(folder / name) for name in names},
         provenance=Provenance(
             checkpoint="runs/x/best.pt",
@@ -134,20 +174,34 @@ def test_the_manifest_round_trips_through_json(bundle_dir):
     assert Manifest.model_validate(written) == load_bundle(bundle_dir).manifest
 
 
-def test_a_missing_file_is_named(bundle_dir):
-    (bundle_dir / "temporal.onnx").unlink()
-    with pytest.raises(BundleFileMissingError, match=r"lacks temporal\.onnx") as error:
+@pytest.mark.parametrize("name", ["temporal.onnx", "detector.onnx", "keypoints.onnx"])
+def test_a_missing_file_is_named(bundle_dir, name):
+    (bundle_dir / name).unlink()
+    with pytest.raises(BundleFileMissingError, match=rf"lacks {name}") as error:
         load_bundle(bundle_dir)
     assert isinstance(error.value, FileNotFoundError)
 
 
-def test_a_corrupted_file_is_named(bundle_dir):
-    data = bytearray((bundle_dir / WEIGHTS_FILE).read_bytes())
+@pytest.mark.parametrize("name", [WEIGHTS_FILE, "detector.onnx", "keypoints.onnx"])
+def test_a_corrupted_file_is_named(bundle_dir, name):
+    data = bytearray((bundle_dir / name).read_bytes())
     data[-1] ^= 0xFF  # one flipped byte
-    (bundle_dir / WEIGHTS_FILE).write_bytes(bytes(data))
-    with pytest.raises(BundleChecksumError, match=r"weights\.npy .* sha256") as error:
+    (bundle_dir / name).write_bytes(bytes(data))
+    with pytest.raises(BundleChecksumError, match=rf"{name} .* sha256") as error:
         load_bundle(bundle_dir)
     assert isinstance(error.value, ValueError)
+
+
+def test_the_frontend_is_described_in_the_manifest(bundle_dir):
+    frontend = load_bundle(bundle_dir).manifest.frontend
+    assert frontend.keypoints.landmark_names == LANDMARK_NAMES
+    assert frontend.detector.colour_order == "bgr"
+    assert frontend.keypoints.outputs.keys() == {
+        "landmarks",
+        "pose_flag",
+        "heatmaps",
+        "world_landmarks",
+    }
 
 
 def test_a_folder_without_manifest_is_not_a_bundle(tmp_path):
@@ -167,6 +221,7 @@ def test_another_schema_version_is_refused(bundle_dir):
         ({"files": {"../outside.onnx": "0" * 64}}, "files"),
         ({"family": "vibe"}, "family"),
         ({"variants": {}}, "fp32"),
+        ({"frontend": None}, "frontend"),
     ],
 )
 def test_an_invalid_manifest_is_one_readable_line(bundle_dir, changes, where):
@@ -181,14 +236,15 @@ def test_an_invalid_manifest_is_one_readable_line(bundle_dir, changes, where):
 def test_sessions_run_on_the_cpu(bundle_dir):
     sessions = load_bundle(bundle_dir).sessions(providers=[CPU_PROVIDER])
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
-    for session in (sessions.encoder, sessions.temporal, sessions.body):
+    graphs = (sessions.encoder, sessions.temporal, sessions.body, sessions.detector)
+    for session in (*graphs, sessions.keypoints):
         np.testing.assert_array_equal(session.run(None, {"x": x})[0], x)
     assert default_providers()[-1] == CPU_PROVIDER
 
 
 def test_sessions_take_a_thread_count(bundle_dir):
     sessions = load_bundle(bundle_dir).sessions(providers=[CPU_PROVIDER], threads=1)
-    for session in (sessions.encoder, sessions.temporal, sessions.body):
+    for session in (sessions.encoder, sessions.body, sessions.detector, sessions.keypoints):
         options = session.get_session_options()
         assert options.intra_op_num_threads == options.inter_op_num_threads == 1
 

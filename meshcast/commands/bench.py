@@ -297,6 +297,7 @@ def pipeline_command(
         stages[stage] = round(1000 * (end - previous) / frames, 2)
         previous = end
     person_frames = sum(len(track) for track in run.result.tracks)
+    seen = run.people
     report = {
         "video": str(video),
         "loops": loops,
@@ -307,6 +308,16 @@ def pipeline_command(
         "people": len(run.result.tracks),
         "person_frames": person_frames,
         "ms_per_frame": {**stages, "total": round(1000 * (previous - started) / frames, 2)},
+        # The first pass's stages, each by its own clock: the detector a frame, the keypoint
+        # model a frame and a person it looked at (both passes of a detected person).
+        "frontend": {
+            "detector": config.detector.kind,
+            "detect_ms_per_frame": round(1000 * seen.detect / frames, 2),
+            "keypoints_ms_per_frame": round(1000 * seen.keypoints / frames, 2),
+            "keypoints_ms_per_person": round(1000 * seen.keypoints / max(seen.person_frames, 1), 2),
+            "keypoint_people": seen.person_frames,
+            "keypoint_crops": seen.passes,
+        },
         # Linux reports ru_maxrss in KiB.
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "machine": {
@@ -314,6 +325,27 @@ def pipeline_command(
             "threads": threads,
         },
     }
+    click.echo(json.dumps(report, indent=2))
+
+
+@command.command("frontend")
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("--bundle", "bundle_dir", type=click.Path(path_type=Path), required=True,
+              help="A model bundle folder: its detector and keypoint model.")  # fmt: skip
+@click.option("--frames", "max_frames", type=click.IntRange(min=1), default=None,
+              help="Use only the first FRAMES frames; default: all.")  # fmt: skip
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads of each onnxruntime session; default: onnxruntime's.")  # fmt: skip
+def frontend_command(
+    video: Path, bundle_dir: Path, max_frames: int | None, threads: int | None
+) -> None:
+    """NanoDet, OpenCV's HOG and the keypoint model on VIDEO's frames, interleaved frame by
+    frame in this one process, as JSON: milliseconds a frame (and a person), people found, and
+    HOG's time over NanoDet's."""
+    from meshcast.bench_frontend import bench_frontend
+    from service.bundle import load_bundle
+
+    report = bench_frontend(video, load_bundle(bundle_dir), max_frames=max_frames, threads=threads)
     click.echo(json.dumps(report, indent=2))
 
 

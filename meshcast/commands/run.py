@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -17,6 +18,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from service.pipeline.run import DetectorConfig
 
 STAGE_TITLES = {
     "detect": "detecting and tracking (frames)",
@@ -32,15 +36,18 @@ STAGE_TITLES = {
               help="A model bundle folder (`meshcast export`).")  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Folder for the outputs (created).")  # fmt: skip
-@click.option("--detector", default="hog", show_default=True,
-              help="'hog' (OpenCV's, built in) or the path of an ONNX detector in YOLO's "
-                   "export layout.")  # fmt: skip
+@click.option("--detector", default="nanodet", show_default=True,
+              help="'nanodet' (the bundle's), 'hog' (OpenCV's, built in) or the path of an "
+                   "ONNX detector in YOLO's export layout.")  # fmt: skip
 @click.option("--min-track-length", type=click.IntRange(min=1), default=None,
               help="Frames a track needs to be kept; default: the tracker's (25).")  # fmt: skip
 @click.option("--smooth", is_flag=True, help="One-Euro smoothing of the outputs.")
 @click.option("--fp16", is_flag=True, help="The bundle's float16 graphs (a GPU's).")
 @click.option("--formats", default="json,npz,obj,ply,glb,preview", show_default=True,
               help="Comma-separated outputs to write.")  # fmt: skip
+@click.option("--preview-keypoints", is_flag=True,
+              help="Draw each person's 33 keypoint landmarks and their skeleton over the "
+                   "meshes in the preview.")  # fmt: skip
 def command(
     video: Path,
     bundle_dir: Path,
@@ -50,13 +57,14 @@ def command(
     smooth: bool,
     fp16: bool,
     formats: str,
+    preview_keypoints: bool,
 ) -> None:
     """Find and track every person in VIDEO, estimate their SMPL bodies with the bundle's
     networks, and write result.json/.npz, meshes, one GLB per person and a preview to OUT."""
     from service.bundle import load_bundle
     from service.outputs import OUTPUT_FORMATS, write_outputs
     from service.pipeline.body import BodyMeshes
-    from service.pipeline.run import DetectorConfig, pipeline_config, process_video
+    from service.pipeline.run import pipeline_config, process_video
 
     names = [name.strip() for name in formats.split(",") if name.strip()]
     chosen = [known for known in OUTPUT_FORMATS if known in names]
@@ -71,7 +79,7 @@ def command(
         smooth=smooth,
         min_track_length=min_track_length,
         precision="fp16" if fp16 else "fp32",
-        detector=None if detector == "hog" else DetectorConfig(kind="yolo", model=Path(detector)),
+        detector=_detector_config(detector),
     )
     sessions = bundle.sessions(config.precision)  # the outputs pose bodies with the same graph
     console = Console(stderr=True)
@@ -95,7 +103,13 @@ def command(
         started = time.perf_counter()
         body = BodyMeshes(sessions.body, config.regression.batch_size)
         written = write_outputs(
-            run.result, video, out, body, focal_length=run.focal_length, formats=chosen
+            run.result,
+            video,
+            out,
+            body,
+            focal_length=run.focal_length,
+            formats=chosen,
+            preview_keypoints=preview_keypoints,
         )
         seconds = {**run.seconds, "outputs": time.perf_counter() - started}
 
@@ -113,3 +127,14 @@ def command(
     Console().print(people, stages)
     files = sum(len(paths) for paths in written.values())
     click.echo(f"{files} files written to {out}")
+
+
+def _detector_config(detector: str) -> DetectorConfig:
+    """``--detector``'s value as the pipeline's detector settings."""
+    from service.pipeline.run import DetectorConfig
+
+    if detector == "nanodet":
+        return DetectorConfig(kind="nanodet")
+    if detector == "hog":
+        return DetectorConfig(kind="hog")
+    return DetectorConfig(kind="yolo", model=Path(detector))

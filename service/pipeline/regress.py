@@ -44,7 +44,7 @@ from service.pipeline.crops import cut_crops, square_boxes
 from service.pipeline.result import TrackResult
 from service.pipeline.rotations import rotmat_to_axis_angle
 from service.pipeline.smoothing import OneEuroConfig, one_euro, one_euro_rotations
-from service.pipeline.tracking import Track
+from service.pipeline.tracking import Track, with_poses
 from service.pipeline.video import Frame
 from service.pipeline.windows import TemporalOutput, TemporalStream, WindowBlend, plan_windows
 
@@ -303,4 +303,19 @@ def _track_result(
         joints2d=project_to_frame(joints, orig_cam, width, height).astype(np.float32),
         rest_vertices=rest_vertices,
         rest_joints=rest_joints,
+        **_keypoints(track),
     )
+
+
+def _keypoints(track: Track) -> dict[str, np.ndarray]:
+    """The track's landmarks as a result holds them (unseen everywhere for a track made
+    without the keypoint stage)."""
+    seen = track if track.landmarks is not None else with_poses(track, {})
+    assert seen.landmarks is not None
+    assert seen.world_landmarks is not None
+    assert seen.keypoint_scores is not None
+    return {
+        "landmarks": seen.landmarks,
+        "world_landmarks": seen.world_landmarks,
+        "keypoint_score": seen.keypoint_scores,
+    }

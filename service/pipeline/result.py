@@ -41,6 +41,10 @@ class TrackResult:
     # The track's body in the rest pose at its mean β: what a skinned mesh (GLB) binds to.
     rest_vertices: np.ndarray  # (V, 3) float32
     rest_joints: np.ndarray  # (24, 3) float32
+    # The keypoint model's 33 landmarks (names: VideoResult.landmark_names), every frame.
+    landmarks: np.ndarray  # (N, 33, 3) float32: x, y in image pixels, visibility in [0, 1]
+    world_landmarks: np.ndarray  # (N, 33, 3) float32: metres, hip-centred, camera axes
+    keypoint_score: np.ndarray  # (N,) float32: the keypoint model's confidence a person is there
 
     def __len__(self) -> int:
         return len(self.frame_ids)
@@ -68,3 +72,4 @@ class VideoResult:
     body: BodyTopology
     tracks: tuple[TrackResult, ...]
     bundle_recipe: str  # the network that made it
+    landmark_names: tuple[str, ...]  # the order of every track's landmarks (33)

@@ -1,13 +1,15 @@
-"""The whole pipeline on one video: decode → detect → track → regress, timed stage by stage.
+"""The whole pipeline on one video: decode → detect → track and keypoints → regress, timed
+stage by stage.
 
-The video is decoded twice and never held whole: once to detect and track, once to cut the
-crops of the tracks found (the second pass stops after the last tracked frame).
+The video is decoded twice and never held whole: once to detect, track and find each
+person's landmarks (:mod:`service.pipeline.people`), once to cut the crops of the tracks found
+(the second pass stops after the last tracked frame).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,15 +20,19 @@ from service.bundle import Bundle, Precision, Sessions
 from service.pipeline.detect import (
     HogConfig,
     HogDetector,
+    NanoDetConfig,
+    NanoDetDetector,
     OnnxYoloDetector,
     PersonDetector,
     YoloConfig,
 )
+from service.pipeline.keypoints import KeypointConfig, KeypointModel
+from service.pipeline.people import FollowCosts, follow_people
 from service.pipeline.regress import RegressionConfig, regress_tracks
 from service.pipeline.result import BodyTopology, VideoResult
 from service.pipeline.smoothing import OneEuroConfig
-from service.pipeline.tracking import SortTracker, TrackerConfig
-from service.pipeline.video import Frame, VideoInfo, probe, read_frames
+from service.pipeline.tracking import TrackerConfig
+from service.pipeline.video import VideoInfo, probe, read_frames
 
 # Called as (stage, done, total): "detect" counts frames; the regression's stages count as
 # service.pipeline.regress says.
@@ -35,12 +41,14 @@ DETECT_STAGE = "detect"
 
 
 class DetectorConfig(BaseModel):
-    """Which person detector: OpenCV's HOG, or an ONNX detector in YOLO's export layout."""
+    """Which person detector: the bundle's NanoDet, OpenCV's HOG, or an ONNX detector in
+    YOLO's export layout."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["hog", "yolo"] = "hog"
+    kind: Literal["nanodet", "hog", "yolo"] = "nanodet"
     model: Path | None = None  # the ONNX file, for "yolo"
+    nanodet: NanoDetConfig = NanoDetConfig()
     hog: HogConfig = HogConfig()
     yolo: YoloConfig = YoloConfig()
     batch_size: PositiveInt = 8  # frames per call of the detector
@@ -53,6 +61,7 @@ class PipelineConfig(BaseModel):
 
     detector: DetectorConfig = DetectorConfig()
     tracker: TrackerConfig = TrackerConfig()
+    keypoints: KeypointConfig = KeypointConfig()
     regression: RegressionConfig = RegressionConfig()
     precision: Precision = "fp32"
 
@@ -88,20 +97,34 @@ class PipelineRun:
     result: VideoResult
     info: VideoInfo
     focal_length: float  # pixels: the camera the translations (and a preview) assume
-    seconds: dict[str, float]  # stage → wall time: "detect+track", "regress"
+    # stage → wall time: "decode", "detect", "track", "keypoints" (the first pass), "regress"
+    seconds: dict[str, float]
+    people: FollowCosts  # what the first pass cost and saw
 
 
-def make_detector(config: DetectorConfig) -> PersonDetector:
-    """The detector ``config`` names.
+def make_detector(config: DetectorConfig, bundle: Bundle, sessions: Sessions) -> PersonDetector:
+    """The detector ``config`` names (NanoDet: the bundle's, on its open session).
 
     Raises:
         ValueError: a YOLO detector without a model file.
     """
+    if config.kind == "nanodet":
+        return NanoDetDetector(sessions.detector, bundle.manifest.frontend.detector, config.nanodet)
     if config.kind == "hog":
         return HogDetector(config.hog)
     if config.model is None:
         raise ValueError("the YOLO detector needs the path of its ONNX model")
     return OnnxYoloDetector(config.model, config.yolo)
+
+
+def make_keypoint_model(
+    config: KeypointConfig, bundle: Bundle, sessions: Sessions
+) -> KeypointModel:
+    """The bundle's keypoint model on its open session."""
+    spec = bundle.manifest.frontend.keypoints
+    names: dict[str, str] = {"image": spec.input_name}
+    names.update({str(role): name for role, name in spec.outputs.items()})
+    return KeypointModel(sessions.keypoints, config, spec.input_size, names)
 
 
 def process_video(
@@ -130,18 +153,20 @@ def process_video(
     report = progress or (lambda stage, done, total: None)
     info = probe(video)
     sessions = sessions or bundle.sessions(config.precision)
-    detector = make_detector(config.detector)
+    detector = make_detector(config.detector, bundle, sessions)
+    keypoints = make_keypoint_model(config.keypoints, bundle, sessions)
 
-    started = time.perf_counter()
-    tracker = SortTracker(config.tracker)
-    decoded = 0
-    for frames in _batches(read_frames(video), config.detector.batch_size):
-        for detections in detector.detect([frame.image for frame in frames]):
-            tracker.update(detections)
-        decoded += len(frames)
-        report(DETECT_STAGE, decoded, max(info.frame_count, decoded))
-    tracks = tracker.finish()
+    tracks, costs = follow_people(
+        read_frames(video),
+        detector,
+        keypoints,
+        config.tracker,
+        batch_size=config.detector.batch_size,
+        frame_count=info.frame_count,
+        progress=lambda done, total: report(DETECT_STAGE, done, total),
+    )
     tracked = time.perf_counter()
+    decoded = costs.frames
     if not tracks:
         raise NoPeopleError(
             f"no person was found in {Path(video).name} for at least "
@@ -160,10 +185,11 @@ def process_video(
         body=body_topology(bundle),
         tracks=tuple(results),
         bundle_recipe=bundle.manifest.recipe,
+        landmark_names=bundle.manifest.frontend.keypoints.landmark_names,
     )
-    seconds = {"detect+track": tracked - started, "regress": regressed - tracked}
+    seconds = {**costs.as_seconds(), "regress": regressed - tracked}
     focal_length = config.regression.frame_focal_length(info.width, info.height)
-    return PipelineRun(result, info, focal_length, seconds)
+    return PipelineRun(result, info, focal_length, seconds, costs)
 
 
 def body_topology(bundle: Bundle) -> BodyTopology:
@@ -175,15 +201,3 @@ def body_topology(bundle: Bundle) -> BodyTopology:
         skinning_weights=bundle.skinning_weights,
         joint_names=bundle.manifest.body.joint_names,
     )
-
-
-def _batches(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
-    """Consecutive lists of ``size`` frames (the last may be shorter)."""
-    batch: list[Frame] = []
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -9,18 +9,27 @@ A track that goes ``max_age`` frames without a detection ends.
 :class:`SortTracker` is the online tracker; :func:`track_people` runs it over a whole video and
 keeps each person's history: confirmed tracks of at least ``min_length`` frames, short gaps
 (frames the detector missed) filled by interpolation.
+
+Body landmarks help where boxes alone fail (:meth:`SortTracker.observe`, fed by the keypoint
+stage). A track's last landmarks give a tight box on its person, moved by the filter's
+velocity: blended with the predicted box, it decides the assignment when people's boxes
+overlap. And a track whose person the detector missed follows its landmarks, as MediaPipe
+Pose tracks one person: when the keypoint model, looking where the landmarks were, still sees
+a person there (and that person is not another track's), the box of the new landmarks corrects
+the filter, and the frame is kept as followed rather than detected.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 from scipy.optimize import linear_sum_assignment
 
 from service.pipeline.boxes import iou_matrix
+from service.pipeline.landmarks import NUM_LANDMARKS
 
 # The state is [cx, cy, s, r, vcx, vcy, vs]: box centre, area s, aspect ratio r = w/h (constant:
 # no velocity), and the velocities of the first three. Noise variances are those of SORT's
@@ -56,6 +65,14 @@ class TrackerConfig(BaseModel):
     centre_noise_per_height: float = Field(0.05, gt=0.0)
     min_length: PositiveInt = 25  # frames; shorter tracks are dropped (VIBE's demo)
     interpolate_gaps: bool = True  # fill the frames a track coasted through, linearly
+    # The share of the landmarks' box in the affinity of a track and a detection (the rest is
+    # the predicted box's IoU), for tracks with landmarks; times their mean visibility.
+    landmark_weight: float = Field(0.5, ge=0.0, le=1.0)
+    # A missed person is followed by its landmarks when the keypoint model's confidence that
+    # a person is in the region reaches this (MediaPipe Pose's threshold).
+    follow_min_score: float = Field(0.5, ge=0.0, le=1.0)
+    # A followed track's landmarks overlapping another track's this much are that person's.
+    duplicate_iou: float = Field(0.5, gt=0.0, le=1.0)
 
 
 @dataclass(frozen=True)
@@ -68,11 +85,36 @@ class ActiveTrack:
 
 
 @dataclass(frozen=True)
+class LiveTrack:
+    """A track in the current frame that the keypoint stage should look at
+    (:meth:`SortTracker.live`)."""
+
+    id: int
+    box: np.ndarray  # (4,) x1, y1, x2, y2: the filter's estimate (detected) or prediction
+    detected: bool  # a detection was assigned to it in this frame
+    follow: np.ndarray | None  # (4,) cx, cy, side, rotation: the ROI its last landmarks give
+
+
+@dataclass(frozen=True)
+class PoseObservation:
+    """What the keypoint stage saw of one track's person in one frame."""
+
+    landmarks: np.ndarray  # (33, 3) x, y pixels, visibility
+    world_landmarks: np.ndarray  # (33, 3) metres
+    score: float  # the keypoint model's confidence that a person is there
+    box: np.ndarray  # (4,) the visible landmarks' box; NaN when too few were visible
+    follow: np.ndarray  # (4,) cx, cy, side, rotation: the next frame's ROI
+
+
+@dataclass(frozen=True)
 class Track:
     """One person over the video.
 
     ``frames`` rise; with gaps filled they are consecutive, from the first detection to the
-    last. A filled frame has ``detected`` False and score 0.
+    last. A filled or followed frame has ``detected`` False and score 0.
+
+    Landmarks are there when the keypoint stage ran (:meth:`SortTracker.observe`); a frame it
+    did not see has NaN coordinates, visibility 0 and score 0.
     """
 
     id: int
@@ -80,6 +122,9 @@ class Track:
     boxes: np.ndarray  # (N, 4) float64 x1, y1, x2, y2, the filter's estimates
     scores: np.ndarray  # (N,) float64 detection scores
     detected: np.ndarray  # (N,) bool
+    landmarks: np.ndarray | None = None  # (N, 33, 3) float32 x, y pixels, visibility
+    world_landmarks: np.ndarray | None = None  # (N, 33, 3) float32 metres
+    keypoint_scores: np.ndarray | None = None  # (N,) float32
 
 
 def box_to_measurement(box: np.ndarray) -> np.ndarray:
@@ -109,6 +154,8 @@ class _KalmanTrack:
     frames: list[int] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
+    detected: list[bool] = field(default_factory=list)
+    poses: dict[int, PoseObservation] = field(default_factory=dict)  # frame → what was seen
 
     def predict(self) -> np.ndarray:
         """Advance the filter one frame; returns the predicted ``(4,)`` box."""
@@ -130,16 +177,24 @@ class _KalmanTrack:
         gain = np.linalg.solve(innovation_cov, OBSERVATION @ self.covariance).T  # (7, 4)
         self.state = self.state + gain @ innovation
         self.covariance = (np.eye(STATE_SIZE) - gain @ OBSERVATION) @ self.covariance
-        self.record(frame, float(detection[4]), config.min_hits)
 
     def record(self, frame: int, score: float, min_hits: int) -> None:
         """Count a detection in ``frame`` and keep the filter's box in the history."""
         self.misses = 0
         self.streak += 1
         self.confirmed |= self.streak >= min_hits
+        self.keep(frame, score, detected=True)
+
+    def keep(self, frame: int, score: float, detected: bool) -> None:
+        """Keep the filter's box of ``frame`` in the history."""
         self.frames.append(frame)
         self.boxes.append(state_to_box(self.state))
         self.scores.append(score)
+        self.detected.append(detected)
+
+    def last_pose(self, frame: int) -> PoseObservation | None:
+        """What the keypoint stage saw of this person in ``frame``, if it looked."""
+        return self.poses.get(frame)
 
 
 class SortTracker:
@@ -169,9 +224,20 @@ class SortTracker:
         sizes = detections[:, 2:4] - detections[:, :2]  # (N, 2) width, height
         detections = detections[(sizes > 0).all(axis=1)]  # boxes cut away at the frame's edge
         predicted = np.array([track.predict() for track in self._live]).reshape(-1, 4)
-        matches, unmatched = associate(predicted, detections[:, :4], cfg.min_iou)
+        affinity = iou_matrix(predicted, detections[:, :4])  # (T, N)
+        for row, track in enumerate(self._live):
+            seen = track.last_pose(self._frame - 1)
+            if seen is None or not np.isfinite(seen.box).all():
+                continue
+            moved = seen.box + np.tile(track.state[4:6], 2)  # by the filter's velocity
+            weight = cfg.landmark_weight * float(seen.landmarks[:, 2].mean())
+            landmark_iou = iou_matrix(moved[None], detections[:, :4])[0]
+            affinity[row] = (1 - weight) * affinity[row] + weight * landmark_iou
+        matches, unmatched = assign(affinity, cfg.min_iou)
         for track_index, detection_index in matches:
-            self._live[track_index].correct(detections[detection_index], self._frame, cfg)
+            track = self._live[track_index]
+            track.correct(detections[detection_index], self._frame, cfg)
+            track.record(self._frame, float(detections[detection_index][4]), cfg.min_hits)
         for detection_index in unmatched:
             self._start(detections[detection_index])
         self._ended += [t for t in self._live if t.misses > cfg.max_age and t.confirmed]
@@ -181,6 +247,52 @@ class SortTracker:
             for track in self._live
             if track.misses == 0 and (track.confirmed or self._frame < cfg.min_hits)
         ]
+
+    def live(self) -> list[LiveTrack]:
+        """The tracks of the current frame the keypoint stage should look at: those detected
+        in it, and those missed whose last landmarks say where to look."""
+        tracks = []
+        for track in self._live:
+            seen = track.last_pose(self._frame - 1)
+            if track.misses == 0 or seen is not None:
+                tracks.append(
+                    LiveTrack(
+                        track.id,
+                        state_to_box(track.state),
+                        track.misses == 0,
+                        None if seen is None else seen.follow,
+                    )
+                )
+        return tracks
+
+    def observe(self, track_id: int, pose: PoseObservation) -> None:
+        """Take what the keypoint stage saw of a live track's person in the current frame.
+
+        A detected track keeps it. A track the detector missed is followed by the box of
+        ``pose``'s landmarks when the model is confident enough and those landmarks are not
+        another track's person (their box overlaps another track's landmark box of this frame
+        by :attr:`TrackerConfig.duplicate_iou`: a hidden person's region shows whoever hides
+        them); else the pose is dropped and the track coasts. Observe detected tracks first.
+        """
+        cfg = self.config
+        (track,) = (live for live in self._live if live.id == track_id)
+        if track.misses == 0:
+            track.poses[self._frame] = pose
+            return
+        if pose.score < cfg.follow_min_score:
+            return
+        if not np.isfinite(pose.box).all() or (pose.box[2:] <= pose.box[:2]).any():
+            return
+        others = [
+            other.poses[self._frame].box
+            for other in self._live
+            if other is not track and self._frame in other.poses
+        ]
+        if others and (iou_matrix(pose.box[None], np.array(others)) >= cfg.duplicate_iou).any():
+            return
+        track.poses[self._frame] = pose
+        track.correct(np.r_[pose.box, 0.0], self._frame, cfg)
+        track.keep(self._frame, 0.0, detected=False)
 
     def finish(self) -> list[Track]:
         """Every confirmed track so far at least ``min_length`` frames long (filled frames
@@ -193,10 +305,11 @@ class SortTracker:
                 frames=np.asarray(kept.frames, dtype=np.int64),
                 boxes=np.asarray(kept.boxes, dtype=np.float64),
                 scores=np.asarray(kept.scores, dtype=np.float64),
-                detected=np.ones(len(kept.frames), dtype=bool),
+                detected=np.asarray(kept.detected, dtype=bool),
             )
             if cfg.interpolate_gaps:
                 track = fill_gaps(track)
+            track = with_poses(track, kept.poses)
             if kept.confirmed and len(track.frames) >= cfg.min_length:
                 tracks.append(track)
         return tracks
@@ -222,11 +335,18 @@ def associate(
     Returns:
         ``(track, detection)`` index pairs, and the indices of the detections left over.
     """
-    iou = iou_matrix(predicted, detected)  # (T, N)
-    rows, cols = linear_sum_assignment(iou, maximize=True)
-    matches = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= min_iou]
+    return assign(iou_matrix(predicted, detected), min_iou)
+
+
+def assign(affinity: np.ndarray, minimum: float) -> tuple[list[tuple[int, int]], list[int]]:
+    """Hungarian assignment on a ``(T, N)`` affinity of tracks and detections; pairs under
+    ``minimum`` are refused. Returns ``(track, detection)`` pairs and the detections left."""
+    rows, cols = linear_sum_assignment(affinity, maximize=True)
+    matches = [
+        (int(r), int(c)) for r, c in zip(rows, cols, strict=True) if affinity[r, c] >= minimum
+    ]
     matched = {c for _, c in matches}
-    return matches, [c for c in range(len(detected)) if c not in matched]
+    return matches, [c for c in range(affinity.shape[1]) if c not in matched]
 
 
 def fill_gaps(track: Track) -> Track:
@@ -236,10 +356,29 @@ def fill_gaps(track: Track) -> Track:
     boxes = np.stack(
         [np.interp(frames, track.frames, track.boxes[:, k]) for k in range(4)], axis=1
     )  # (F, 4)
-    detected = np.isin(frames, track.frames)
+    kept = np.isin(frames, track.frames)
+    detected = np.zeros(len(frames), dtype=bool)
+    detected[kept] = track.detected
     scores = np.zeros(len(frames))
-    scores[detected] = track.scores
+    scores[kept] = track.scores
     return Track(track.id, frames, boxes, scores, detected)
+
+
+def with_poses(track: Track, poses: dict[int, PoseObservation]) -> Track:
+    """``track`` with the landmarks seen in its frames (NaN, visibility 0 where none were)."""
+    count = len(track.frames)
+    landmarks = np.full((count, NUM_LANDMARKS, 3), np.nan, dtype=np.float32)
+    landmarks[..., 2] = 0.0
+    world = np.full((count, NUM_LANDMARKS, 3), np.nan, dtype=np.float32)
+    scores = np.zeros(count, dtype=np.float32)
+    for row, frame in enumerate(track.frames.tolist()):
+        if (pose := poses.get(frame)) is not None:
+            landmarks[row], world[row], scores[row] = (
+                pose.landmarks,
+                pose.world_landmarks,
+                pose.score,
+            )
+    return replace(track, landmarks=landmarks, world_landmarks=world, keypoint_scores=scores)
 
 
 def track_people(

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime
 import pytest
 import torch
 
-from service.bundle import CPU_PROVIDER, Bundle, GraphName, Sessions, load_bundle
+from service.bundle import CPU_PROVIDER, Bundle, Sessions, load_bundle
 from service.pipeline.body import BodyMeshes
 from service.pipeline.crops import cut_crops, square_boxes
 from service.pipeline.regress import (
@@ -70,14 +69,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def export(folder: Path, name: str) -> Exported:
     """Export RECIPES[name]'s seeded network with the stand-in body; one-thread sessions."""
     bundle = load_bundle(tiny_bundle(folder, name, *RECIPES[name]))
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-
-    def session(graph: GraphName) -> onnxruntime.InferenceSession:
-        path = str(bundle.graph_path(graph, "fp32"))
-        return onnxruntime.InferenceSession(path, options, providers=[CPU_PROVIDER])
-
-    return Exported(bundle, Sessions(session("encoder"), session("temporal"), session("body")))
+    return Exported(bundle, bundle.sessions(providers=[CPU_PROVIDER], threads=1))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from service.pipeline.boxes import box_area, iou_matrix
-from service.pipeline.tracking import SortTracker, Track, TrackerConfig, track_people
+from service.pipeline.tracking import (
+    PoseObservation,
+    SortTracker,
+    Track,
+    TrackerConfig,
+    track_people,
+)
 
 WIDTH, HEIGHT = 1280, 720
 # Perspective: a person whose feet are at the horizon row is this tall, at the bottom row that
@@ -243,3 +249,86 @@ def test_boxes_without_area_are_ignored() -> None:
     flat = np.array([[100.0, 100.0, 100.0, 200.0, 0.9], [0.0, 50.0, 30.0, 50.0, 0.8]])
     assert tracker.update(flat) == []
     assert tracker.finish() == []
+
+
+def pose_at(box: np.ndarray, score: float = 0.9) -> PoseObservation:
+    """A keypoint observation whose landmarks fill ``box`` (x1, y1, x2, y2)."""
+    landmarks = np.zeros((33, 3), dtype=np.float32)
+    landmarks[:, 0] = np.linspace(box[0], box[2], 33)
+    landmarks[:, 1] = np.linspace(box[1], box[3], 33)
+    landmarks[:, 2] = 0.9
+    side = float(box[3] - box[1])
+    follow = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, side, 0.0])
+    return PoseObservation(landmarks, landmarks.copy(), score, np.asarray(box, float), follow)
+
+
+def walk_with_poses(tracker: SortTracker, frames: range, step: float) -> np.ndarray:
+    """Detect a walker moving ``step`` pixels a frame, telling the tracker its landmarks."""
+    box = np.array([100.0, 100.0, 140.0, 200.0])
+    for k in frames:
+        moved = box + np.array([k * step, 0, k * step, 0])
+        tracker.update(np.r_[moved, 0.9][None])
+        for live in tracker.live():
+            tracker.observe(live.id, pose_at(moved))
+    return box
+
+
+def test_a_missed_person_is_followed_by_their_landmarks() -> None:
+    tracker = SortTracker(TrackerConfig(min_length=1, max_age=10))
+    box = walk_with_poses(tracker, range(5), 4.0)
+    for k in range(5, 9):  # the detector misses them; the keypoint model still sees them
+        tracker.update(np.zeros((0, 5)))
+        (live,) = tracker.live()
+        assert not live.detected
+        assert live.follow is not None
+        tracker.observe(live.id, pose_at(box + np.array([k * 4.0, 0, k * 4.0, 0])))
+    (track,) = tracker.finish()
+    assert track.frames.tolist() == list(range(9))
+    assert track.detected.tolist() == [True] * 5 + [False] * 4
+    assert track.boxes[-1, 0] == pytest.approx(100 + 8 * 4.0, abs=3.0)  # followed, not coasted
+    assert track.landmarks is not None
+    assert track.keypoint_scores is not None
+    assert np.isfinite(track.landmarks[:, :, :2]).all()
+    assert (track.keypoint_scores > 0.5).all()
+
+
+def test_an_unsure_pose_is_not_followed() -> None:
+    tracker = SortTracker(TrackerConfig(min_length=1, max_age=10))
+    box = walk_with_poses(tracker, range(5), 4.0)
+    tracker.update(np.zeros((0, 5)))
+    (live,) = tracker.live()
+    tracker.observe(live.id, pose_at(box + np.array([20.0, 0, 20.0, 0]), score=0.2))
+    tracker.update(np.zeros((0, 5)))
+    assert tracker.live() == []  # nothing left to follow: the track coasts
+    (track,) = tracker.finish()
+    assert track.frames.tolist() == list(range(5))
+
+
+def test_someone_elses_landmarks_are_not_followed() -> None:
+    """The model, looking for a missed person, finds the newcomer detected beside them."""
+    tracker = SortTracker(TrackerConfig(min_length=1, max_age=10))
+    box = walk_with_poses(tracker, range(5), 4.0)
+    newcomer = box + np.array([60.0, 0, 60.0, 0])
+    tracker.update(np.r_[newcomer, 0.9][None])
+    live = tracker.live()
+    (followed,) = (track for track in live if not track.detected)
+    (detected,) = (track for track in live if track.detected)
+    tracker.observe(detected.id, pose_at(newcomer))
+    tracker.observe(followed.id, pose_at(newcomer + 2.0))
+    first = next(track for track in tracker.finish() if track.id == followed.id)
+    assert first.frames.tolist() == list(range(5))  # frame 5 was not kept as followed
+
+
+@pytest.mark.parametrize(("weight", "same_id"), [(1.0, True), (0.0, False)])
+def test_landmarks_decide_where_boxes_overlap_too_little(weight: float, same_id: bool) -> None:
+    """A tight detection inside a track's loose boxes overlaps its prediction too little
+    (IoU 0.22 < 0.3) but lies on its landmarks: with their weight, it stays that track's."""
+    tracker = SortTracker(TrackerConfig(min_length=1, min_iou=0.3, landmark_weight=weight))
+    loose, tight = np.array([60.0, 100.0, 240.0, 200.0]), np.array([130.0, 100.0, 170.0, 200.0])
+    for _ in range(3):
+        tracker.update(np.r_[loose, 0.9][None])
+        (live,) = tracker.live()
+        tracker.observe(live.id, pose_at(tight))
+    tracker.update(np.r_[tight, 0.9][None])
+    detected = [live for live in tracker.live() if live.detected]
+    assert [live.id == 1 for live in detected] == [same_id]

@@ -100,7 +100,7 @@ def test_a_clip_goes_through_and_every_file_opens(
     record = service.wait(job_id)
     assert record.state is JobState.SUCCEEDED, (record, service.logs())
     assert record.attempts == 1
-    assert {"detect+track", "regress", "outputs"} <= set(record.timings)
+    assert {"detect", "keypoints", "regress", "outputs"} <= set(record.timings)
 
     progress = [event for event in heard if event.kind is EventKind.PROGRESS]
     assert {event.stage for event in progress} >= STAGES

@@ -1,0 +1,205 @@
+"""Find and follow every person of a video: detect → track → keypoints, frame by frame.
+
+Per frame: the detector's boxes go to the tracker (:class:`~service.pipeline.tracking.SortTracker`);
+then, in one batched call of the keypoint model (:mod:`service.pipeline.keypoints`), every
+track detected in the frame is looked at from its box (two passes: box, then the landmarks'
+own region), and every track the detector missed from the region its last landmarks give (one
+pass, as MediaPipe tracks). What the model sees goes back to the tracker, which uses it to
+assign the next frame's boxes and to follow the people the detector missed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.pipeline.boxes import iou_matrix
+from service.pipeline.detect import PersonDetector
+from service.pipeline.keypoints import KeypointModel, PoseEstimates, Rois, box_rois, landmark_boxes
+from service.pipeline.tracking import LiveTrack, PoseObservation, SortTracker, Track, TrackerConfig
+from service.pipeline.video import Frame
+
+# Called as (frames done, frames in all).
+FrameProgress = Callable[[int, int], None]
+
+
+@dataclass
+class FollowCosts:
+    """Where :func:`follow_people`'s time went (seconds), and how much the model saw."""
+
+    frames: int = 0  # decoded
+    decode: float = 0.0
+    detect: float = 0.0
+    track: float = 0.0
+    keypoints: float = 0.0
+    person_frames: int = 0  # crops the keypoint model looked at (one a person and frame)
+    passes: int = 0  # crops it ran, second passes included
+
+    def as_seconds(self) -> dict[str, float]:
+        """Stage → seconds, as :class:`~service.pipeline.run.PipelineRun` reports them."""
+        return {
+            "decode": self.decode,
+            "detect": self.detect,
+            "track": self.track,
+            "keypoints": self.keypoints,
+        }
+
+
+def follow_people(
+    frames: Iterable[Frame],
+    detector: PersonDetector,
+    keypoints: KeypointModel | None,
+    config: TrackerConfig,
+    *,
+    batch_size: int,
+    frame_count: int,
+    progress: FrameProgress | None = None,
+) -> tuple[list[Track], FollowCosts]:
+    """Every person of a video, with landmarks when there is a keypoint model.
+
+    Args:
+        frames: the decoded frames, in order.
+        detector: finds people in batches of ``batch_size`` frames.
+        keypoints: the keypoint model; None tracks boxes alone.
+        config: the tracker's parameters.
+        batch_size: frames per call of the detector.
+        frame_count: the video's frames as its header says (for progress only).
+        progress: called after each batch.
+
+    Returns:
+        The tracks (:meth:`SortTracker.finish`) and what finding them cost.
+    """
+    tracker = SortTracker(config)
+    costs = FollowCosts()
+    stream = _batches(iter(frames), batch_size)
+    while True:
+        clock = time.perf_counter()
+        batch = next(stream, None)
+        if batch is None:
+            break
+        costs.decode += _since(clock)
+        clock = time.perf_counter()
+        found = detector.detect([frame.image for frame in batch])
+        costs.detect += _since(clock)
+        for frame, detections in zip(batch, found, strict=True):
+            sure = detections[:, 4] >= detector.sure_score
+            if keypoints is not None and not sure.all():
+                clock = time.perf_counter()
+                detections, looked = confirm_people(frame.image, detections, sure, keypoints)
+                costs.keypoints += _since(clock)
+                costs.passes += looked
+            else:
+                detections = detections[sure]
+            clock = time.perf_counter()
+            tracker.update(detections)
+            costs.track += _since(clock)
+            if keypoints is not None:
+                clock = time.perf_counter()
+                seen, passes = look_at_people(frame.image, tracker, keypoints)
+                costs.keypoints += _since(clock)
+                costs.person_frames += seen
+                costs.passes += passes
+        costs.frames += len(batch)
+        if progress is not None:
+            progress(costs.frames, max(frame_count, costs.frames))
+    clock = time.perf_counter()
+    tracks = tracker.finish()
+    costs.track += _since(clock)
+    return tracks, costs
+
+
+def confirm_people(
+    image: np.ndarray, detections: np.ndarray, sure: np.ndarray, model: KeypointModel
+) -> tuple[np.ndarray, int]:
+    """The sure detections of a frame, and those candidates in which the keypoint model sees a
+    person (one pass, all in one call); candidates overlapping a sure one are dropped unseen.
+
+    Args:
+        image: the frame.
+        detections: ``(N, 5)`` the detector's boxes and scores.
+        sure: ``(N,)`` which are sure.
+        model: the keypoint model.
+
+    Returns:
+        The ``(M, 5)`` detections kept, and the crops the model ran.
+    """
+    cfg = model.config
+    candidates = detections[~sure]
+    overlap = iou_matrix(candidates[:, :4], detections[sure, :4]).max(axis=1, initial=0.0)
+    candidates = candidates[overlap < cfg.candidate_overlap]
+    if len(candidates) == 0:
+        return detections[sure], 0
+    seen = model.run(image, box_rois(candidates[:, :4], cfg.box_scale))
+    confirmed = candidates[seen.scores >= cfg.confirm_score]
+    return np.concatenate([detections[sure], confirmed]), len(candidates)
+
+
+def look_at_people(
+    image: np.ndarray, tracker: SortTracker, model: KeypointModel
+) -> tuple[int, int]:
+    """Run the keypoint model on the current frame's live tracks and tell the tracker.
+
+    Returns:
+        The people looked at, and the crops the model ran (second passes included).
+    """
+    live = tracker.live()
+    if not live:
+        return 0, 0
+    detected = _detected(live)
+    estimates = model.estimate(image, track_rois(live, model.config.box_scale), detected)
+    boxes = landmark_boxes(
+        estimates.landmarks, model.config.visible, model.config.landmark_box_margin
+    )
+    for index in np.argsort(~detected, kind="stable"):  # detected people first
+        tracker.observe(live[index].id, _observation(estimates, boxes, int(index)))
+    return len(live), len(live) + int(detected.sum())
+
+
+def track_rois(live: list[LiveTrack], box_scale: float) -> Rois:
+    """Where to look for each live track: around its box when detected in this frame, else
+    where its last landmarks point."""
+    detected = _detected(live)
+    boxes = np.array([track.box for track in live]).reshape(-1, 4)
+    from_boxes = box_rois(boxes, box_scale)
+    follow = np.array(
+        [track.follow if track.follow is not None else np.zeros(4) for track in live]
+    ).reshape(-1, 4)
+    return Rois(
+        np.where(detected[:, None], from_boxes.centres, follow[:, :2]),
+        np.where(detected, from_boxes.sizes, follow[:, 2]),
+        np.where(detected, from_boxes.rotations, follow[:, 3]),
+    )
+
+
+def _detected(live: list[LiveTrack]) -> np.ndarray:
+    return np.array([track.detected for track in live], dtype=bool)
+
+
+def _observation(estimates: PoseEstimates, boxes: np.ndarray, index: int) -> PoseObservation:
+    rois = estimates.next_rois
+    return PoseObservation(
+        landmarks=estimates.landmarks[index],
+        world_landmarks=estimates.world_landmarks[index],
+        score=float(estimates.scores[index]),
+        box=boxes[index],
+        follow=np.r_[rois.centres[index], rois.sizes[index], rois.rotations[index]],
+    )
+
+
+def _batches(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
+    """Consecutive lists of ``size`` frames (the last may be shorter)."""
+    batch: list[Frame] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _since(clock: float) -> float:
+    return time.perf_counter() - clock

@@ -1,0 +1,119 @@
+"""The front-end (NanoDet, then BlazePose per person) through the whole pipeline on videos a
+user may upload: small and huge frames, grey and 4:2:2 video, a person cut by the frame's
+edge, a crowd of 50. Real walkers from the committed clip, pasted onto plain frames; the
+service's tiny bundle (its meshes are untrained, its front-end is the real one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from service.bundle import Bundle, load_bundle
+from service.pipeline.run import NoPeopleError, pipeline_config, process_video
+from tests.support.walkers import PATCH_HEIGHT, PATCH_WIDTH, walker_patches
+
+FRAMES = 5  # enough for the tracker to confirm a person (3 detections in a row)
+PLAIN = 128  # grey of the background
+SINGLE_WALKERS = slice(1, None)  # the walker patches that hold one person (the first holds two)
+
+
+@pytest.fixture(scope="module")
+def bundle(service_bundle_dir: Path) -> Bundle:
+    return load_bundle(service_bundle_dir)
+
+
+def write_scene(
+    path: Path,
+    size: tuple[int, int],
+    places: list[tuple[int, int]],
+    *,
+    scale: float = 1.0,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+) -> Path:
+    """``FRAMES`` frames of ``size`` (width, height): walker patches (scaled by ``scale``) with
+    their top-left corners at ``places`` (cut where they leave the frame), 2 pixels to the
+    right each frame."""
+    patches = [cv2.resize(p, None, fx=scale, fy=scale) for p in walker_patches()[SINGLE_WALKERS]]
+    width, height = size
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        for index in range(FRAMES):
+            image = np.full((height, width, 3), PLAIN, dtype=np.uint8)
+            for number, (left, top) in enumerate(places):
+                patch = patches[number % len(patches)]
+                x0, y0 = left + 2 * index, top
+                x1, y1 = min(x0 + patch.shape[1], width), min(y0 + patch.shape[0], height)
+                sx, sy = max(0, -x0), max(0, -y0)
+                image[max(y0, 0) : y1, max(x0, 0) : x1] = patch[sy : y1 - y0, sx : x1 - x0]
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def people_per_frame(video: Path, bundle: Bundle) -> tuple[list[int], list[np.ndarray]]:
+    """Tracked people in each frame, and every track's landmarks."""
+    run = process_video(video, bundle, pipeline_config(min_track_length=FRAMES))
+    counts = [
+        sum(int(frame in track.frame_ids) for track in run.result.tracks) for frame in range(FRAMES)
+    ]
+    return counts, [track.landmarks for track in run.result.tracks]
+
+
+@pytest.mark.parametrize(
+    ("codec", "pix_fmt", "suffix"),
+    [("libx264", "yuv420p", "mp4"), ("libx264", "yuv422p", "mp4"), ("ffv1", "gray", "mkv")],
+)
+def test_colour_and_grey_video(
+    tmp_path: Path, bundle: Bundle, codec: str, pix_fmt: str, suffix: str
+) -> None:
+    places = [(20, 20), (140, 20), (260, 20)]
+    video = write_scene(
+        tmp_path / f"scene.{suffix}", (384, 200), places, codec=codec, pix_fmt=pix_fmt
+    )
+    counts, landmarks = people_per_frame(video, bundle)
+    assert counts == [3] * FRAMES
+    for person in landmarks:
+        assert (person[..., 2] >= 0.5).mean() > 0.5  # most landmarks seen, grey or not
+
+
+def test_a_4k_frame(tmp_path: Path, bundle: Bundle) -> None:
+    """People as tall in a 4K frame as in the clip's: small, yet the resized frame holds them."""
+    places = [(600, 500), (1800, 900), (3000, 1500)]
+    video = write_scene(tmp_path / "4k.mp4", (3840, 2160), places, scale=3.0)
+    counts, landmarks = people_per_frame(video, bundle)
+    assert counts == [3] * FRAMES
+    by_x = sorted(landmarks, key=lambda person: float(np.nanmean(person[..., 0])))
+    for person, (left, top) in zip(by_x, places, strict=True):
+        seen = person[..., 2] >= 0.5
+        centre = (left + 1.5 * PATCH_WIDTH, top + 1.5 * PATCH_HEIGHT)  # the patch's, scaled ×3
+        assert np.median(person[..., 0][seen]) == pytest.approx(centre[0], abs=150)
+        assert np.median(person[..., 1][seen]) == pytest.approx(centre[1], abs=250)
+
+
+def test_a_person_cut_by_the_frame_edge(tmp_path: Path, bundle: Bundle) -> None:
+    video = write_scene(tmp_path / "edge.mp4", (320, 200), [(-30, 20), (150, 20)])
+    counts, landmarks = people_per_frame(video, bundle)
+    assert counts == [2] * FRAMES
+    for person in landmarks:
+        assert np.isfinite(person[..., :2]).all()  # points off the frame are still placed
+
+
+def test_a_crowd_of_fifty(tmp_path: Path, bundle: Bundle) -> None:
+    places = [(10 + 90 * (k % 10), 10 + 160 * (k // 10)) for k in range(50)]
+    video = write_scene(tmp_path / "crowd.mp4", (912, 816), places)
+    counts, _ = people_per_frame(video, bundle)
+    assert min(counts) >= 45  # all but a few of the fifty, each frame
+
+
+def test_tiny_frames_hold_nobody(tmp_path: Path, bundle: Bundle) -> None:
+    video = write_scene(tmp_path / "tiny.mp4", (32, 24), [(0, 0)])
+    with pytest.raises(NoPeopleError, match="no person was found"):
+        process_video(video, bundle, pipeline_config(min_track_length=FRAMES))

@@ -16,11 +16,11 @@ them) and to a local file, for :func:`~service.pipeline.video.probe` once the fo
 
 The form: a part ``video`` (the file), and optionally the job's options, either as one part
 ``options`` holding :class:`~service.jobs.JobOptions` as JSON, or as one part per option
-(``smooth``, ``formats``, repeated or comma-separated, ``min_track_length``). Options come
-*before* the video: the job is created, with them, when the video begins, so that its bytes
-can go to Redis as they come. HTTP clients put plain fields before files (curl in the order of
-its ``-F``, httpx and requests always), and an option after the video is refused with a
-sentence that says so.
+(``smooth``, ``formats``, repeated or comma-separated, ``min_track_length``,
+``preview_keypoints``). Options come *before* the video: the job is created, with them, when
+the video begins, so that its bytes can go to Redis as they come. HTTP clients put plain
+fields before files (curl in the order of its ``-F``, httpx and requests always), and an option
+after the video is refused with a sentence that says so.
 
 Every refusal deletes what the request wrote (:class:`PendingJob`): the job's keys in Redis
 and the local file.

@@ -43,6 +43,8 @@ class JobOptions(BaseModel):
     formats: list[OutputFormat] = Field(default_factory=lambda: list(OUTPUT_FORMATS))
     # Frames a track needs to be estimated; None: the pipeline's default.
     min_track_length: PositiveInt | None = None
+    # The preview draws each person's keypoint landmarks and skeleton over the meshes.
+    preview_keypoints: bool = False
 
     @property
     def stored_formats(self) -> list[OutputFormat]:

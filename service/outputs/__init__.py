@@ -8,6 +8,7 @@
         meshes/track_001/frame_000000.obj     one mesh per person and frame (and .ply)
         tracks/track_001.glb                  one animated, skinned body per person
         preview.mp4                           the video with everyone's mesh drawn over it
+                                              (and their keypoints, if asked)
 
 The result holds parameters, not vertices: the writers that need vertices (``result.npz``, OBJ,
 PLY, the preview) pose them with the body model they are given
@@ -80,6 +81,7 @@ def write_outputs(
     formats: Collection[OutputFormat] = OUTPUT_FORMATS,
     camera_frame_meshes: bool = False,
     npz_vertices: bool = True,
+    preview_keypoints: bool = False,
 ) -> dict[OutputFormat, list[Path]]:
     """Write the chosen outputs of ``video`` into ``out_dir`` (created if needed).
 
@@ -96,6 +98,8 @@ def write_outputs(
         npz_vertices: ``result.npz`` holds every track's posed vertices (VIBE's ``verts``), by
             far its bulk; without them it holds parameters alone (the service's workers:
             :func:`~service.outputs.result_files.write_result_npz`).
+        preview_keypoints: the preview draws each person's keypoint landmarks and skeleton
+            over the meshes.
 
     Returns:
         The files written, by format.
@@ -135,7 +139,12 @@ def write_outputs(
     if "preview" in formats:
         written["preview"] = [
             write_preview(
-                video, video_path, out_dir / PREVIEW_FILE, body, focal_length=focal_length
+                video,
+                video_path,
+                out_dir / PREVIEW_FILE,
+                body,
+                focal_length=focal_length,
+                keypoints=preview_keypoints,
             )
         ]
     return written

@@ -6,7 +6,11 @@ them). Each person's mesh is placed where it stands in the camera frame (vertice
 translation) and projected with the pipeline's perspective camera (:func:`image_camera`).
 People are passed to the painter renderer (:func:`service.render.render_meshes`) farthest
 first (by translation z); it orders all their triangles together by depth, so a nearer person
-covers a farther one wherever they overlap.
+covers a farther one wherever they overlap. Asked to, it also draws each person's keypoint
+landmarks over the meshes, in the person's colour: the points the model saw (visibility at
+least :data:`KEYPOINT_VISIBILITY`) and the bones of
+:data:`~service.pipeline.landmarks.SKELETON` between two of them, nearer people's over
+farther ones'.
 
 Encoding: H.264 (``libx264``) in MP4, or MPEG-4 Part 2 (``mpeg4``) where PyAV's FFmpeg lacks
 it, 4:2:0 chroma (what browsers and players decode; it needs even sizes, so an odd frame gets
@@ -25,9 +29,10 @@ import av
 import numpy as np
 
 from service.pipeline.body import MeshVertices
+from service.pipeline.landmarks import SKELETON
 from service.pipeline.result import TrackResult, VideoResult
 from service.pipeline.video import read_frames
-from service.render import Mesh, PinholeCamera, render_meshes
+from service.render import Mesh, PinholeCamera, draw_skeleton, render_meshes
 
 PreviewCodec = Literal["libx264", "mpeg4"]
 PREVIEW_CODECS: tuple[PreviewCodec, ...] = ("libx264", "mpeg4")  # the first one FFmpeg has
@@ -53,6 +58,14 @@ TRACK_COLORS_RGB: tuple[tuple[int, int, int], ...] = (
     (23, 190, 207),
 )
 DEPTH = 2  # index of z in a translation
+# Keypoints: a landmark is drawn when the model's visibility is at least this (MediaPipe's
+# drawing default), as a disc of this radius, and bones as lines this wide (pixels).
+KEYPOINT_VISIBILITY = 0.5
+KEYPOINT_RADIUS_PX = 3.0
+BONE_WIDTH_PX = 2
+VISIBILITY = 2  # index of visibility in a landmark (x, y, visibility)
+
+Row = tuple[TrackResult, int]  # a track and one of its rows
 
 
 def image_camera(width: int, height: int, focal_length: float) -> PinholeCamera:
@@ -87,6 +100,7 @@ def write_preview(
     *,
     focal_length: float,
     alpha: float = MESH_ALPHA,
+    keypoints: bool = False,
 ) -> Path:
     """Write the preview of ``video`` (decoded from ``video_path``) to ``path`` (MP4).
 
@@ -97,6 +111,7 @@ def write_preview(
         body: the body model that poses the tracks' parameters.
         focal_length: the focal length in pixels the pipeline assumed.
         alpha: the meshes' opacity, 0–1.
+        keypoints: draw each person's landmarks and skeleton over the meshes.
 
     Returns:
         ``path``, holding one frame per frame decoded from ``video_path``.
@@ -120,8 +135,11 @@ def write_preview(
                     f"{video_path}: frame {frame.index} is {frame.image.shape[1]}×"
                     f"{frame.image.shape[0]}, the result is for {video.width}×{video.height}"
                 )
-            meshes = _frame_meshes(rows.get(frame.index, []), video.body.faces, body)
+            people = _farthest_first(rows.get(frame.index, []))
+            meshes = _frame_meshes(people, video.body.faces, body)
             image = render_meshes(frame.image, meshes, camera, alpha)
+            if keypoints:
+                image = _draw_keypoints(image, people)
             encoded = av.VideoFrame.from_ndarray(_pad_to_even(image), format="bgr24")
             encoded.pts = frame.index
             container.mux(stream.encode(encoded))
@@ -129,22 +147,26 @@ def write_preview(
     return path
 
 
-def _rows_by_frame(tracks: Sequence[TrackResult]) -> dict[int, list[tuple[TrackResult, int]]]:
+def _rows_by_frame(tracks: Sequence[TrackResult]) -> dict[int, list[Row]]:
     """For each video frame, the tracks in it and their rows."""
-    rows: dict[int, list[tuple[TrackResult, int]]] = {}
+    rows: dict[int, list[Row]] = {}
     for track in tracks:
         for row, frame_id in enumerate(np.asarray(track.frame_ids).tolist()):
             rows.setdefault(frame_id, []).append((track, row))
     return rows
 
 
+def _farthest_first(rows: Sequence[Row]) -> list[Row]:
+    """The people of one frame, farthest from the camera first (by translation z)."""
+    return sorted(rows, key=lambda item: -float(item[0].translation[item[1], DEPTH]))
+
+
 def _frame_meshes(
-    rows: Sequence[tuple[TrackResult, int]], faces: np.ndarray, body: MeshVertices
+    farthest_first: Sequence[Row], faces: np.ndarray, body: MeshVertices
 ) -> list[Mesh]:
-    """The people of one frame as camera-frame meshes, farthest first."""
-    if not rows:
+    """The people of one frame (farthest first) as camera-frame meshes, in the same order."""
+    if not farthest_first:
         return []
-    farthest_first = sorted(rows, key=lambda item: -float(item[0].translation[item[1], DEPTH]))
     rotmat = np.stack([track.rotmat[row] for track, row in farthest_first])  # (K, 24, 3, 3)
     betas = np.stack([track.betas[row] for track, row in farthest_first])  # (K, 10)
     vertices = np.asarray(body(rotmat, betas), dtype=np.float32)  # (K, V, 3)
@@ -156,6 +178,23 @@ def _frame_meshes(
         )
         for (track, row), person in zip(farthest_first, vertices, strict=True)
     ]
+
+
+def _draw_keypoints(image: np.ndarray, farthest_first: Sequence[Row]) -> np.ndarray:
+    """The people's visible landmarks and the bones between them over ``image``, each in
+    its track's colour, nearer people's over farther ones'."""
+    for track, row in farthest_first:
+        landmarks = track.landmarks[row]  # (33, 3): x, y, visibility
+        image = draw_skeleton(
+            image,
+            landmarks[:, :VISIBILITY],
+            landmarks[:, VISIBILITY] >= KEYPOINT_VISIBILITY,
+            SKELETON,
+            track_color_bgr(track.track_id),
+            radius=KEYPOINT_RADIUS_PX,
+            line_width=BONE_WIDTH_PX,
+        )
+    return image
 
 
 def _even(size: int) -> int:

@@ -3,26 +3,36 @@
 Per track the keys are VIBE's demo output keys where the quantity is the same, and names of our
 own where it is not (a VIBE key holding other numbers would mislead a VIBE script silently):
 
-============  ==============  ===============  ==============================================
-key           shape           TrackResult      VIBE demo (``vibe_output.pkl``)
-============  ==============  ===============  ==============================================
-frame_ids     (N,) int        frame_ids        ``frame_ids``, the same
-boxes_xyxy    (N, 4) pixels   boxes            ``bboxes`` holds ``(cx, cy, w, h)`` of the
-                                               squared box: other numbers, so another key
-detected      (N,) bool       detected         —
-pred_cam      (N, 3)          cam              ``pred_cam``, the same (crop ``s, tx, ty``)
-orig_cam      (N, 4)          orig_cam         ``orig_cam``, the same (``sx, sy, tx, ty``)
-pose          (N, 72)         pose             ``pose``, the same (axis-angle, root global)
-rotmat        (N, 24, 3, 3)   rotmat           —
-betas         (N, 10)         betas            ``betas``, the same
-translation   (N, 3) metres   translation      — (VIBE leaves the body at the origin)
-joints3d      (N, 24, 3) m    joints3d         ``joints3d`` are SPIN's 49 joints; here SMPL's
-                                               24, in the body frame like VIBE's
-joints2d      (N, 24, 2) px   joints2d         ``joints2d`` are the 2D keypoints VIBE was given
-                                               (or None); here SMPL's 24 joints projected
-verts         (N, V, 3) m     (posed)          ``verts``, the same (NPZ only, if asked)
-score         ()              score            —
-============  ==============  ===============  ==============================================
+================  ==============  ===============  ==============================================
+key               shape           TrackResult      VIBE demo (``vibe_output.pkl``)
+================  ==============  ===============  ==============================================
+frame_ids         (N,) int        frame_ids        ``frame_ids``, the same
+boxes_xyxy        (N, 4) pixels   boxes            ``bboxes`` holds ``(cx, cy, w, h)`` of the
+                                                   squared box: other numbers, so another key
+detected          (N,) bool       detected         —
+pred_cam          (N, 3)          cam              ``pred_cam``, the same (crop ``s, tx, ty``)
+orig_cam          (N, 4)          orig_cam         ``orig_cam``, the same (``sx, sy, tx, ty``)
+pose              (N, 72)         pose             ``pose``, the same (axis-angle, root global)
+rotmat            (N, 24, 3, 3)   rotmat           —
+betas             (N, 10)         betas            ``betas``, the same
+translation       (N, 3) metres   translation      — (VIBE leaves the body at the origin)
+joints3d          (N, 24, 3) m    joints3d         ``joints3d`` are SPIN's 49 joints; here SMPL's
+                                                   24, in the body frame like VIBE's
+joints2d          (N, 24, 2) px   joints2d         ``joints2d`` are the 2D keypoints VIBE was given
+                                                   (or None); here SMPL's 24 joints projected
+landmarks         (N, 33, 3)      landmarks        — (the keypoint model's 33: x, y in pixels,
+                                                   visibility 0–1)
+world_landmarks   (N, 33, 3) m    world_landmarks  — (the same 33 in metres, hip-centred,
+                                                   the camera's axes)
+keypoint_score    (N,)            keypoint_score   — (the keypoint model's confidence that a
+                                                   person is in the crop)
+verts             (N, V, 3) m     (posed)          ``verts``, the same (NPZ only, if asked)
+score             ()              score            —
+================  ==============  ===============  ==============================================
+
+The landmarks are BlazePose GHUM's 33, in the order of the video's ``landmark_names``
+(:data:`~service.pipeline.landmarks.LANDMARK_NAMES`; ``left``/``right`` are the person's own
+sides), which both files hold and :class:`ResultDocument`'s schema lists.
 
 ``result.json`` holds no vertices: at ``V`` = 6,890 (SMPL) to 13,718 (the stand-in) vertices
 they are 20,000–41,000 numbers per person and frame, hundreds of kilobytes of text; they are in
@@ -32,18 +42,18 @@ gateway serves it).
 
 ``result.npz`` holds everything a :class:`~service.pipeline.result.VideoResult` does, so
 :func:`read_result_npz` gives it back exactly: the video's keys (``width``, ``height``, ``fps``,
-``frame_count``, ``bundle_recipe``, the body's ``body_name``, ``joint_names``, ``parents``,
-``faces``, ``skinning_weights``, and ``track_ids``), then each track's keys above under
-``track_{id:03d}/`` with its ``rest_vertices`` and ``rest_joints``. Arrays are float32 (the
-pipeline's precision) except boxes and score (float64), ids (int64) and ``detected`` (bool);
-it is read without pickle.
+``frame_count``, ``bundle_recipe``, ``landmark_names``, the body's ``body_name``,
+``joint_names``, ``parents``, ``faces``, ``skinning_weights``, and ``track_ids``), then each
+track's keys above under ``track_{id:03d}/`` with its ``rest_vertices`` and ``rest_joints``.
+Arrays are float32 (the pipeline's precision) except boxes and score (float64), ids (int64) and
+``detected`` (bool); it is read without pickle.
 
 Given a body model, :func:`write_result_npz` also writes each track's posed vertices,
 ``verts``, as VIBE's output does (``meshcast run`` does, by default); the result holds none
 (they would grow with the video), so the body model poses them from ``rotmat`` and ``betas``
 while the file is written, a block of frames at a time into the archive's entry (it never holds
 a track's vertices whole). They are then the file's bulk, 161 KiB a person-frame for the
-stand-in body (81 KiB for SMPL) against 1.7 KiB of parameters, so the service's workers write
+stand-in body (81 KiB for SMPL) against 2.5 KiB of parameters, so the service's workers write
 the file without them, and the gateway poses a frame's mesh from the parameters when it is
 downloaded (:mod:`service.gateway.frame_meshes`). :func:`read_result_npz` leaves them on disk;
 ``np.load(path)["track_001/verts"]`` reads one track's (``np.load`` reads an NPZ's entries
@@ -61,9 +71,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.bundle import NUM_BETAS, NUM_JOINTS
 from service.pipeline.body import MeshVertices, vertex_blocks
+from service.pipeline.landmarks import LANDMARK_NAMES, NUM_LANDMARKS
 from service.pipeline.result import BodyTopology, TrackResult, VideoResult
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2: the keypoint model's landmarks
 NUM_POSE_PARAMS = NUM_JOINTS * 3  # axis-angle per joint
 # Decimals kept in result.json: a micrometre, a microradian, a millionth of the camera's and
 # shape's unitless numbers (float32 itself holds ~7 significant digits) ...
@@ -80,6 +91,11 @@ Betas = Annotated[list[float], Field(min_length=NUM_BETAS, max_length=NUM_BETAS)
 JointRotations = Annotated[list[Matrix3], Field(min_length=NUM_JOINTS, max_length=NUM_JOINTS)]
 Joints3d = Annotated[list[Vec3], Field(min_length=NUM_JOINTS, max_length=NUM_JOINTS)]
 Joints2d = Annotated[list[Vec2], Field(min_length=NUM_JOINTS, max_length=NUM_JOINTS)]
+Landmarks = Annotated[list[Vec3], Field(min_length=NUM_LANDMARKS, max_length=NUM_LANDMARKS)]
+# A landmark's x and y (its columns before visibility) are rounded as pixels in result.json.
+LANDMARK_PIXEL_COLUMNS = slice(0, 2)
+# The landmark names in order, as the schema's descriptions list them.
+LANDMARK_ORDER = ", ".join(f"{index} {name}" for index, name in enumerate(LANDMARK_NAMES))
 
 # TrackResult's per-frame arrays and their keys in both files.
 PER_FRAME_KEYS = {
@@ -94,6 +110,9 @@ PER_FRAME_KEYS = {
     "translation": "translation",
     "joints3d": "joints3d",
     "joints2d": "joints2d",
+    "landmarks": "landmarks",
+    "world_landmarks": "world_landmarks",
+    "keypoint_score": "keypoint_score",
 }
 NPZ_ONLY_KEYS = {"rest_vertices": "rest_vertices", "rest_joints": "rest_joints"}
 VERTICES_KEY = "verts"  # posed while result.npz is written; not a TrackResult field
@@ -138,6 +157,18 @@ class TrackDocument(BaseModel):
     )
     joints3d: list[Joints3d] = Field(description="SMPL's 24 joints, metres, body frame")
     joints2d: list[Joints2d] = Field(description="SMPL's 24 joints, pixels of the frame")
+    landmarks: list[Landmarks] = Field(
+        description="the keypoint model's (BlazePose GHUM's) 33 landmarks per frame, in the"
+        " order of landmark_names, each x, y (pixels of the frame) and visibility (0-1, the"
+        " model's probability that the point is visible)"
+    )
+    world_landmarks: list[Landmarks] = Field(
+        description="the same 33 landmarks as metric 3D points, each x, y, z in metres from"
+        " the centre of the hips, along the camera's axes (x right, y down, z forward)"
+    )
+    keypoint_score: list[float] = Field(
+        description="the keypoint model's confidence, 0-1, that a person is in the frame's crop"
+    )
 
     @model_validator(mode="after")
     def _one_row_per_frame(self) -> Self:
@@ -157,12 +188,19 @@ class ResultDocument(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     width: int = Field(gt=0, description="pixels")
     height: int = Field(gt=0, description="pixels")
     fps: float = Field(gt=0, description="average frames per second")
     frame_count: int = Field(ge=0, description="frames decoded")
     bundle_recipe: str = Field(description="the network that made the result")
+    landmark_names: list[str] = Field(
+        min_length=NUM_LANDMARKS,
+        max_length=NUM_LANDMARKS,
+        description="the order of every track's landmarks and world_landmarks (BlazePose"
+        f" GHUM's; left and right are the person's own sides): {LANDMARK_ORDER}",
+        examples=[list(LANDMARK_NAMES)],
+    )
     body: BodyDocument
     tracks: list[TrackDocument]
 
@@ -182,6 +220,7 @@ def result_document(video: VideoResult) -> ResultDocument:
         fps=video.fps,
         frame_count=video.frame_count,
         bundle_recipe=video.bundle_recipe,
+        landmark_names=list(video.landmark_names),
         body=body,
         tracks=[_track_document(track) for track in video.tracks],
     )
@@ -202,7 +241,7 @@ def write_result_npz(
     Written as ``np.savez`` writes (a zip of ``.npy`` entries, uncompressed: float32
     compresses little), but each track's ``verts`` entry, written when a ``body`` is given,
     is filled block by block as ``body`` poses the track's frames. Without one the file holds
-    parameters alone: its size grows by theirs, 1.7 KiB a person-frame.
+    parameters alone: its size grows by theirs, 2.5 KiB a person-frame.
     """
     body_topology = video.body
     arrays: dict[str, np.ndarray] = {
@@ -212,6 +251,7 @@ def write_result_npz(
         "fps": np.array(video.fps, dtype=np.float64),
         "frame_count": np.array(video.frame_count),
         "bundle_recipe": np.array(video.bundle_recipe),
+        "landmark_names": np.array(video.landmark_names),
         "body_name": np.array(body_topology.name),
         "joint_names": np.array(body_topology.joint_names),
         "parents": np.asarray(body_topology.parents, dtype=np.int64),
@@ -272,6 +312,7 @@ def read_result_npz(path: str | Path) -> VideoResult:
             body=body,
             tracks=tuple(tracks),
             bundle_recipe=str(npz["bundle_recipe"]),
+            landmark_names=tuple(str(name) for name in npz["landmark_names"]),
         )
 
 
@@ -314,6 +355,9 @@ def _track_document(track: TrackResult) -> TrackDocument:
         translation=_rounded(track.translation, DECIMALS),
         joints3d=_rounded(track.joints3d, DECIMALS),
         joints2d=_rounded(track.joints2d, PIXEL_DECIMALS),
+        landmarks=_rounded_landmarks(track.landmarks),
+        world_landmarks=_rounded(track.world_landmarks, DECIMALS),
+        keypoint_score=_rounded(track.keypoint_score, DECIMALS),
     )
 
 
@@ -321,6 +365,17 @@ def _rounded(array: np.ndarray, decimals: int) -> list[Any]:
     """``array`` as nested lists of floats rounded to ``decimals``."""
     rounded: list[Any] = np.round(np.asarray(array, dtype=np.float64), decimals).tolist()
     return rounded
+
+
+def _rounded_landmarks(landmarks: np.ndarray) -> list[Any]:
+    """``(N, 33, 3)`` landmarks as nested lists: x and y rounded as pixels, visibility as the
+    file's other unitless numbers."""
+    values = np.asarray(landmarks, dtype=np.float64)
+    rounded = np.round(values, DECIMALS)
+    pixels = values[..., LANDMARK_PIXEL_COLUMNS]
+    rounded[..., LANDMARK_PIXEL_COLUMNS] = np.round(pixels, PIXEL_DECIMALS)
+    as_lists: list[Any] = rounded.tolist()
+    return as_lists
 
 
 def track_prefix(track_id: int) -> str:

@@ -8,7 +8,7 @@ Each delivery of the task is one attempt, and any number of deliveries of one jo
 2. the upload is copied to a temporary folder, the pipeline runs on it with a progress callback
    that writes progress and stops the attempt on a cancel (:mod:`.attempt`), while a thread
    keeps the lock; the outputs are written beside it, ``result.npz`` without posed vertices
-   (parameters alone, 1.7 KiB a person-frame instead of 163 KiB for the stand-in body: a long
+   (parameters alone, 2.5 KiB a person-frame instead of 163 KiB for the stand-in body: a long
    video's result fits the store; the gateway poses a frame's mesh when it is downloaded);
 3. :meth:`~service.jobs.JobStore.finish` publishes the attempt's files together with the state
    ``succeeded``, or nothing if the job is no longer this attempt's. The folder is removed,
@@ -172,6 +172,7 @@ def _produce(
         focal_length=run.focal_length,
         formats=record.options.stored_formats,
         npz_vertices=False,  # the gateway poses each frame's mesh from the parameters
+        preview_keypoints=record.options.preview_keypoints,
     )
     reporter(OUTPUTS_STAGE, 1, 1)
     files = {path.relative_to(out).as_posix(): path for paths in written.values() for path in paths}

@@ -4,6 +4,8 @@ Two people in a 5-frame video: track 1 in frames 0–3, track 2 (farther) in fra
 Joints come from the body model itself (torch), and so do the vertices the outputs pose
 (:func:`torch_mesh_vertices`), so the outputs are checked against the real thing. Each track
 keeps one β throughout: its rest body at the mean β is the body every frame was posed from.
+The keypoint model's 33 landmarks sit on the nearest SMPL joints (:func:`landmark_joints`),
+with random visibilities.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from service.pipeline.body import MeshVertices
+from service.pipeline.landmarks import LANDMARK_NAMES
 from service.pipeline.result import BodyTopology, TrackResult, VideoResult
 from training.body import NUM_BETAS, SMPL_JOINT_NAMES, BodyModel
 
@@ -37,6 +40,14 @@ CROP_CAMERA = (0.9, 0.01, -0.02)  # s, tx, ty
 FRAME_CAMERA = (0.3, 0.4, 0.1, -0.2)  # sx, sy, tx, ty
 TRACK_SCORE = 0.9
 NUM_JOINTS = len(SMPL_JOINT_NAMES)
+# The SMPL joint a landmark sits on where SMPL has none of its name (after the side): the
+# hand's points on the hand, the foot's on the ankle or foot, the face's on the head.
+LANDMARK_STAND_INS = {"pinky": "hand", "index": "hand", "thumb": "hand", "heel": "ankle",
+                      "foot_index": "foot"}  # fmt: skip
+FACE_JOINT = "head"
+HIPS = ("left_hip", "right_hip")  # the world landmarks' origin is their midpoint
+SIDES = ("left", "right")
+MIN_KEYPOINT_SCORE = 0.5  # the keypoint model's confidence, drawn at random above it
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,20 @@ def torch_mesh_vertices(body: BodyModel) -> MeshVertices:
     return vertices
 
 
+def landmark_joints() -> tuple[int, ...]:
+    """For each of the 33 landmarks, the index of the SMPL joint it sits on."""
+    joints = []
+    for name in LANDMARK_NAMES:
+        side, _, part = name.partition("_")
+        if name in SMPL_JOINT_NAMES:
+            joints.append(SMPL_JOINT_NAMES.index(name))
+        elif side in SIDES and part in LANDMARK_STAND_INS:
+            joints.append(SMPL_JOINT_NAMES.index(f"{side}_{LANDMARK_STAND_INS[part]}"))
+        else:
+            joints.append(SMPL_JOINT_NAMES.index(FACE_JOINT))
+    return tuple(joints)
+
+
 def make_track(body: BodyModel, spec: TrackSpec) -> TrackResult:
     """One track of random poses and one random shape, posed by ``body``."""
     rng = np.random.default_rng(spec.seed)
@@ -92,6 +117,12 @@ def make_track(body: BodyModel, spec: TrackSpec) -> TrackResult:
     detected[-1] = False
     cam = np.tile(CROP_CAMERA, (frames, 1))
     orig_cam = np.tile(FRAME_CAMERA, (frames, 1))
+    on_joints = list(landmark_joints())
+    visibility = rng.uniform(size=(frames, len(LANDMARK_NAMES), 1))
+    landmarks = np.concatenate([joints2d[:, on_joints], visibility], axis=-1)
+    hips = joints3d[:, [SMPL_JOINT_NAMES.index(hip) for hip in HIPS]].mean(axis=1)
+    world_landmarks = joints3d[:, on_joints] - hips[:, None]
+    keypoint_score = rng.uniform(MIN_KEYPOINT_SCORE, 1.0, size=frames)
     return TrackResult(
         track_id=spec.track_id,
         frame_ids=np.asarray(spec.frame_ids, dtype=np.int64),
@@ -108,6 +139,9 @@ def make_track(body: BodyModel, spec: TrackSpec) -> TrackResult:
         joints2d=joints2d.astype(np.float32),
         rest_vertices=rest.vertices[0].numpy(),
         rest_joints=rest.joints[0].numpy(),
+        landmarks=landmarks.astype(np.float32),
+        world_landmarks=world_landmarks.astype(np.float32),
+        keypoint_score=keypoint_score.astype(np.float32),
     )
 
 
@@ -129,6 +163,7 @@ def make_video_result(body: BodyModel) -> VideoResult:
         body=topology,
         tracks=tuple(make_track(body, spec) for spec in TRACKS),
         bundle_recipe="spsnet_cpu",
+        landmark_names=LANDMARK_NAMES,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from service.gateway.auth import authenticate, owned_job
 from service.gateway.context import Gateway, gateway
@@ -35,7 +36,13 @@ from service.gateway.links import (
 )
 from service.gateway.routers.jobs import JobId
 from service.jobs import JobRecord, JobState, StoredFile
-from service.outputs import PREVIEW_FILE, RESULT_NPZ, TRACKS_FOLDER, track_glb_name
+from service.outputs import (
+    PREVIEW_FILE,
+    RESULT_NPZ,
+    TRACKS_FOLDER,
+    ResultDocument,
+    track_glb_name,
+)
 from service.outputs.meshes import MeshFormat
 from service.settings import ApiKey
 
@@ -53,12 +60,20 @@ MESH_CODES = (*FILE_CODES, ErrorCode.TRACK_NOT_FOUND, ErrorCode.FRAME_NOT_FOUND)
 router = APIRouter(tags=["downloads"])
 
 
-def _file_content(description: str, *media: str) -> dict[int | str, dict[str, object]]:
-    """The OpenAPI entry of a file answer (200 whole, 206 a range)."""
-    content: dict[str, object] = {one: {} for one in media}
+def _file_content(
+    description: str, *media: str, json_model: type[BaseModel] | None = None
+) -> dict[int | str, dict[str, object]]:
+    """The OpenAPI entry of a file answer (200 whole, 206 a range); a JSON file's schema is
+    ``json_model``'s (whole files only: a range of one is not a document)."""
+    whole: dict[str, object] = {
+        "content": {one: {} for one in media},  # FastAPI adds the model's schema in place
+        "description": description,
+    }
+    if json_model is not None:
+        whole["model"] = json_model
     return {
-        200: {"content": content, "description": description},
-        206: {"content": content, "description": "the byte range asked for"},
+        200: whole,
+        206: {"content": {one: {} for one in media}, "description": "the byte range asked for"},
     }
 
 
@@ -124,6 +139,7 @@ def _serve(
             "float32's precision, with the body's rest shape, faces and skinning weights",
             media_type("result.json"),
             media_type("result.npz"),
+            json_model=ResultDocument,
         ),
         **error_responses(*STORED_FILE_CODES),
     },

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from meshcast.cli import cli
 from service.gateway.errors import ErrorCode
+from service.pipeline.landmarks import LANDMARK_NAMES
 from service.settings import hash_api_key
 from tests.support.gateway import (
     BOB,
@@ -30,6 +31,7 @@ PING_TIMEOUT_S = 0.2
 COMMAND_START_TIMEOUT_S = 60.0
 POLL_S = 0.1
 ERROR_SCHEMA = "#/components/schemas/ErrorResponse"
+RESULT_SCHEMA = "#/components/schemas/ResultDocument"
 
 
 def test_healthz_answers_while_the_process_runs(gateway: RunningGateway) -> None:
@@ -133,6 +135,23 @@ def test_the_openapi_schema_documents_the_error_model_on_every_route(
     assert "`not_a_video`" in upload_errors["422"]["description"]
     form = schema["paths"]["/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert list(form["schema"]["properties"])[-1] == "video"  # options first
+
+
+def test_the_openapi_schema_documents_result_json_with_the_landmark_names(
+    gateway: RunningGateway,
+) -> None:
+    with gateway.client(None) as client:
+        schema = client.get("/openapi.json").json()
+    answers = schema["paths"]["/jobs/{job_id}/result.{fmt}"]["get"]["responses"]
+    whole = answers[str(int(HTTPStatus.OK))]["content"]
+    assert whole["application/json"]["schema"]["$ref"] == RESULT_SCHEMA
+    assert "schema" not in whole["application/octet-stream"]  # result.npz
+    part = answers[str(int(HTTPStatus.PARTIAL_CONTENT))]["content"]
+    assert "schema" not in part["application/json"]  # a range is not a document
+    document = schema["components"]["schemas"][RESULT_SCHEMA.rsplit("/", 1)[-1]]
+    names = document["properties"]["landmark_names"]
+    listed = ", ".join(f"{index} {name}" for index, name in enumerate(LANDMARK_NAMES))
+    assert listed in names["description"]
 
 
 def test_hash_key_prints_the_digest_for_the_configuration() -> None:

@@ -46,7 +46,8 @@ def test_a_good_upload_is_queued_with_its_bytes_intact(
     assert response.headers["location"] == f"/jobs/{job_id}" == document["links"]["job"]
     assert document["state"] == "queued"
     assert document["options"] == {"smooth": True, "formats": ["json", "glb"],
-                                   "min_track_length": None}  # fmt: skip
+                                   "min_track_length": None,
+                                   "preview_keypoints": False}  # fmt: skip
     assert document["links"]["events"] == f"/jobs/{job_id}/events"
     assert document["links"]["downloads"] == []
     job = gateway.store.get(job_id)
@@ -67,7 +68,7 @@ def test_options_can_come_as_one_json_field(gateway: RunningGateway, video: byte
     with gateway.client() as client:
         response = upload(client, video, data={"options": json.dumps(options)})
     assert response.status_code == HTTPStatus.ACCEPTED, response.text
-    assert response.json()["options"] == {"smooth": False, **options}
+    assert response.json()["options"] == {"smooth": False, "preview_keypoints": False, **options}
 
 
 def make_truncated_mp4(video: bytes, tmp_path: Path) -> bytes:

@@ -1,5 +1,5 @@
 """result.json and result.npz: what they hold, the JSON schema, the NPZ round trip, the NPZ's
-vertices posed block by block, or left out."""
+vertices posed block by block, or left out, and the keypoint model's landmarks in both."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from service.outputs.result_files import (
     DECIMALS,
     PER_FRAME_KEYS,
     PIXEL_DECIMALS,
+    SCHEMA_VERSION,
     VERTICES_KEY,
     ResultDocument,
     read_result_npz,
@@ -22,10 +23,14 @@ from service.outputs.result_files import (
     write_result_npz,
 )
 from service.pipeline.body import DEFAULT_BATCH_SIZE, MeshVertices
+from service.pipeline.landmarks import LANDMARK_NAMES
 from service.pipeline.result import VideoResult
 
 VIBE_KEYS = {"frame_ids", "pred_cam", "orig_cam", "pose", "betas", "joints3d", "joints2d"}
-PIXEL_KEYS = {"boxes_xyxy", "joints2d"}
+# Rounded as pixels (the landmarks' x and y; their visibility finer: see its own test).
+PIXEL_KEYS = {"boxes_xyxy", "joints2d", "landmarks"}
+LANDMARK_KEYS = {"landmarks", "world_landmarks", "keypoint_score"}
+XY = slice(0, 2)  # a landmark's pixel coordinates; its visibility follows
 PER_FRAME_FIELDS = set(PER_FRAME_KEYS.values()) - {"frame_ids"}  # TrackResult's (N, ...) arrays
 
 
@@ -33,7 +38,7 @@ def test_npz_round_trips_exactly(
     tmp_path: Path, video_result: VideoResult, pose: MeshVertices
 ) -> None:
     back = read_result_npz(write_result_npz(video_result, tmp_path / "result.npz", pose))
-    for field in ("width", "height", "fps", "frame_count", "bundle_recipe"):
+    for field in ("width", "height", "fps", "frame_count", "bundle_recipe", "landmark_names"):
         assert getattr(back, field) == getattr(video_result, field)
     assert back.body.name == video_result.body.name
     assert back.body.joint_names == video_result.body.joint_names
@@ -101,15 +106,32 @@ def test_npz_vertices_are_posed_block_by_block(
     np.testing.assert_allclose(vertices, pose(long.rotmat, long.betas), rtol=0, atol=1e-6)
 
 
+def test_npz_round_trips_the_landmarks(tmp_path: Path, video_result: VideoResult) -> None:
+    path = write_result_npz(video_result, tmp_path / "result.npz")
+    with np.load(path, allow_pickle=False) as npz:
+        assert npz["landmark_names"].tolist() == list(LANDMARK_NAMES)
+        assert {key.split("/", 1)[1] for key in npz if key.startswith("track_001/")} >= (
+            LANDMARK_KEYS
+        )
+        assert npz["track_001/landmarks"].dtype == np.float32
+    back = read_result_npz(path)
+    assert back.landmark_names == LANDMARK_NAMES
+    for got, want in zip(back.tracks, video_result.tracks, strict=True):
+        for field in LANDMARK_KEYS:
+            np.testing.assert_array_equal(getattr(got, field), getattr(want, field), field)
+
+
+@pytest.mark.parametrize("version", [1, 99])
 def test_npz_of_another_schema_is_refused(
-    tmp_path: Path, video_result: VideoResult, pose: MeshVertices
+    tmp_path: Path, video_result: VideoResult, pose: MeshVertices, version: int
 ) -> None:
+    """Version 1 (before the landmarks) too: it lacks what this reader gives back."""
     path = write_result_npz(video_result, tmp_path / "result.npz", pose)
     with np.load(path) as npz:
         arrays = dict(npz)
-    arrays["schema_version"] = np.array(99)
+    arrays["schema_version"] = np.array(version)
     np.savez(path, **arrays)
-    with pytest.raises(ValueError, match="schema 99"):
+    with pytest.raises(ValueError, match=f"schema {version}, this reader reads {SCHEMA_VERSION}"):
         read_result_npz(path)
 
 
@@ -124,12 +146,57 @@ def test_json_holds_the_parameters_rounded(tmp_path: Path, video_result: VideoRe
         assert track.detected == want.detected.tolist()
         for key, field in PER_FRAME_KEYS.items():
             decimals = PIXEL_DECIMALS if key in PIXEL_KEYS else DECIMALS
-            np.testing.assert_allclose(
-                np.asarray(getattr(track, key), dtype=np.float64),
-                getattr(want, field),
-                atol=0.5 * 10.0**-decimals + 1e-9,
-                err_msg=key,
-            )
+            assert_rounded(getattr(track, key), getattr(want, field), decimals, key)
+
+
+def assert_rounded(got: object, want: np.ndarray, decimals: int, what: str) -> None:
+    """``got`` is ``want`` rounded to ``decimals``."""
+    np.testing.assert_allclose(
+        np.asarray(got, dtype=np.float64), want, rtol=0, atol=0.5 * 10.0**-decimals + 1e-9,
+        err_msg=what,
+    )  # fmt: skip
+
+
+def test_json_holds_the_landmarks_rounded(tmp_path: Path, video_result: VideoResult) -> None:
+    """Pixels to a thousandth of a pixel; visibility, metres and score to a millionth."""
+    path = write_result_json(video_result, tmp_path / "result.json")
+    document = ResultDocument.model_validate_json(path.read_text())
+    assert document.schema_version == SCHEMA_VERSION
+    assert document.landmark_names == list(LANDMARK_NAMES)
+    for track, want in zip(document.tracks, video_result.tracks, strict=True):
+        landmarks = np.asarray(track.landmarks, dtype=np.float64)
+        assert landmarks.shape == want.landmarks.shape == (len(want), len(LANDMARK_NAMES), 3)
+        assert_rounded(landmarks[..., XY], want.landmarks[..., XY], PIXEL_DECIMALS, "x, y")
+        assert_rounded(landmarks[..., 2], want.landmarks[..., 2], DECIMALS, "visibility")
+        assert_rounded(track.world_landmarks, want.world_landmarks, DECIMALS, "world")
+        assert_rounded(track.keypoint_score, want.keypoint_score, DECIMALS, "score")
+    # A thousandth of a pixel, not a millionth: pixel columns carry 3 decimals at most.
+    raw = json.loads(path.read_text())
+    xy = np.asarray(raw["tracks"][0]["landmarks"])[..., XY]
+    np.testing.assert_array_equal(xy, np.round(xy, PIXEL_DECIMALS))
+
+
+def test_schema_lists_the_landmark_names_in_order() -> None:
+    """The JSON schema (what the gateway's documentation shows) names all 33, numbered."""
+    schema = ResultDocument.model_json_schema()
+    names = schema["properties"]["landmark_names"]
+    assert (names["minItems"], names["maxItems"]) == (len(LANDMARK_NAMES), len(LANDMARK_NAMES))
+    assert names["examples"] == [list(LANDMARK_NAMES)]
+    listed = ", ".join(f"{index} {name}" for index, name in enumerate(LANDMARK_NAMES))
+    assert listed in names["description"]
+    track = schema["$defs"]["TrackDocument"]["properties"]
+    for key in LANDMARK_KEYS:
+        assert key in track
+        assert key in schema["$defs"]["TrackDocument"]["required"]
+    assert "landmark_names" in track["landmarks"]["description"]
+    assert "metres" in track["world_landmarks"]["description"]
+
+
+def test_json_of_schema_1_is_refused(tmp_path: Path, video_result: VideoResult) -> None:
+    raw = json.loads(write_result_json(video_result, tmp_path / "result.json").read_text())
+    raw["schema_version"] = 1
+    with pytest.raises(pydantic.ValidationError, match="schema_version"):
+        ResultDocument.model_validate(raw)
 
 
 def test_json_has_no_vertices(tmp_path: Path, video_result: VideoResult) -> None:

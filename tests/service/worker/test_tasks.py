@@ -18,6 +18,7 @@ from service.bundle import CPU_PROVIDER, NUM_BETAS, NUM_JOINTS, Bundle, load_bun
 from service.jobs import JobOptions, JobState, JobStore, StoreConfig
 from service.outputs import RESULT_NPZ
 from service.outputs.result_files import NPZ_DTYPES, PER_FRAME_KEYS
+from service.pipeline.landmarks import LANDMARK_NAMES, NUM_LANDMARKS
 from service.pipeline.result import TrackResult, VideoResult
 from service.pipeline.run import body_topology
 from service.settings import ServiceSettings, UploadLimits, WorkerSettings
@@ -132,7 +133,26 @@ def random_track(bundle: Bundle, track_id: int, frames: int, seed: int) -> Track
         joints2d=floats(frames, NUM_JOINTS, 2),
         rest_vertices=floats(bundle.manifest.body.num_vertices, 3),
         rest_joints=floats(NUM_JOINTS, 3),
+        landmarks=floats(frames, NUM_LANDMARKS, 3),
+        world_landmarks=floats(frames, NUM_LANDMARKS, 3),
+        keypoint_score=floats(frames),
     )
+
+
+def fake_pipeline(
+    worker: WorkerRuntime, monkeypatch: pytest.MonkeyPatch, frames: int
+) -> tuple[TrackResult, ...]:
+    """Make the worker's pipeline find :data:`PEOPLE` random people through ``frames`` frames;
+    returns them."""
+    width, height = VIDEO_SIZE
+    tracks = tuple(random_track(worker.bundle, person, frames, person) for person in range(PEOPLE))
+    result = VideoResult(width=width, height=height, fps=30.0, frame_count=frames,
+                         body=body_topology(worker.bundle), tracks=tracks,
+                         bundle_recipe=worker.bundle.manifest.recipe,
+                         landmark_names=LANDMARK_NAMES)  # fmt: skip
+    run = SimpleNamespace(result=result, focal_length=FOCAL_LENGTH, seconds={})
+    monkeypatch.setattr(tasks, "process_video", lambda *_, **__: run)
+    return tracks
 
 
 def stored_result_bytes(
@@ -140,13 +160,7 @@ def stored_result_bytes(
 ) -> tuple[int, TrackResult]:
     """The size of result.npz that the worker stores for a job of :data:`PEOPLE` people through
     ``frames`` frames (the pipeline faked: it returns them), and one of its tracks."""
-    width, height = VIDEO_SIZE
-    tracks = tuple(random_track(worker.bundle, person, frames, person) for person in range(PEOPLE))
-    result = VideoResult(width=width, height=height, fps=30.0, frame_count=frames,
-                         body=body_topology(worker.bundle), tracks=tracks,
-                         bundle_recipe=worker.bundle.manifest.recipe)  # fmt: skip
-    run = SimpleNamespace(result=result, focal_length=FOCAL_LENGTH, seconds={})
-    monkeypatch.setattr(tasks, "process_video", lambda *_, **__: run)
+    tracks = fake_pipeline(worker, monkeypatch, frames)
     job_id = queued_job(worker.store, MESH_JOB)
     assert tasks.run_job(worker, job_id) == "succeeded"
     files = worker.store.list_files(job_id)
@@ -160,7 +174,7 @@ def test_a_long_jobs_stored_result_grows_by_its_parameters_alone(
     short, _ = stored_result_bytes(worker, monkeypatch, SHORT_FRAMES)
     long, track = stored_result_bytes(worker, monkeypatch, LONG_FRAMES)
     per_person_frame = (long - short) / (PEOPLE * (LONG_FRAMES - SHORT_FRAMES))
-    # What one person-frame's parameters take in result.npz (1,753 bytes; its posed vertices
+    # What one person-frame's parameters take in result.npz (2,549 bytes; its posed vertices
     # would add 12 bytes a vertex: 164,616 for the stand-in body).
     parameters = sum(
         np.dtype(NPZ_DTYPES.get(key, np.float32)).itemsize
@@ -171,3 +185,20 @@ def test_a_long_jobs_stored_result_grows_by_its_parameters_alone(
     # Two people through the longest video an upload may be fit the store.
     longest = PEOPLE * UploadLimits().max_frames
     assert short + longest * per_person_frame < worker.settings.store.max_result_bytes
+
+
+@pytest.mark.parametrize("keypoints", [False, True])
+def test_the_jobs_preview_keypoints_option_reaches_the_preview(
+    worker: WorkerRuntime, monkeypatch: pytest.MonkeyPatch, keypoints: bool
+) -> None:
+    fake_pipeline(worker, monkeypatch, SHORT_FRAMES)
+    asked: dict[str, Any] = {}
+
+    def write_outputs(*_: object, **options: Any) -> dict[str, list[Path]]:
+        asked.update(options)
+        return {}
+
+    monkeypatch.setattr(tasks, "write_outputs", write_outputs)
+    options = JobOptions(formats=["preview"], preview_keypoints=keypoints)
+    assert tasks.run_job(worker, queued_job(worker.store, options)) == "succeeded"
+    assert asked["preview_keypoints"] is keypoints

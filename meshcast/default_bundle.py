@@ -94,6 +94,18 @@ def _up_to_date(outputs: list[Path], inputs: list[Path]) -> Callable[[], bool]:
     return is_done
 
 
+def _readable(bundle: Path) -> bool:
+    """Whether this meshcast reads the bundle's manifest (a bundle of an older schema, e.g.
+    without the front-end, is exported again)."""
+    from service.bundle import read_manifest
+
+    try:
+        read_manifest(bundle)
+    except ValueError:
+        return False
+    return True
+
+
 def _training(plan: BundlePlan, name: StepName, recipe_name: str) -> BuildStep:
     from training.recipes import load_recipe
     from training.train.checkpoint import LATEST, run_is_finished
@@ -143,6 +155,7 @@ def build_steps(plan: BundlePlan) -> list[BuildStep]:
         export_bundle(model_best, plan.body, plan.bundle, encoder_checkpoint=encoder_best)
 
     manifest = plan.bundle / "manifest.json"
+    exported = _up_to_date([manifest], [encoder_best, model_best])
     return [
         BuildStep("synth", "synthetic videos", _up_to_date(dataset_files, []), synth),
         _training(plan, "encoder", plan.encoder_recipe),
@@ -153,7 +166,7 @@ def build_steps(plan: BundlePlan) -> list[BuildStep]:
         BuildStep(
             "export",
             f"export to {plan.bundle}",
-            _up_to_date([manifest], [encoder_best, model_best]),
+            lambda: exported() and _readable(plan.bundle),
             export,
         ),
     ]

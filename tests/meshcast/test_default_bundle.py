@@ -117,6 +117,19 @@ def test_a_newer_encoder_makes_its_features_and_the_bundle_stale(built) -> None:
             stale.touch()
 
 
+def test_a_bundle_of_an_older_schema_is_exported_again(built) -> None:
+    plan, _, _ = built
+    steps = {step.name: step for step in build_steps(plan)}
+    manifest = plan.bundle / "manifest.json"
+    written = manifest.read_text()
+    assert steps["export"].is_done()
+    try:
+        manifest.write_text(written.replace('"schema_version": 2', '"schema_version": 1', 1))
+        assert not steps["export"].is_done()
+    finally:
+        manifest.write_text(written)
+
+
 def test_demo_runs_the_clip_with_the_built_bundle(built, tmp_path) -> None:
     _, plan_file, _ = built
     out = tmp_path / "out"

@@ -332,3 +332,16 @@ def test_landmarks_decide_where_boxes_overlap_too_little(weight: float, same_id:
     tracker.update(np.r_[tight, 0.9][None])
     detected = [live for live in tracker.live() if live.detected]
     assert [live.id == 1 for live in detected] == [same_id]
+
+
+def test_a_track_the_keypoint_model_sees_nobody_in_is_dropped() -> None:
+    """A post the detector takes for a person: the keypoint model, looking, sees nobody."""
+    tracker = SortTracker(TrackerConfig(min_length=1))
+    post, walker = np.array([50.0, 50.0, 60.0, 150.0]), np.array([200.0, 50.0, 240.0, 150.0])
+    for _ in range(5):
+        tracker.update(np.array([[*post, 0.3], [*walker, 0.8]]))
+        for live in tracker.live():
+            seen = post if live.box[0] < 100 else walker
+            tracker.observe(live.id, pose_at(seen, score=0.1 if seen is post else 0.95))
+    (kept,) = tracker.finish()
+    assert kept.boxes[0, 0] == pytest.approx(200.0, abs=1.0)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from service.pipeline.run import DetectorConfig
 
 STAGE_TITLES = {
-    "detect": "detecting and tracking (frames)",
+    "detect": "detecting, tracking, keypoints (frames)",
     "encoder": "encoding crops (person-frames)",
     "temporal": "temporal model (windows)",
     "body": "body joints (person-frames)",

@@ -51,19 +51,19 @@ class FollowCosts:
 def follow_people(
     frames: Iterable[Frame],
     detector: PersonDetector,
-    keypoints: KeypointModel | None,
+    keypoints: KeypointModel,
     config: TrackerConfig,
     *,
     batch_size: int,
     frame_count: int,
     progress: FrameProgress | None = None,
 ) -> tuple[list[Track], FollowCosts]:
-    """Every person of a video, with landmarks when there is a keypoint model.
+    """Every person of a video, with their landmarks.
 
     Args:
         frames: the decoded frames, in order.
         detector: finds people in batches of ``batch_size`` frames.
-        keypoints: the keypoint model; None tracks boxes alone.
+        keypoints: the keypoint model.
         config: the tracker's parameters.
         batch_size: frames per call of the detector.
         frame_count: the video's frames as its header says (for progress only).
@@ -85,23 +85,19 @@ def follow_people(
         found = detector.detect([frame.image for frame in batch])
         costs.detect += _since(clock)
         for frame, detections in zip(batch, found, strict=True):
+            clock = time.perf_counter()
             sure = detections[:, 4] >= detector.sure_score
-            if keypoints is not None and not sure.all():
-                clock = time.perf_counter()
-                detections, looked = confirm_people(frame.image, detections, sure, keypoints)
-                costs.keypoints += _since(clock)
-                costs.passes += looked
-            else:
-                detections = detections[sure]
+            detections, looked = confirm_people(frame.image, detections, sure, keypoints)
+            costs.keypoints += _since(clock)
+            costs.passes += looked
             clock = time.perf_counter()
             tracker.update(detections)
             costs.track += _since(clock)
-            if keypoints is not None:
-                clock = time.perf_counter()
-                seen, passes = look_at_people(frame.image, tracker, keypoints)
-                costs.keypoints += _since(clock)
-                costs.person_frames += seen
-                costs.passes += passes
+            clock = time.perf_counter()
+            seen, passes = look_at_people(frame.image, tracker, keypoints)
+            costs.keypoints += _since(clock)
+            costs.person_frames += seen
+            costs.passes += passes
         costs.frames += len(batch)
         if progress is not None:
             progress(costs.frames, max(frame_count, costs.frames))

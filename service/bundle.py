@@ -4,7 +4,8 @@ A bundle is a folder that ``meshcast export`` writes and the service reads:
 
 - ``manifest.json``: what :class:`Manifest` describes — the network family, the crops it
   reads, its window, the body model, every other file with its sha256, and provenance;
-- ``detector.onnx``: frames resized to a square → person boxes (NanoDet, :class:`DetectorSpec`);
+- ``detector.onnx``: frames letterboxed into a square → person boxes (NanoDet,
+  :class:`DetectorSpec`);
 - ``keypoints.onnx``: a person's crop → 33 landmarks, visibility and 33 metric 3D points
   (BlazePose GHUM 3D, :class:`KeypointSpec`); both converted once from published models
   (``export/frontend``) and copied into every bundle;

@@ -8,7 +8,7 @@ People are passed to the painter renderer (:func:`service.render.render_meshes`)
 first (by translation z); it orders all their triangles together by depth, so a nearer person
 covers a farther one wherever they overlap. Asked to, it also draws each person's keypoint
 landmarks over the meshes, in the person's colour: the points the model saw (visibility at
-least :data:`KEYPOINT_VISIBILITY`) and the bones of
+least :data:`~service.pipeline.landmarks.VISIBLE`) and the bones of
 :data:`~service.pipeline.landmarks.SKELETON` between two of them, nearer people's over
 farther ones'.
 
@@ -29,7 +29,7 @@ import av
 import numpy as np
 
 from service.pipeline.body import MeshVertices
-from service.pipeline.landmarks import SKELETON
+from service.pipeline.landmarks import SKELETON, VISIBLE
 from service.pipeline.result import TrackResult, VideoResult
 from service.pipeline.video import read_frames
 from service.render import Mesh, PinholeCamera, draw_skeleton, render_meshes
@@ -58,9 +58,8 @@ TRACK_COLORS_RGB: tuple[tuple[int, int, int], ...] = (
     (23, 190, 207),
 )
 DEPTH = 2  # index of z in a translation
-# Keypoints: a landmark is drawn when the model's visibility is at least this (MediaPipe's
-# drawing default), as a disc of this radius, and bones as lines this wide (pixels).
-KEYPOINT_VISIBILITY = 0.5
+# Keypoints: a visible landmark is drawn as a disc of this radius, and bones as lines this
+# wide (pixels).
 KEYPOINT_RADIUS_PX = 3.0
 BONE_WIDTH_PX = 2
 VISIBILITY = 2  # index of visibility in a landmark (x, y, visibility)
@@ -188,7 +187,7 @@ def _draw_keypoints(image: np.ndarray, farthest_first: Sequence[Row]) -> np.ndar
         image = draw_skeleton(
             image,
             landmarks[:, :VISIBILITY],
-            landmarks[:, VISIBILITY] >= KEYPOINT_VISIBILITY,
+            landmarks[:, VISIBILITY] >= VISIBLE,
             SKELETON,
             track_color_bgr(track.track_id),
             radius=KEYPOINT_RADIUS_PX,

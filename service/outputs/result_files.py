@@ -157,14 +157,16 @@ class TrackDocument(BaseModel):
     )
     joints3d: list[Joints3d] = Field(description="SMPL's 24 joints, metres, body frame")
     joints2d: list[Joints2d] = Field(description="SMPL's 24 joints, pixels of the frame")
-    landmarks: list[Landmarks] = Field(
+    landmarks: list[Landmarks | None] = Field(
         description="the keypoint model's (BlazePose GHUM's) 33 landmarks per frame, in the"
         " order of landmark_names, each x, y (pixels of the frame) and visibility (0-1, the"
-        " model's probability that the point is visible)"
+        " model's probability that the point is visible); null for a frame the model did not"
+        " look at (one the tracker bridged)"
     )
-    world_landmarks: list[Landmarks] = Field(
+    world_landmarks: list[Landmarks | None] = Field(
         description="the same 33 landmarks as metric 3D points, each x, y, z in metres from"
-        " the centre of the hips, along the camera's axes (x right, y down, z forward)"
+        " the centre of the hips, along the camera's axes (x right, y down, z forward); null"
+        " where landmarks is"
     )
     keypoint_score: list[float] = Field(
         description="the keypoint model's confidence, 0-1, that a person is in the frame's crop"
@@ -355,8 +357,10 @@ def _track_document(track: TrackResult) -> TrackDocument:
         translation=_rounded(track.translation, DECIMALS),
         joints3d=_rounded(track.joints3d, DECIMALS),
         joints2d=_rounded(track.joints2d, PIXEL_DECIMALS),
-        landmarks=_rounded_landmarks(track.landmarks),
-        world_landmarks=_rounded(track.world_landmarks, DECIMALS),
+        landmarks=_unseen_as_null(_rounded_landmarks(track.landmarks), track.landmarks),
+        world_landmarks=_unseen_as_null(
+            _rounded(track.world_landmarks, DECIMALS), track.world_landmarks
+        ),
         keypoint_score=_rounded(track.keypoint_score, DECIMALS),
     )
 
@@ -376,6 +380,13 @@ def _rounded_landmarks(landmarks: np.ndarray) -> list[Any]:
     rounded[..., LANDMARK_PIXEL_COLUMNS] = np.round(pixels, PIXEL_DECIMALS)
     as_lists: list[Any] = rounded.tolist()
     return as_lists
+
+
+def _unseen_as_null(rows: list[Any], values: np.ndarray) -> list[Any]:
+    """``rows`` (one a frame) with None for each frame whose ``values`` are NaN: JSON has no
+    NaN, and a frame the keypoint model did not look at has no landmarks."""
+    unseen = np.isnan(values).any(axis=tuple(range(1, values.ndim)))
+    return [None if missing else row for row, missing in zip(rows, unseen.tolist(), strict=True)]
 
 
 def track_prefix(track_id: int) -> str:

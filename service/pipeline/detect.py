@@ -163,8 +163,8 @@ class NanoDetDetector:
     description in the bundle's manifest.
 
     The frame is letterboxed into the model's square input (:func:`letterbox`: its aspect
-    kept, people as tall as they are wide; stretched to the square, people in a wide frame look
-    thin and score half as high), normalised per BGR channel. Each cell of each level predicts
+    kept; stretched to the square, people in a wide frame look thin and score half as high),
+    normalised per BGR channel. Each cell of each level predicts
     class scores and, for each side of its box, a distribution over distances in strides from
     the cell's centre; the box side is that distribution's mean. Person boxes over
     :attr:`NanoDetConfig.min_score` then go through NMS.

@@ -26,14 +26,14 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
-from service.pipeline.landmarks import NUM_LANDMARKS, ROI_CENTRE, ROI_SCALE
+from service.pipeline.landmarks import NUM_LANDMARKS, ROI_CENTRE, ROI_SCALE, VISIBLE
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
 
 _UINT8_MAX = float(np.iinfo(np.uint8).max)
 # The model's landmark tensor: per point x, y, z (crop pixels), visibility and presence logits.
-_X, _Y, _VISIBILITY = 0, 1, 3
+_VISIBILITY = 3
 _VALUES_PER_POINT = 5
 
 
@@ -50,10 +50,8 @@ class KeypointConfig(BaseModel):
     roi_scale: PositiveFloat = 1.25
     heatmap_window: PositiveInt = 7  # pixels of the 64 × 64 heatmap around a landmark
     heatmap_min_confidence: float = Field(0.5, ge=0.0, le=1.0)  # refine only where surer
-    # A landmark counts as visible (for boxes and drawing) from this visibility on.
-    visible: float = Field(0.5, ge=0.0, le=1.0)
-    # The pose flag above which a person is taken to be in the ROI (MediaPipe's 0.5).
-    min_score: float = Field(0.5, ge=0.0, le=1.0)
+    # A landmark counts in the box made from landmarks from this visibility on.
+    visible: float = Field(VISIBLE, ge=0.0, le=1.0)
     # A detector's candidate (a box under its sure score) is taken as a person when the model,
     # looking at it, is this sure a person is there: people score 0.9-1.0 where the detector
     # hesitates (half-hidden, entering the frame), traffic cones 0.0-0.1.
@@ -83,15 +81,6 @@ class Rois:
     def select(self, index: np.ndarray) -> Rois:
         """The ROIs at ``index`` (an int or bool array)."""
         return Rois(self.centres[index], self.sizes[index], self.rotations[index])
-
-    @staticmethod
-    def concatenate(parts: list[Rois]) -> Rois:
-        """The ROIs of ``parts``, in order."""
-        return Rois(
-            np.concatenate([p.centres for p in parts]).reshape(-1, 2),
-            np.concatenate([p.sizes for p in parts]),
-            np.concatenate([p.rotations for p in parts]),
-        )
 
 
 @dataclass(frozen=True)
@@ -320,20 +309,25 @@ def _sigmoid(logits: np.ndarray) -> np.ndarray:
 
 def _replace(estimates: PoseEstimates, index: np.ndarray, new: PoseEstimates) -> PoseEstimates:
     """``estimates`` with the people at ``index`` replaced by ``new``'s."""
-    landmarks, world, scores = (
-        estimates.landmarks.copy(),
-        estimates.world_landmarks.copy(),
-        estimates.scores.copy(),
-    )
-    centres, sizes, rotations = (
-        estimates.next_rois.centres.copy(),
-        estimates.next_rois.sizes.copy(),
-        estimates.next_rois.rotations.copy(),
-    )
-    landmarks[index], world[index], scores[index] = new.landmarks, new.world_landmarks, new.scores
-    centres[index], sizes[index] = new.next_rois.centres, new.next_rois.sizes
-    rotations[index] = new.next_rois.rotations
+    arrays = []
+    for old, part in zip(_arrays(estimates), _arrays(new), strict=True):
+        array = old.copy()
+        array[index] = part
+        arrays.append(array)
+    landmarks, world, scores, centres, sizes, rotations = arrays
     return PoseEstimates(landmarks, world, scores, Rois(centres, sizes, rotations))
+
+
+def _arrays(estimates: PoseEstimates) -> tuple[np.ndarray, ...]:
+    rois = estimates.next_rois
+    return (
+        estimates.landmarks,
+        estimates.world_landmarks,
+        estimates.scores,
+        rois.centres,
+        rois.sizes,
+        rois.rotations,
+    )
 
 
 def _empty_estimates() -> PoseEstimates:

@@ -44,6 +44,9 @@ LANDMARK_NAMES: tuple[str, ...] = (
     "right_foot_index",
 )
 NUM_LANDMARKS = len(LANDMARK_NAMES)  # 33
+# A landmark counts as seen from this visibility on (MediaPipe's drawing default): for the
+# boxes made from landmarks, the preview and the pictures.
+VISIBLE = 0.5
 # The model's two extra points (indices into its 39 outputs): hip centre, and the point that
 # sets the next region's size and rotation.
 ROI_CENTRE, ROI_SCALE = 33, 34

@@ -197,10 +197,6 @@ class _KalmanTrack:
         self.scores.append(score)
         self.detected.append(detected)
 
-    def last_pose(self, frame: int) -> PoseObservation | None:
-        """What the keypoint stage saw of this person in ``frame``, if it looked."""
-        return self.poses.get(frame)
-
 
 class SortTracker:
     """SORT, online: feed each frame's detections to :meth:`update`, in order."""
@@ -231,7 +227,7 @@ class SortTracker:
         predicted = np.array([track.predict() for track in self._live]).reshape(-1, 4)
         affinity = iou_matrix(predicted, detections[:, :4])  # (T, N)
         for row, track in enumerate(self._live):
-            seen = track.last_pose(self._frame - 1)
+            seen = track.poses.get(self._frame - 1)
             if seen is None or not np.isfinite(seen.box).all():
                 continue
             moved = seen.box + np.tile(track.state[4:6], 2)  # by the filter's velocity
@@ -258,7 +254,7 @@ class SortTracker:
         in it, and those missed whose last landmarks say where to look."""
         tracks = []
         for track in self._live:
-            seen = track.last_pose(self._frame - 1)
+            seen = track.poses.get(self._frame - 1)
             if track.misses == 0 or seen is not None:
                 tracks.append(
                     LiveTrack(
@@ -331,21 +327,6 @@ class SortTracker:
         track.record(self._frame, float(detection[4]), self.config.min_hits)
         self._next_id += 1
         self._live.append(track)
-
-
-def associate(
-    predicted: np.ndarray, detected: np.ndarray, min_iou: float
-) -> tuple[list[tuple[int, int]], list[int]]:
-    """Assign detections to tracks: Hungarian algorithm on IoU, pairs under ``min_iou`` refused.
-
-    Args:
-        predicted: ``(T, 4)`` the tracks' predicted boxes.
-        detected: ``(N, 4)`` this frame's detections.
-
-    Returns:
-        ``(track, detection)`` index pairs, and the indices of the detections left over.
-    """
-    return assign(iou_matrix(predicted, detected), min_iou)
 
 
 def assign(affinity: np.ndarray, minimum: float) -> tuple[list[tuple[int, int]], list[int]]:

@@ -23,6 +23,7 @@ from service.jobs import JobOptions, JobStore
 from service.outputs import RESULT_NPZ
 from service.outputs.meshes import MESH_FORMATS, mesh_path
 from service.outputs.result_files import read_result_npz, write_result_npz
+from service.pipeline.landmarks import VISIBLE
 from tests.support.bundles import tiny_bundle
 from tests.support.gateway import ALICE, RunningGateway, gateway_settings, serve
 from tests.support.walkers import write_walkers_video
@@ -111,7 +112,7 @@ def test_the_landmarks_lie_on_their_person(run) -> None:
         for landmarks, (x1, y1, x2, y2) in zip(
             track.landmarks[rows], track.boxes[rows], strict=True
         ):
-            x, y, seen = landmarks[:, 0], landmarks[:, 1], landmarks[:, 2] >= 0.5
+            x, y, seen = landmarks[:, 0], landmarks[:, 1], landmarks[:, 2] >= VISIBLE
             visible += int(seen.sum())
             inside += int((seen & (x >= x1) & (x <= x2) & (y >= y1) & (y <= y2)).sum())
     assert visible > 20 * len(WALKERS_BY_EYE)  # most landmarks of most people are visible

@@ -14,7 +14,7 @@ from scipy.ndimage import distance_transform_edt
 from service.outputs.preview import (
     BONE_WIDTH_PX,
     KEYPOINT_RADIUS_PX,
-    KEYPOINT_VISIBILITY,
+    VISIBLE,
     image_camera,
     preview_codec,
     track_color_bgr,
@@ -35,8 +35,8 @@ DECODER_OF_ENCODER = {"libx264": "h264", "mpeg4": "mpeg4"}
 # The keypoints test: track 1 shows two landmarks joined by a bone along the top of the frame
 # (where no mesh reaches), and hides another below the second, with the bone to it; every
 # other landmark is hidden too, and so are all of track 2's.
-SHOWN = {"left_shoulder": ((15.0, 5.0), KEYPOINT_VISIBILITY), "right_shoulder": ((85.0, 5.0), 0.9)}
-HIDDEN = ("right_elbow", (88.0, 60.0), KEYPOINT_VISIBILITY - 0.01)
+SHOWN = {"left_shoulder": ((15.0, 5.0), VISIBLE), "right_shoulder": ((85.0, 5.0), 0.9)}
+HIDDEN = ("right_elbow", (88.0, 60.0), VISIBLE - 0.01)
 # Pixels this far from the drawn bone, and this far from any mesh, are the same in both
 # previews up to the codec's noise: H.264 codes a 16-pixel block drawn on differently, and
 # its neighbours a little; the meshes' edges move most. (Measured: at most 11.)
@@ -187,7 +187,7 @@ def test_only_pixels_near_the_drawn_keypoints_change(
     keypoint_previews: tuple[list[np.ndarray], list[np.ndarray]], video_result: VideoResult
 ) -> None:
     """Away from the shown landmarks and their bone, and from the meshes, the frames are the
-    same; the hidden landmark (visibility just under :data:`KEYPOINT_VISIBILITY`) and the
+    same; the hidden landmark (visibility just under :data:`VISIBLE`) and the
     bone to it are not drawn; nor is anything in the frame without track 1."""
     plain, drawn = keypoint_previews
     (start, _), (end, _) = SHOWN.values()

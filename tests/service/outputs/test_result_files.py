@@ -164,6 +164,7 @@ def test_json_holds_the_landmarks_rounded(tmp_path: Path, video_result: VideoRes
     assert document.schema_version == SCHEMA_VERSION
     assert document.landmark_names == list(LANDMARK_NAMES)
     for track, want in zip(document.tracks, video_result.tracks, strict=True):
+        assert None not in track.landmarks  # every frame seen
         landmarks = np.asarray(track.landmarks, dtype=np.float64)
         assert landmarks.shape == want.landmarks.shape == (len(want), len(LANDMARK_NAMES), 3)
         assert_rounded(landmarks[..., XY], want.landmarks[..., XY], PIXEL_DECIMALS, "x, y")
@@ -174,6 +175,26 @@ def test_json_holds_the_landmarks_rounded(tmp_path: Path, video_result: VideoRes
     raw = json.loads(path.read_text())
     xy = np.asarray(raw["tracks"][0]["landmarks"])[..., XY]
     np.testing.assert_array_equal(xy, np.round(xy, PIXEL_DECIMALS))
+
+
+def test_json_holds_null_for_a_frame_the_keypoint_model_did_not_see(
+    tmp_path: Path, video_result: VideoResult
+) -> None:
+    """A frame the tracker bridged has NaN landmarks in the result; JSON has no NaN, and the
+    file still validates against its own schema."""
+    first = video_result.tracks[0]
+    landmarks, world = first.landmarks.copy(), first.world_landmarks.copy()
+    landmarks[1, :, :2], world[1] = np.nan, np.nan
+    bridged = dataclasses.replace(first, landmarks=landmarks, world_landmarks=world)
+    video = dataclasses.replace(video_result, tracks=(bridged, *video_result.tracks[1:]))
+    path = write_result_json(video, tmp_path / "result.json")
+    document = ResultDocument.model_validate_json(path.read_text())
+    track = document.tracks[0]
+    assert track.landmarks[1] is None
+    assert track.world_landmarks[1] is None
+    assert track.landmarks[0] is not None
+    assert track.world_landmarks[0] is not None
+    assert "NaN" not in path.read_text()
 
 
 def test_schema_lists_the_landmark_names_in_order() -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from service.bundle import Bundle, load_bundle
 from service.pipeline.keypoints import KeypointConfig
+from service.pipeline.landmarks import VISIBLE
 from service.pipeline.people import confirm_people
 from service.pipeline.run import (
     NoPeopleError,
@@ -89,7 +90,7 @@ def test_colour_and_grey_video(
     counts, landmarks = people_per_frame(video, bundle)
     assert counts == [3] * FRAMES
     for person in landmarks:
-        assert (person[..., 2] >= 0.5).mean() > 0.5  # most landmarks seen, grey or not
+        assert (person[..., 2] >= VISIBLE).mean() > 0.5  # most landmarks seen, grey or not
 
 
 def test_a_4k_frame(tmp_path: Path, bundle: Bundle) -> None:
@@ -100,7 +101,7 @@ def test_a_4k_frame(tmp_path: Path, bundle: Bundle) -> None:
     assert counts == [3] * FRAMES
     by_x = sorted(landmarks, key=lambda person: float(np.nanmean(person[..., 0])))
     for person, (left, top) in zip(by_x, places, strict=True):
-        seen = person[..., 2] >= 0.5
+        seen = person[..., 2] >= VISIBLE
         centre = (left + 1.5 * PATCH_WIDTH, top + 1.5 * PATCH_HEIGHT)  # the patch's, scaled ×3
         assert np.median(person[..., 0][seen]) == pytest.approx(centre[0], abs=150)
         assert np.median(person[..., 1][seen]) == pytest.approx(centre[1], abs=250)

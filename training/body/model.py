@@ -147,6 +147,32 @@ class BodyModel(nn.Module):
         )  # fmt: skip
         return BodyOutput(vertices=vertices, joints=joints)
 
+    def restricted(self, vertex_ids: np.ndarray) -> BodyModel:
+        """The same body computing only the vertices ``vertex_ids``, the named ones and those
+        its joint regressor reads: a cheap body for losses and labels that need no whole mesh.
+
+        Skinning is per vertex and the joints are regressed from the vertices the regressor
+        reads, so the kept vertices and every joint (and joint set) come out as the whole
+        body's. It has no faces, and its joint sets are the project's definitions.
+        """
+        regressor = self.J_regressor.cpu().numpy()
+        named = np.asarray(sorted(set(self.landmarks.values())), dtype=np.int64)
+        keep = np.union1d(np.asarray(vertex_ids, dtype=np.int64), named)
+        keep = np.union1d(keep, np.flatnonzero(np.abs(regressor).sum(axis=0)))
+        posedirs = self.posedirs.cpu().numpy().T.reshape(self.num_vertices, 3, -1)
+        arrays = {
+            "v_template": self.v_template.cpu().numpy()[keep],
+            "shapedirs": self.shapedirs.cpu().numpy()[keep],
+            "posedirs": posedirs[keep],
+            "J_regressor": regressor[:, keep],
+            "weights": self.lbs_weights.cpu().numpy()[keep],
+            "kintree_table": np.stack([self.parents.cpu().numpy(), np.arange(NUM_JOINTS)]),
+            "f": np.zeros((0, 3), dtype=np.int64),
+        }
+        row = {int(vertex): index for index, vertex in enumerate(keep.tolist())}
+        landmarks = {name: row[vertex] for name, vertex in self.landmarks.items()}
+        return BodyModel(arrays, name=f"{self.name} (restricted)", landmarks=landmarks)
+
     def joint_regressor(self, joint_set: str) -> Tensor:
         """The ``(J, V)`` regressor of ``joint_set``: "smpl24", "lsp14" or "h36m17"."""
         if joint_set not in self._joint_regressors:

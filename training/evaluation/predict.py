@@ -12,7 +12,7 @@ from torch import nn
 from training.data.video_clips import VideoClips
 from training.evaluation.scoring import Predictions
 from training.geometry import nearest_rotation
-from training.recipes import Recipe
+from training.recipes import DataConfig, Recipe
 
 
 def window_weights(length: int) -> np.ndarray:
@@ -46,8 +46,8 @@ def predict_dataset(
     Inputs are the file's precomputed features when the network reads features, else the
     cropped frames.
     """
-    if recipe.training is None or recipe.data is None:
-        raise ValueError(f"recipe {recipe.name} has no training and data sections")
+    if recipe.training is None or not isinstance(recipe.data, DataConfig):
+        raise ValueError(f"recipe {recipe.name} has no training section or no dataset files")
     length = recipe.training.clip_length
     stride = default_stride(length) if stride is None else stride
     if not 1 <= stride <= length:

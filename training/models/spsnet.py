@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from training.body.skeleton import NUM_JOINTS
 from training.geometry import rotmats_to_smpl_pose
 from training.models.hmr_regressor import HMRRegressor
+from training.models.landmark_input import LandmarkEncoder
 from training.models.resnet import FEATURE_DIM, ResNet50
 from training.recipes.schema import SPSNetConfig
 
@@ -116,9 +117,11 @@ class SPSNet(nn.Module):
     def __init__(self, config: SPSNetConfig) -> None:
         super().__init__()
         dim = config.feature_dim
-        self.encoder: ResNet50 | None = None
+        self.encoder: ResNet50 | LandmarkEncoder | None = None
         self.frozen_encoder = False
-        if config.encoder == "resnet50":
+        if config.encoder == "landmarks":
+            self.encoder = LandmarkEncoder(config.landmark_hidden, dim)
+        elif config.encoder == "resnet50":
             if dim != FEATURE_DIM:
                 raise ValueError(f"ResNet-50 gives {FEATURE_DIM}-d features, not feature_dim={dim}")
             self.encoder = ResNet50()
@@ -151,7 +154,8 @@ class SPSNet(nn.Module):
         return self
 
     def encode(self, frames: Tensor) -> Tensor:
-        """E: ``frames (B, T, 3, H, W)`` → ``f (B, T, d)``; no autograd graph when frozen."""
+        """E: ``frames (B, T, 3, H, W)`` (or landmarks ``(B, T, 33, 6)``) → ``f (B, T, d)``; no
+        autograd graph when frozen."""
         if self.encoder is None:
             raise ValueError("this SPS-Net has no image encoder (encoder: features): pass features")
         b, t = frames.shape[:2]
@@ -162,7 +166,8 @@ class SPSNet(nn.Module):
     def forward(
         self, frames: Tensor | None = None, features: Tensor | None = None
     ) -> dict[str, Tensor]:
-        """Estimate SMPL per frame from ``frames (B, T, 3, 224, 224)`` or ``features (B, T, d)``.
+        """Estimate SMPL per frame from ``frames (B, T, 3, 224, 224)`` (or, with the landmark
+        encoder, landmarks ``(B, T, 33, 6)``) or ``features (B, T, d)``.
 
         Returns ``rotmat (B, T, 24, 3, 3)``, ``pose6d (B, T, 144)``, ``pose (B, T, 72)``
         (axis-angle θ), ``betas (B, T, 10)`` (the video's one β repeated), ``cam (B, T, 3)`` (this

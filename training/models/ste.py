@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from training.models.landmark_input import LandmarkTokens
 from training.models.resnetv2 import ResNetV2
 from training.recipes.schema import MAEDConfig
 
@@ -227,7 +228,9 @@ class SpatialTemporalEncoder(nn.Module):
         super().__init__()
         dim = config.embed_dim
         self.num_frames = config.num_frames
-        self.patch_embed = HybridEmbed(config)
+        self.patch_embed: HybridEmbed | LandmarkTokens = (
+            HybridEmbed(config) if config.tokens == "patches" else LandmarkTokens(dim)
+        )
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + 1, dim))
         # SE (MSA-S only) has no temporal reasoning, hence no temporal encoding either.
@@ -262,7 +265,8 @@ class SpatialTemporalEncoder(nn.Module):
         return self.encode_tokens(self.embed(frames))
 
     def embed(self, frames: Tensor) -> Tensor:
-        """The per-frame part: clip ``(B, T, 3, H, W)`` → patch tokens ``(B, T, hw, d)``."""
+        """The per-frame part: clip ``(B, T, 3, H, W)`` → patch tokens ``(B, T, hw, d)``
+        (with landmark tokens: ``(B, T, 33, 6)`` → ``(B, T, 33, d)``)."""
         b, t = frames.shape[:2]
         return self.patch_embed(frames.flatten(0, 1)).unflatten(0, (b, t))
 

@@ -9,6 +9,8 @@ import yaml
 
 from training.recipes.schema import (
     DataConfig,
+    LandmarkDataConfig,
+    LandmarkNoise,
     LossWeights,
     MAEDConfig,
     ModelConfig,
@@ -23,6 +25,8 @@ RECIPES_DIR = Path(__file__).parent
 __all__ = [
     "RECIPES_DIR",
     "DataConfig",
+    "LandmarkDataConfig",
+    "LandmarkNoise",
     "LossWeights",
     "MAEDConfig",
     "ModelConfig",
@@ -72,10 +76,15 @@ def _read_recipe(name_or_path: str | Path) -> dict[str, Any]:
 
 def deep_merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """``base`` with ``changes`` laid over it, mappings merged key by key (as a recipe extends
-    another, and as Helm lays values files over each other)."""
+    another, and as Helm lays values files over each other); a mapping that names another
+    ``kind`` than the one it replaces (another kind of data) replaces it whole."""
     merged = dict(base)
     for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if (
+            isinstance(value, dict)
+            and isinstance(merged.get(key), dict)
+            and value.get("kind", merged[key].get("kind")) == merged[key].get("kind")
+        ):
             merged[key] = deep_merged(merged[key], value)
         else:
             merged[key] = value

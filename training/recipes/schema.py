@@ -20,9 +20,11 @@ class SPSNetConfig(_Strict):
     """SPS-Net (SPS-Net §3, §4.1)."""
 
     family: Literal["spsnet"] = "spsnet"
-    # Encoder E: "resnet50" (SPIN/HMR's layout, 2048-d) or "features" (precomputed features
-    # of feature_dim, as in VIBE-style dataset files: the model then has no image encoder).
-    encoder: Literal["resnet50", "features"] = "resnet50"
+    # Encoder E: "resnet50" (SPIN/HMR's layout, 2048-d), "features" (precomputed features
+    # of feature_dim, as in VIBE-style dataset files: the model then has no image encoder) or
+    # "landmarks" (an MLP on a frame's 33 BlazePose landmarks: the keypoint family).
+    encoder: Literal["resnet50", "features", "landmarks"] = "resnet50"
+    landmark_hidden: PositiveInt = 512  # the landmark encoder's hidden width
     freeze_encoder: bool = True
     feature_dim: PositiveInt = 2048
     # Temporal module: the self-attention A (Eq. 1-2), a GRU instead of A, or none (w/o A).
@@ -47,6 +49,9 @@ class MAEDConfig(_Strict):
     family: Literal["maed"] = "maed"
     image_size: PositiveInt = 224
     num_frames: PositiveInt = 16
+    # The spatial tokens of a frame: the ResNetV2 feature map's cells (the paper), or one token
+    # per BlazePose landmark (the keypoint family: a Linear of the landmark's channels).
+    tokens: Literal["patches", "landmarks"] = "patches"
     # BiT-style ResNetV2 backbone (stem + stages of bottlenecks), stride 16 with 3 stages.
     backbone_layers: tuple[PositiveInt, ...] = (3, 4, 9)
     backbone_width: PositiveInt = 64
@@ -111,6 +116,8 @@ class DataConfig(_Strict):
     """What a recipe trains and validates on. Paths are dataset files (VIBE/MAED layout) or
     AMASS-style motion files; relative paths are taken from the working directory."""
 
+    kind: Literal["files"] = "files"
+
     train: tuple[str, ...]
     val: tuple[str, ...] = ()
     # Real motion for SPS-Net's discriminator; empty: the built-in clips.
@@ -121,6 +128,42 @@ class DataConfig(_Strict):
     # The square crop's side is this times the box's longer side (VIBE's demo: 1.1).
     crop_scale: float = Field(1.1, gt=0.0)
     augment: bool = True  # MAED §4.2: flip, crop jitter, colour jitter, random erasing
+
+
+class LandmarkNoise(_Strict):
+    """The front-end's error added to exact synthetic landmarks (measured by ``meshcast bench
+    keypoint-noise``). Positions are in shares of the person box's longer side."""
+
+    position: float = Field(0.0, ge=0.0)  # Gaussian std of each landmark's 2D position
+    outlier_probability: float = Field(0.0, ge=0.0, le=1.0)  # a landmark far off
+    outlier: float = Field(0.0, ge=0.0)  # the std of an outlier's offset
+    world: float = Field(0.0, ge=0.0)  # metres: std of each metric 3D point, per axis
+    hidden_probability: float = Field(0.0, ge=0.0, le=1.0)  # a landmark reported invisible
+    missed_frame_probability: float = Field(0.0, ge=0.0, le=1.0)  # no landmarks at all
+    box_shift: float = Field(0.0, ge=0.0)  # std of the box centre's offset
+    box_scale: float = Field(0.0, ge=0.0)  # std of the log of the box side's factor
+
+
+class LandmarkDataConfig(_Strict):
+    """Synthetic landmark sequences (:mod:`training.data.landmark_clips`): the body driven by
+    the motion library, seen by random cameras, its 33 landmarks made from the mesh."""
+
+    kind: Literal["landmarks"]
+
+    clips: tuple[str, ...]  # built-in motion clips to train on
+    val_clips: tuple[str, ...] = ()  # to validate on (other motions, other seeds)
+    body: str = "standin"
+    crop_scale: float = Field(1.2, gt=0.0)  # the crop's side over the box's longer side
+    fps: tuple[float, float] = (10.0, 30.0)  # the video's frame rate is drawn in this range
+    image_size: tuple[PositiveInt, PositiveInt] = (768, 576)  # (W, H)
+    train_items: PositiveInt = 12_000  # clips posed once; each draw adds fresh noise
+    # Frames posed per clip: at least the longest clip a recipe of this data reads (T + 1 with
+    # L_camera), so that recipes of different T share the posed clips.
+    frames: PositiveInt = 17
+    val_items: PositiveInt = 256
+    # The posed clips, shared by recipes of the same data; None: posed anew by every run.
+    cache_dir: str | None = "data/landmarks"
+    noise: LandmarkNoise = LandmarkNoise()
 
 
 class TrainingConfig(_Strict):
@@ -153,5 +196,5 @@ class Recipe(_Strict):
     model: ModelConfig
     losses: LossWeights = LossWeights()
     training: TrainingConfig | None = None
-    data: DataConfig | None = None
+    data: DataConfig | LandmarkDataConfig | None = None
     reported: ReportedFigures | None = None

@@ -52,7 +52,14 @@ from training.body.model import BodyModel
 from training.data.dataset_file import write_dataset_file
 from training.synth.backgrounds import background_window
 from training.synth.rasterize import Mesh, rasterize
-from training.synth.scene import Scene, background_shift, face_parts, sample_scene
+from training.synth.scene import (
+    Camera,
+    Person,
+    Scene,
+    background_shift,
+    face_parts,
+    sample_scene,
+)
 
 VIDEO_FPS = 30.0
 MIN_PERSON_HEIGHT_FRACTION = 0.15  # smaller people give crops of a few pixels' detail
@@ -89,16 +96,14 @@ def _video_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(split.encode()), index]))
 
 
-def _posed_in_camera(
-    body: BodyModel, scene: Scene, person: int
+def posed_in_camera(
+    body: BodyModel, track: Person, camera: Camera
 ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
     """One person in the camera frame over the video's F frames.
 
     Returns ``pose (F, 72)`` with the camera-frame global orientation, ``vertices (F, V, 3)``
     and ``joints (F, 49, 3)`` in metres in the camera frame.
     """
-    track = scene.people[person]
-    camera = scene.camera
     frames = len(track.pose)
     root = Rotation.from_matrix(camera.rotation) * Rotation.from_rotvec(
         track.pose[:, :3].astype(np.float64)
@@ -129,7 +134,7 @@ def _posed_in_camera(
     return pose, vertices, joints
 
 
-def _project(points: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+def project(points: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
     """Pixels ``(..., 2)`` of camera-frame ``points (..., 3)``."""
     homogeneous = points @ intrinsics.T
     return homogeneous[..., :2] / homogeneous[..., 2:3]
@@ -208,7 +213,7 @@ def _render_video(
     camera = scene.camera
     frames = len(camera.rotation)
     parts = face_parts(body)
-    posed = [_posed_in_camera(body, scene, p) for p in range(len(scene.people))]
+    posed = [posed_in_camera(body, person, scene.camera) for person in scene.people]
     face_colours = np.concatenate(
         [person.part_colours[parts] for person in scene.people]
         + [np.repeat(o.colour[None], len(o.faces), axis=0) for o in scene.occluders]
@@ -246,14 +251,14 @@ def _render_video(
             )
             writer.write(image)
             for person, (pose, vertices, joints) in enumerate(posed):
-                vertex_pixels = _project(
+                vertex_pixels = project(
                     vertices[frame].numpy().astype(np.float64), camera.intrinsics
                 )
                 bbox = _bbox(vertex_pixels)
                 if not _keep(bbox, width, height):
                     continue
                 joints3d = joints[frame].numpy().astype(np.float64)
-                pixels = _project(joints3d, camera.intrinsics)
+                pixels = project(joints3d, camera.intrinsics)
                 confidence = _joint_confidence(pixels, joints3d[:, 2], item, person)
                 person_dir = mask_dir / f"p{person}"
                 person_dir.mkdir(parents=True, exist_ok=True)

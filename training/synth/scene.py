@@ -175,9 +175,10 @@ def _sample_motion(
     return MotionClip(clip.name, clip.fps, clip.pose, clip.transl - centre, clip.loop)
 
 
-def _sample_person(
+def sample_person(
     rng: np.random.Generator, num_frames: int, fps: float, clips: Sequence[str]
 ) -> Person:
+    """One body with a varied motion of ``num_frames`` frames from the built-in ``clips``."""
     clip = _sample_motion(rng, num_frames, fps, clips)
     turn = _turn_about_up(rng.uniform(-np.pi, np.pi))
     radius = PLACEMENT_RADIUS_M * math.sqrt(rng.random())  # uniform over the disc
@@ -209,20 +210,28 @@ def look_at(position: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.stack([right, down, forward])
 
 
-def _sample_camera(
-    rng: np.random.Generator, num_frames: int, image_size: tuple[int, int]
+def sample_camera(
+    rng: np.random.Generator,
+    num_frames: int,
+    image_size: tuple[int, int],
+    *,
+    person_fraction: tuple[float, float] = PERSON_FRACTION,
+    camera_height: tuple[float, float] = CAMERA_HEIGHT_M,
 ) -> Camera:
+    """A camera over ``num_frames`` frames of ``image_size`` = (W, H) pixels, at a distance
+    where a person at the scene centre spans ``person_fraction`` of the frame height and at
+    ``camera_height`` metres above the ground."""
     width, height = image_size
     focal = (width / 2.0) / math.tan(math.radians(rng.uniform(*FOV_DEG)) / 2.0)
     intrinsics = np.array(
         [[focal, 0.0, (width - 1) / 2.0], [0.0, focal, (height - 1) / 2.0], [0.0, 0.0, 1.0]]
     )
-    distance = focal * PERSON_HEIGHT_M / (rng.uniform(*PERSON_FRACTION) * height)
+    distance = focal * PERSON_HEIGHT_M / (rng.uniform(*person_fraction) * height)
     azimuth = rng.uniform(-np.pi, np.pi)
-    camera_height = rng.uniform(*CAMERA_HEIGHT_M)
+    height_m = rng.uniform(*camera_height)
     target = np.array([0.0, rng.uniform(*LOOK_AT_HEIGHT_M), 0.0])
-    ground = math.sqrt(max(distance**2 - (camera_height - target[1]) ** 2, 1.0))
-    position = np.array([ground * math.sin(azimuth), camera_height, ground * math.cos(azimuth)])
+    ground = math.sqrt(max(distance**2 - (height_m - target[1]) ** 2, 1.0))
+    position = np.array([ground * math.sin(azimuth), height_m, ground * math.cos(azimuth)])
     base = look_at(position, target)
 
     motion = CAMERA_MOTIONS[int(rng.integers(len(CAMERA_MOTIONS)))]
@@ -303,8 +312,8 @@ def sample_scene(
             + ", ".join(list_builtin_clips())
         )
     width, height = image_size
-    people = [_sample_person(rng, num_frames, fps, clips) for _ in range(num_people)]
-    camera = _sample_camera(rng, num_frames, image_size)
+    people = [sample_person(rng, num_frames, fps, clips) for _ in range(num_people)]
+    camera = sample_camera(rng, num_frames, image_size)
     occluders = [
         _sample_occluder(rng, camera, people)
         for _ in range(int(rng.integers(OCCLUDERS_MAX, endpoint=True)))

@@ -161,6 +161,17 @@ def load_network(path: Path) -> tuple[Recipe, nn.Module]:
     return recipe, network.eval()
 
 
+def save_network_only(source: Path, target: Path) -> None:
+    """Write checkpoint ``source``'s recipe, network weights and the step it reached, without
+    optimisers, discriminator or random states: what a trained model ships as
+    (:func:`load_network` reads it; a run cannot resume from it)."""
+    contents = torch.load(source, map_location="cpu", weights_only=False)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    torch.save({key: contents[key] for key in ("recipe", "network", "iteration")}, partial)
+    os.replace(partial, target)
+
+
 def initialise_from(network: nn.Module, path: str | Path) -> list[str]:
     """Copy into ``network`` every tensor of the checkpoint at ``path`` whose name and shape
     match one of its own; return the names copied. The rest keeps its initialisation.

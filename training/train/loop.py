@@ -46,11 +46,12 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from torch.utils.tensorboard import SummaryWriter
 
 from training.body import BodyModel, load_body_model
+from training.data import landmark_clips
 from training.evaluation import metrics
 from training.losses import weighted_total
 from training.models import build_model
 from training.models.motion_discriminator import MotionDiscriminator
-from training.recipes import DataConfig, Recipe, SPSNetConfig, TrainingConfig
+from training.recipes import DataConfig, LandmarkDataConfig, Recipe, SPSNetConfig, TrainingConfig
 from training.train.checkpoint import (
     BEST,
     LATEST,
@@ -168,10 +169,14 @@ def train(
     process = _start_process(device)
     try:
         _seed_everything(schedule.seed)
-        datasets = data or _read_datasets(recipe, schedule)
         if body is None:
             body = recipe.data.body if recipe.data else DataConfig.model_fields["body"].default
-        body_model = (load_body_model(body) if isinstance(body, str) else body).to(process.device)
+        body_model = load_body_model(body) if isinstance(body, str) else body
+        if isinstance(recipe.data, LandmarkDataConfig):
+            # Landmark data and the losses on joints need a few of the mesh's vertices only.
+            body_model = body_model.restricted(landmark_clips.box_vertices(body_model))
+        datasets = data or _read_datasets(recipe, schedule, body_model)
+        body_model = body_model.to(process.device)
         if validate is None and datasets.val is not None:
             validate = _pa_mpjpe_validator(datasets.val, body_model, process, schedule)
         session = _start_session(recipe, schedule, process, body_model, validate, run_dir)
@@ -217,20 +222,37 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def _read_datasets(recipe: Recipe, schedule: TrainingConfig) -> TrainingData:
-    """The recipe's datasets; the readers are imported here, only when a run reads files."""
+def _read_datasets(recipe: Recipe, schedule: TrainingConfig, body: BodyModel) -> TrainingData:
+    """The recipe's datasets: clips of its dataset files, or landmark clips made on the fly
+    with ``body``; the readers are imported here, only when a run reads them."""
     from training.data.motion_windows import MotionWindows
     from training.data.video_clips import VideoClips
 
     assert recipe.data is not None  # checked by _schedule
-    extra = clip_frames(recipe, schedule.clip_length) - schedule.clip_length
-    train = VideoClips.from_config(recipe.data, schedule, split="train", extra_frames=extra)
-    val = None
-    if recipe.data.val:
-        val = VideoClips.from_config(recipe.data, schedule, split="val")
+    frames = clip_frames(recipe, schedule.clip_length)
+    train: Dataset[Any]
+    val: Dataset[Any] | None = None
+    if isinstance(recipe.data, LandmarkDataConfig):
+        config, seed = recipe.data, schedule.seed
+        cache = Path(config.cache_dir) if config.cache_dir else None
+        train = landmark_clips.LandmarkClips(
+            config, frames, split="train", seed=seed, body=body, cache_dir=cache
+        )
+        val = landmark_clips.LandmarkClips(
+            config, schedule.clip_length, split="val", seed=seed, body=body, cache_dir=cache
+        )
+        # Posed here, once, before data-loading workers fork (they share the arrays).
+        train.posed, val.posed  # noqa: B018
+        motion_files: tuple[str, ...] = ()
+    else:
+        extra = frames - schedule.clip_length
+        train = VideoClips.from_config(recipe.data, schedule, split="train", extra_frames=extra)
+        if recipe.data.val:
+            val = VideoClips.from_config(recipe.data, schedule, split="val")
+        motion_files = recipe.data.motion
     motion = None
     if recipe.losses.adversarial != 0:
-        motion = MotionWindows(recipe.data.motion, schedule.clip_length)
+        motion = MotionWindows(motion_files, schedule.clip_length)
     return TrainingData(train, val, motion)
 
 

@@ -61,6 +61,8 @@ FAMILY_TERMS = {
     "maed": COMMON_TERMS | {"norm"},
 }
 PARAM_TERMS = ("param_shape", "param_pose", "param_camera")  # in ParameterConsistency's order
+# What an SPS-Net that reads no images reads instead, as its errors name it.
+_INPUTS = {"features": "precomputed features", "landmarks": "landmarks"}
 
 Batch = Mapping[str, Tensor]
 
@@ -106,11 +108,14 @@ def check_terms(recipe: Recipe) -> None:
         return
     if recipe.losses.feature != 0 and not config.forecasting:
         raise ValueError(f"{recipe.name}: L_feature needs the forecasting module F")
-    if config.encoder == "features" and active_terms(recipe.losses) & set(PARAM_TERMS):
+    active = active_terms(recipe.losses)
+    if config.encoder != "resnet50" and active & set(PARAM_TERMS):
         raise ValueError(
-            f"{recipe.name}: L_param occludes frames, which precomputed features cannot show; "
-            "use an image encoder or set param_shape, param_pose and param_camera to 0"
+            f"{recipe.name}: L_param occludes frames, which {_INPUTS[config.encoder]} cannot "
+            "show; use an image encoder or set param_shape, param_pose and param_camera to 0"
         )
+    if config.encoder == "landmarks" and "mask" in active:
+        raise ValueError(f"{recipe.name}: landmark data has no person masks; set mask to 0")
 
 
 def reads_features(model: nn.Module) -> bool:
@@ -118,12 +123,18 @@ def reads_features(model: nn.Module) -> bool:
     return isinstance(model, SPSNet) and model.encoder is None
 
 
+def per_frame_inputs(batch: Batch) -> Tensor:
+    """What a network's per-frame part reads: ``batch["landmarks"] (B, T, 33, 6)`` for the
+    keypoint families' data, else the crops ``batch["frames"] (B, T, 3, S, S)``."""
+    return batch["landmarks"] if "landmarks" in batch else batch["frames"]
+
+
 def predict(model: nn.Module, batch: Batch) -> dict[str, Tensor]:
     """The network's outputs on a batch: ``batch["features"] (B, T, D)`` for a network that
-    reads features, else ``batch["frames"] (B, T, 3, S, S)``."""
+    reads features, else :func:`per_frame_inputs`."""
     if reads_features(model):
         return dict(model(features=batch["features"]))
-    return dict(model(batch["frames"]))
+    return dict(model(per_frame_inputs(batch)))
 
 
 class Objective(nn.Module):
@@ -161,7 +172,7 @@ class Objective(nn.Module):
         """
         length = batch["keypoints_2d"].shape[1] - int(self.shifted_pair)
         first = slice(0, length)
-        inputs = self._inputs(batch["frames"], batch.get("features"))
+        inputs = self._inputs(per_frame_inputs(batch), batch.get("features"))
         out = self._run(inputs[:, first])
         terms: dict[str, Tensor] = {}
         if self.shifted_pair:
@@ -185,8 +196,8 @@ class Objective(nn.Module):
         """What the network's temporal part reads for every frame of the batch.
 
         SPS-Net: the features ``(B, T, D)``, encoded here once for all frames (the encoder is
-        per frame, so the two segments of L_camera share them). MAED: the frames, whose
-        encoder mixes frames and so must see each segment whole.
+        per frame, so the two segments of L_camera share them). MAED: the frames (or
+        landmarks), whose encoder mixes frames and so must see each segment whole.
         """
         if not isinstance(self.network, SPSNet):
             return frames

@@ -55,10 +55,41 @@ def test_each_ablation_is_its_base_with_one_switch(name, expected):
 # Recipes that are not one switch away from a paper recipe: the papers' own and their stages.
 BASE_RECIPES = {"spsnet_paper", "maed_paper", "maed_stage1", "maed_stage2"}
 CPU_RECIPES = {"spsnet_cpu", "spsnet_frame_cpu", "spsnet_image_cpu", "maed_cpu", "maed_spatial_cpu"}
+# The keypoint families and their frame-only baselines.
+KEYPOINT_RECIPES = {
+    "spsnet_keypoints", "spsnet_keypoints_frame", "maed_keypoints", "maed_keypoints_frame"
+}  # fmt: skip
 
 
 def test_every_recipe_is_a_base_or_a_listed_ablation():
-    assert set(list_recipes()) == set(ABLATIONS) | BASE_RECIPES | CPU_RECIPES
+    assert set(list_recipes()) == set(ABLATIONS) | BASE_RECIPES | CPU_RECIPES | KEYPOINT_RECIPES
+
+
+@pytest.mark.parametrize(
+    ("baseline", "temporal", "switches"),
+    [
+        (
+            "spsnet_keypoints_frame",
+            "spsnet_keypoints",
+            {"model.temporal", "model.forecasting", "losses.feature", "losses.camera",
+             "losses.adversarial"},
+        ),
+        ("maed_keypoints_frame", "maed_keypoints", {"model.block"}),
+    ],
+)  # fmt: skip
+def test_a_keypoint_baseline_differs_from_its_family_only_by_its_temporal_parts(
+    baseline: str, temporal: str, switches: set[str]
+) -> None:
+    ours, theirs = flat(baseline), flat(temporal)
+    assert {key for key in ours if ours[key] != theirs[key]} == switches
+    assert load_recipe(baseline).data == load_recipe(temporal).data
+    assert load_recipe(baseline).training == load_recipe(temporal).training
+
+
+def test_a_recipe_of_another_kind_of_data_replaces_the_data_it_extends():
+    data = load_recipe("spsnet_keypoints").data
+    assert data is not None
+    assert data.kind == "landmarks"  # not merged with spsnet_paper's dataset files
 
 
 def test_the_frame_baseline_differs_from_spsnet_cpu_only_by_its_temporal_modules():

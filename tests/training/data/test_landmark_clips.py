@@ -1,0 +1,110 @@
+"""Synthetic landmark clips: what the keypoint families train on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from training.body import BodyModel, load_body_model
+from training.body.joint_sets import SPIN49_NAMES
+from training.body.landmarks import BLAZEPOSE_NAMES, HIP_LANDMARKS
+from training.data.landmark_clips import GUESSED_VISIBILITY, LandmarkClips, crop_squares, to_crop
+from training.recipes import LandmarkDataConfig, LandmarkNoise
+
+FRAMES = 6
+EXACT = LandmarkNoise()
+NOISY = LandmarkNoise(
+    position=0.03, outlier_probability=0.05, outlier=0.15, world=0.04,
+    hidden_probability=0.2, missed_frame_probability=0.2, box_shift=0.04, box_scale=0.08,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def body() -> BodyModel:
+    return load_body_model("standin")
+
+
+def clips(body: BodyModel, noise: LandmarkNoise, cache: Path | None = None) -> LandmarkClips:
+    config = LandmarkDataConfig(
+        kind="landmarks", clips=("walk", "jump"), train_items=4, val_items=2, noise=noise
+    )
+    return LandmarkClips(config, FRAMES, split="train", seed=3, body=body, cache_dir=cache)
+
+
+def test_a_clip_holds_every_field_a_training_batch_needs(body: BodyModel) -> None:
+    clip = clips(body, NOISY)[0]
+    assert clip["landmarks"].shape == (FRAMES, 33, 6)
+    assert clip["keypoints_2d"].shape == (FRAMES, 49, 3)
+    assert clip["joints_3d"].shape == (FRAMES, 49, 4)
+    assert clip["pose"].shape == (FRAMES, 72)
+    assert clip["betas"].shape == (FRAMES, 10)
+    assert all(value.dtype != torch.float64 for value in clip.values())
+    assert clip["has_smpl"].all()
+
+
+def test_exact_landmarks_agree_with_the_joint_labels_of_the_same_crop(body: BodyModel) -> None:
+    clip = clips(body, EXACT)[1]
+    landmarks, keypoints = clip["landmarks"], clip["keypoints_2d"]
+    for name in ("left_hip", "right_knee", "left_wrist", "right_shoulder"):
+        # the same joint of the body, projected into the same crop
+        torch.testing.assert_close(
+            landmarks[:, BLAZEPOSE_NAMES.index(name), :2],
+            keypoints[:, SPIN49_NAMES.index(name), :2],
+            atol=1e-4,
+            rtol=0,
+        )
+    # the metric points are the camera-frame points about the hips' midpoint
+    world = landmarks[..., 3:]
+    torch.testing.assert_close(world[:, list(HIP_LANDMARKS)].mean(dim=1), torch.zeros(FRAMES, 3))
+    knee = clip["joints_3d"][:, SPIN49_NAMES.index("right_knee"), :3]
+    ankle = clip["joints_3d"][:, SPIN49_NAMES.index("right_ankle"), :3]
+    knee_row, ankle_row = BLAZEPOSE_NAMES.index("right_knee"), BLAZEPOSE_NAMES.index("right_ankle")
+    torch.testing.assert_close(
+        world[:, knee_row] - world[:, ankle_row],
+        knee - ankle,
+        atol=1e-5,
+        rtol=0,
+    )
+    # a tight crop of a person in view: its landmarks lie inside the square
+    assert landmarks[..., :2].abs().max() <= 1.0
+
+
+def test_noise_hides_landmarks_and_drops_whole_frames(body: BodyModel) -> None:
+    noise = NOISY.model_copy(update={"hidden_probability": 1.0})
+    landmarks = clips(body, noise)[0]["landmarks"]
+    assert (landmarks[..., 2] <= GUESSED_VISIBILITY[1]).all()
+    dropped = clips(body, NOISY.model_copy(update={"missed_frame_probability": 1.0}))[0]
+    assert (dropped["landmarks"] == 0).all()
+
+
+def test_an_item_is_fixed_by_its_seed_and_epoch_and_only_its_noise_changes(
+    body: BodyModel,
+) -> None:
+    data = clips(body, NOISY)
+    first, again = data[2], data[2]
+    torch.testing.assert_close(first["landmarks"], again["landmarks"])
+    data.set_epoch(1)
+    later = data[2]
+    torch.testing.assert_close(later["pose"], first["pose"])  # the same posed clip
+    assert not torch.equal(later["landmarks"], first["landmarks"])  # its noise drawn anew
+
+
+def test_posed_clips_are_cached_and_read_back(body: BodyModel, tmp_path: Path) -> None:
+    made = clips(body, EXACT, tmp_path)
+    posed = made.posed
+    (cached,) = tmp_path.glob("landmarks_train_*.npz")
+    read = clips(body, EXACT, tmp_path)
+    for name, value in read.posed._asdict().items():
+        np.testing.assert_array_equal(value, getattr(posed, name))
+    assert cached.stat().st_size > 0
+
+
+def test_squares_and_crop_coordinates() -> None:
+    boxes = np.array([[10.0, 20.0, 30.0, 60.0]])
+    squares = crop_squares(boxes, 1.5)
+    np.testing.assert_allclose(squares, [[20.0, 40.0, 60.0]])
+    edge = to_crop(np.array([[[50.0, 40.0], [20.0, 10.0]]]), squares)
+    np.testing.assert_allclose(edge, [[[1.0, 0.0], [0.0, -1.0]]])

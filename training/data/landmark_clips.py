@@ -1,0 +1,327 @@
+"""Training clips for the keypoint families: synthetic landmark sequences with exact labels.
+
+Each item is one person over T frames. Posing it is the costly part and is done once per item
+(:func:`pose_clip`, from the item's own seed): the body (stand-in or SMPL) with a random shape
+plays a varied motion of the library (:func:`training.synth.scene.sample_person`: speed,
+mirroring, blending into a second clip, smooth joint noise), seen by a random camera
+(:func:`training.synth.scene.sample_camera`, with the ranges of :data:`CAMERA_RANGES`) at a
+frame rate drawn from the recipe's range; its BlazePose landmarks come from the mesh
+(:mod:`training.body.landmarks`). Every draw of the item then lays them out as the service gives
+them to the network (:mod:`training.models.landmark_input`) with fresh front-end error
+(:class:`~training.recipes.LandmarkNoise`, :func:`noisy_clip`):
+
+* the box is the projected mesh's, clipped to the frame (what a detector draws), its centre
+  and size jittered; the crop is its square of side ``crop_scale`` × the longer side;
+* every landmark's 2D position gets Gaussian noise, a few are outliers; landmarks outside the
+  frame, and a random share of the others, are reported with a low visibility and a worse
+  position (BlazePose still guesses them); some frames are missed altogether (all zeros);
+* the metric 3D points are the landmarks in the camera frame less their hips' midpoint, with
+  Gaussian noise.
+
+Labels follow :class:`~training.data.batch.Clip`: SPIN's 49 joints in the same crop and in the
+camera frame, the pose with its camera-frame orientation, β. Item ``i`` is posed from
+``(seed, split, i)`` and its noise of epoch ``e`` drawn from ``(seed, split, i, e)``
+(validation items' from ``e = 0``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zlib
+from pathlib import Path
+from typing import NamedTuple, TypedDict
+
+import numpy as np
+import torch
+from rich.progress import Progress
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from training.body import BodyModel, load_body_model
+from training.body.landmarks import HIP_LANDMARKS, NUM_LANDMARKS, landmark_regressor
+from training.models.landmark_input import NUM_CHANNELS
+from training.recipes.schema import LandmarkDataConfig, LandmarkNoise
+from training.synth.generate import posed_in_camera, project
+from training.synth.scene import sample_camera, sample_person
+
+# Wider than the rendered videos': people from a fifth to most of the frame height, cameras
+# from knee height to a first floor (street cameras such as vtest.avi's look down on people).
+CAMERA_RANGES = {"person_fraction": (0.15, 0.9), "camera_height": (0.4, 6.0)}
+# Visibility BlazePose reports for landmarks it sees, and for those it guesses.
+SEEN_VISIBILITY = (0.75, 1.0)
+GUESSED_VISIBILITY = (0.0, 0.4)
+GUESSED_NOISE_FACTOR = 3.0  # a guessed landmark's position error, times a seen one's
+_X, _Y, _VISIBILITY, _WORLD = 0, 1, 2, slice(3, 6)
+# One vertex in this many outlines the body for its box (~550 of the stand-in's 13,718: the
+# box comes out within a centimetre of the whole mesh's).
+BOX_VERTEX_STEP = 25
+
+
+def box_vertices(body: BodyModel) -> np.ndarray:
+    """The vertices whose projection gives a person's box."""
+    return np.arange(0, body.num_vertices, BOX_VERTEX_STEP)
+
+
+class LandmarkClip(TypedDict):
+    """One training item; as :class:`~training.data.batch.Clip`, with landmarks for frames."""
+
+    landmarks: Tensor  # (T, 33, 6): see training.models.landmark_input
+    keypoints_2d: Tensor  # (T, 49, 3): crop coordinates in [-1, 1], confidence 1
+    joints_3d: Tensor  # (T, 49, 4): metres, camera frame, validity 1
+    pose: Tensor  # (T, 72)
+    betas: Tensor  # (T, 10)
+    has_smpl: Tensor  # (T,) bool
+    frame_ids: Tensor  # (T,) long
+
+
+def crop_squares(boxes: np.ndarray, crop_scale: float) -> np.ndarray:
+    """``(F, 4)`` boxes ``x1, y1, x2, y2`` → ``(F, 3)`` squares ``cx, cy, side``."""
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2.0
+    side = crop_scale * (boxes[:, 2:] - boxes[:, :2]).max(axis=1)
+    return np.concatenate([centre, side[:, None]], axis=1)
+
+
+def to_crop(pixels: np.ndarray, squares: np.ndarray) -> np.ndarray:
+    """Pixels ``(F, J, 2)`` → crop coordinates in [−1, 1] of the squares ``(F, 3)``."""
+    return (pixels - squares[:, None, :2]) / (squares[:, None, 2:] / 2.0)
+
+
+def frame_boxes(vertex_pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The box ``(F, 4)`` of each frame's projected vertices ``(F, V, 2)``, clipped to the
+    frame (at least a pixel wide)."""
+    low = np.clip(vertex_pixels.min(axis=1), 0.0, [width - 2.0, height - 2.0])
+    high = np.clip(vertex_pixels.max(axis=1), low + 1.0, [width - 1.0, height - 1.0])
+    return np.concatenate([low, np.maximum(high, low + 1.0)], axis=1)
+
+
+def jitter_boxes(boxes: np.ndarray, noise: LandmarkNoise, rng: np.random.Generator) -> np.ndarray:
+    """Boxes moved and scaled as a detector's differ from the true ones, frame by frame."""
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2.0
+    size = boxes[:, 2:] - boxes[:, :2]
+    side = size.max(axis=1, keepdims=True)
+    centre = centre + rng.normal(0.0, noise.box_shift, centre.shape) * side
+    size = size * np.exp(rng.normal(0.0, noise.box_scale, (len(boxes), 1)))
+    return np.concatenate([centre - size / 2.0, centre + size / 2.0], axis=1)
+
+
+def noisy_landmarks(
+    crop: np.ndarray,
+    world: np.ndarray,
+    in_frame: np.ndarray,
+    scale: float,
+    noise: LandmarkNoise,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The network's input ``(F, 33, 6)`` from exact landmarks with the front-end's error.
+
+    Args:
+        crop: ``(F, 33, 2)`` exact crop coordinates; world: ``(F, 33, 3)`` hip-centred metres.
+        in_frame: ``(F, 33)`` whether each landmark lies inside the frame.
+        scale: crop units a share of the box's longer side spans (``2 / crop_scale``).
+    """
+    frames = len(crop)
+    guessed = ~in_frame | (rng.random(in_frame.shape) < noise.hidden_probability)
+    std = np.where(guessed, GUESSED_NOISE_FACTOR, 1.0)[..., None] * noise.position * scale
+    position = crop + rng.normal(0.0, 1.0, crop.shape) * std
+    outlier = rng.random(in_frame.shape) < noise.outlier_probability
+    position += outlier[..., None] * rng.normal(0.0, noise.outlier * scale, crop.shape)
+    visibility = np.where(
+        guessed, rng.uniform(*GUESSED_VISIBILITY, guessed.shape), rng.uniform(*SEEN_VISIBILITY)
+    )
+    out = np.zeros((frames, NUM_LANDMARKS, NUM_CHANNELS), dtype=np.float32)
+    out[..., _X], out[..., _Y] = position[..., 0], position[..., 1]
+    out[..., _VISIBILITY] = visibility
+    out[..., _WORLD] = world + rng.normal(0.0, noise.world, world.shape)
+    missed = rng.random(frames) < noise.missed_frame_probability
+    out[missed] = 0.0
+    return out
+
+
+class PosedClips(NamedTuple):
+    """Exact, noise-free clips of ``F`` frames, stacked: ``(N, F, …)`` arrays (one clip: N = 1).
+
+    What posing the body costs is done here once; noise is added per draw (:func:`noisy_clip`).
+    """
+
+    landmark_pixels: np.ndarray  # (N, F, 33, 2) the landmarks projected into the frame
+    landmark_points: np.ndarray  # (N, F, 33, 3) metres, camera frame
+    boxes: np.ndarray  # (N, F, 4) x1, y1, x2, y2: the projected body's box, clipped to the frame
+    joint_pixels: np.ndarray  # (N, F, 49, 2) SPIN's 49 joints projected into the frame
+    joints: np.ndarray  # (N, F, 49, 3) metres, camera frame
+    pose: np.ndarray  # (N, F, 72) axis-angle, camera-frame global orientation
+    betas: np.ndarray  # (N, 10)
+    frame_size: np.ndarray  # (N, 2) width, height
+
+
+def pose_clip(
+    body: BodyModel, regressor: Tensor, config: LandmarkDataConfig, frames: int,
+    clips: tuple[str, ...], rng: np.random.Generator,
+) -> PosedClips:  # fmt: skip
+    """One exact clip (N = 1): a varied motion of ``clips`` seen by a random camera."""
+    width, height = config.image_size
+    person = sample_person(rng, frames, rng.uniform(*config.fps), clips)
+    camera = sample_camera(rng, frames, config.image_size, **CAMERA_RANGES)
+    pose, vertices, joints = posed_in_camera(body, person, camera)
+    points = torch.einsum("lv,fvc->flc", regressor, vertices).numpy()  # (F, 33, 3)
+    intrinsics = camera.intrinsics
+    joints_np = joints.numpy()
+    return PosedClips(
+        landmark_pixels=project(points, intrinsics)[None].astype(np.float32),
+        landmark_points=points[None],
+        boxes=frame_boxes(project(vertices.numpy(), intrinsics), width, height)[None],
+        joint_pixels=project(joints_np, intrinsics)[None].astype(np.float32),
+        joints=joints_np[None],
+        pose=pose[None].astype(np.float32),
+        betas=person.betas[None],
+        frame_size=np.array([[width, height]]),
+    )
+
+
+def noisy_clip(
+    posed: PosedClips,
+    item: int,
+    frames: int,
+    crop_scale: float,
+    noise: LandmarkNoise,
+    rng: np.random.Generator,
+) -> LandmarkClip:
+    """The first ``frames`` frames of clip ``item`` of ``posed`` as the network reads them,
+    with the front-end's error."""
+    pixels, points = posed.landmark_pixels[item, :frames], posed.landmark_points[item, :frames]
+    width, height = posed.frame_size[item]
+    squares = crop_squares(jitter_boxes(posed.boxes[item, :frames], noise, rng), crop_scale)
+    in_frame = (
+        (pixels[..., 0] >= 0) & (pixels[..., 0] < width)
+        & (pixels[..., 1] >= 0) & (pixels[..., 1] < height)
+    )  # fmt: skip
+    hips = points[:, HIP_LANDMARKS].mean(axis=1, keepdims=True)
+    landmarks = noisy_landmarks(
+        to_crop(pixels, squares), points - hips, in_frame, 2.0 / crop_scale, noise, rng
+    )
+    joints = posed.joints[item, :frames]
+    keypoints = to_crop(posed.joint_pixels[item, :frames], squares)
+    ones = np.ones((frames, joints.shape[1], 1), dtype=np.float32)
+    return LandmarkClip(
+        landmarks=torch.from_numpy(landmarks),
+        keypoints_2d=torch.from_numpy(np.concatenate([keypoints, ones], -1)).float(),
+        joints_3d=torch.from_numpy(np.concatenate([joints, ones], -1)).float(),
+        pose=torch.from_numpy(posed.pose[item, :frames]),
+        betas=torch.from_numpy(np.repeat(posed.betas[item][None], frames, axis=0)).float(),
+        has_smpl=torch.ones(frames, dtype=torch.bool),
+        frame_ids=torch.arange(frames),
+    )
+
+
+def stack(clips: list[PosedClips]) -> PosedClips:
+    """Several posed clips as one."""
+    return PosedClips(*(np.concatenate(arrays) for arrays in zip(*clips, strict=True)))
+
+
+class LandmarkClips(Dataset[LandmarkClip]):
+    """Synthetic landmark clips of ``clip_length`` frames (see the module docstring).
+
+    The split's clips are posed once (``config.train_items`` or ``config.val_items`` of them,
+    each from its own seed) and kept in memory, and cached in ``cache_dir`` when given (a file
+    named by everything that makes them, which every recipe with the same data shares); each
+    draw of an item adds fresh noise, so epochs differ while posing costs nothing more.
+    """
+
+    def __init__(
+        self,
+        config: LandmarkDataConfig,
+        clip_length: int,
+        *,
+        split: str,
+        seed: int,
+        body: BodyModel | None = None,
+        noise: LandmarkNoise | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
+        if clip_length > config.frames:
+            raise ValueError(
+                f"clips of {clip_length} frames, but the data poses {config.frames} (data.frames)"
+            )
+        self.config = config
+        self.clip_length = clip_length
+        self.split = split
+        self.seed = seed
+        self.clips = config.clips if split == "train" else (config.val_clips or config.clips)
+        self.items = config.train_items if split == "train" else config.val_items
+        self.noise = config.noise if noise is None else noise
+        body = body or load_body_model(config.body)
+        if body.faces.numel():  # a whole body: keep what the clips need
+            body = body.restricted(box_vertices(body))
+        self.body = body
+        self.regressor = torch.from_numpy(
+            landmark_regressor(self.body.J_regressor.cpu().numpy(), self.body.landmarks)
+        )
+        self.cache_dir = cache_dir
+        self.epoch = 0
+        self._posed: PosedClips | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the training items' noise of ``epoch`` (validation items never change)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.items
+
+    def _rng(self, *words: int) -> np.random.Generator:
+        return np.random.default_rng(
+            np.random.SeedSequence([self.seed, zlib.crc32(self.split.encode()), *words])
+        )
+
+    def make_clip(self, rng: np.random.Generator) -> LandmarkClip:
+        """A clip posed and made noisy from ``rng`` alone (not one of the posed items)."""
+        posed = pose_clip(self.body, self.regressor, self.config, self.clip_length, self.clips, rng)
+        return noisy_clip(posed, 0, self.clip_length, self.config.crop_scale, self.noise, rng)
+
+    @property
+    def posed(self) -> PosedClips:
+        """The split's exact clips, posed (or read from the cache) on first use."""
+        if self._posed is None:
+            self._posed = self._load_or_pose()
+        return self._posed
+
+    def _cache_file(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        config = self.config.model_dump(mode="json", exclude={"noise", "crop_scale", "cache_dir"})
+        key = json.dumps(
+            [config, self.split, self.seed, self.clips, self.items, self.body.name, CAMERA_RANGES],
+            sort_keys=True,
+        )
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return self.cache_dir / f"landmarks_{self.split}_{digest}.npz"
+
+    def _load_or_pose(self) -> PosedClips:
+        path = self._cache_file()
+        if path is not None and path.is_file():
+            with np.load(path) as arrays:
+                return PosedClips(**{name: arrays[name] for name in PosedClips._fields})
+        clips = []
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"posing {self.items} {self.split} clips", total=self.items)
+            for index in range(self.items):
+                clips.append(
+                    pose_clip(
+                        self.body, self.regressor, self.config, self.config.frames, self.clips,
+                        self._rng(index),
+                    )
+                )  # fmt: skip
+                progress.advance(task)
+        posed = stack(clips)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(path.stem + ".partial.npz")
+            np.savez(partial, **posed._asdict())
+            os.replace(partial, path)
+        return posed
+
+    def __getitem__(self, index: int) -> LandmarkClip:
+        epoch = self.epoch if self.split == "train" else 0
+        rng = self._rng(index, epoch)
+        crop_scale = self.config.crop_scale
+        return noisy_clip(self.posed, index, self.clip_length, crop_scale, self.noise, rng)

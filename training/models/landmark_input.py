@@ -1,0 +1,56 @@
+"""What the keypoint families read of a frame: BlazePose's 33 landmarks, six numbers each.
+
+Per landmark: ``x, y`` in the person's square crop scaled to [−1, 1] (the crop is the square
+of side ``crop_scale`` × the box's longer side around the box's centre; x right, y down), the
+keypoint model's visibility in [0, 1], and its metric 3D point (metres, hip-centred, x right,
+y down, z away from the camera). A frame the keypoint model did not see is all zeros.
+
+Two ways in, one per family:
+
+* :class:`LandmarkEncoder` (SPS-Net's E): the frame's 33 × 6 numbers through two FC layers
+  with a LeakyReLU between them, as SPS-Net's own modules (§4.1), to one feature ``f_i``, layer
+  normalised: SPS-Net's attention (Eq. 1) has no 1/√d, so its features' scale must not drift,
+  and a LeakyReLU after the last layer left most of them in its flat negative part (features
+  of ~0.06 that the regressors could not read);
+* :class:`LandmarkTokens` (MAED's patch embedding): one token per landmark, a Linear of its six
+  numbers, so that the STE's spatial attention runs between body parts as it does between
+  image patches.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from training.body.landmarks import NUM_LANDMARKS
+
+LANDMARK_CHANNELS = ("x", "y", "visibility", "world_x", "world_y", "world_z")
+NUM_CHANNELS = len(LANDMARK_CHANNELS)
+
+
+class LandmarkEncoder(nn.Module):
+    """``landmarks (N, 33, 6)`` → ``features (N, dim)``."""
+
+    def __init__(self, hidden: int, dim: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(NUM_LANDMARKS * NUM_CHANNELS, hidden),
+            nn.LeakyReLU(),
+            nn.Linear(hidden, dim),
+            nn.LayerNorm(dim),
+        )
+
+    def forward(self, landmarks: Tensor) -> Tensor:
+        return self.mlp(landmarks.flatten(1))
+
+
+class LandmarkTokens(nn.Module):
+    """``landmarks (N, 33, 6)`` → ``tokens (N, 33, dim)``."""
+
+    num_patches = NUM_LANDMARKS
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(NUM_CHANNELS, dim)
+
+    def forward(self, landmarks: Tensor) -> Tensor:
+        return self.proj(landmarks)

@@ -47,7 +47,8 @@ class Timing:
 def eager_graphs(
     bundle: Bundle, checkpoint: Path | None = None, encoder_checkpoint: Path | None = None
 ) -> dict[GraphName, Graph]:
-    """The bundle's three graphs as PyTorch modules, from the checkpoints it was made from.
+    """The bundle's graphs (three; two without an encoder) as PyTorch modules, from the
+    checkpoints it was made from.
 
     Raises:
         FileNotFoundError: a checkpoint is not where the provenance (or the caller) says.
@@ -64,7 +65,9 @@ def eager_graphs(
     encoder = image_encoder(checkpoint, recipe, encoder_path)
     graphs = network_graphs(recipe, network, (encoder.recipe, encoder.module) if encoder else None)
     body = body_graph(load_body_model(bundle.manifest.body.name))
-    return {"encoder": graphs.encoder, "temporal": graphs.temporal, "body": body}
+    eager: dict[GraphName, Graph] = {"temporal": graphs.temporal, "body": body}
+    # A keypoint family's bundle has no encoder: its temporal graph reads the landmarks.
+    return eager if graphs.encoder is None else {"encoder": graphs.encoder, **eager}
 
 
 def _check_source(path: Path, sha256: str, bundle: Bundle) -> None:

@@ -1,6 +1,7 @@
 """A trained checkpoint → a model bundle (the folder :mod:`service.bundle` describes and loads).
 
-:func:`export_bundle` writes the three ONNX graphs of :mod:`export.graphs`, the body's arrays,
+:func:`export_bundle` writes the ONNX graphs of :mod:`export.graphs` (three; two for a keypoint
+family, which reads landmarks and has no encoder), the body's arrays,
 the pretrained front-end (:mod:`export.frontend`) and the manifest, after checking every
 network graph against PyTorch (:mod:`export.parity`); with ``fp16`` it adds float16 variants
 of the network's graphs and checks them against the same float32 PyTorch outputs.
@@ -41,7 +42,6 @@ from service.bundle import (
     WEIGHTS_FILE,
     BodySpec,
     GraphFiles,
-    InputSpec,
     Manifest,
     Precision,
     Provenance,
@@ -50,10 +50,9 @@ from service.bundle import (
 )
 from training.body import BodyModel, load_body_model
 from training.body.joint_sets import JOINT_SET_NAMES
-from training.data.batch import IMAGE_MEAN, IMAGE_STD
 from training.models.resnet import ResNet50
 from training.models.spsnet import SPSNet
-from training.recipes import Recipe, SPSNetConfig
+from training.recipes import DataConfig, LandmarkDataConfig, Recipe, SPSNetConfig
 from training.train.checkpoint import load_network
 
 OPSET = 18
@@ -111,8 +110,11 @@ def export_bundle(
     # Written last: a bundle whose export fails half-way has no manifest, so nothing loads it.
     (out / MANIFEST_FILE).unlink(missing_ok=True)
 
-    variants: dict[Precision, GraphFiles] = {"fp32": _graph_files("fp32")}
+    with_encoder = graphs.encoder is not None
+    variants: dict[Precision, GraphFiles] = {"fp32": _graph_files("fp32", with_encoder)}
     for graph in (graphs.encoder, graphs.temporal, body_graph(body_model)):
+        if graph is None:  # a keypoint family: no encoder
+            continue
         file = getattr(variants["fp32"], graph.name)
         report(f"exporting {file}")
         export_onnx(graph, out / file)
@@ -127,10 +129,10 @@ def export_bundle(
         "fp32": bundle_errors(cases, out, variants["fp32"])
     }
     if fp16:
-        variants["fp16"] = _graph_files("fp16")
-        for name in ("encoder", "temporal", "body"):
-            report(f"converting {name} to float16")
-            to_float16(out / getattr(variants["fp32"], name), out / getattr(variants["fp16"], name))
+        variants["fp16"] = _graph_files("fp16", with_encoder)
+        for source, target in zip(variants["fp32"].names(), variants["fp16"].names(), strict=True):
+            report(f"converting {source} to float16")
+            to_float16(out / source, out / target)
         report("checking parity (fp16)")
         parity["fp16"] = bundle_errors(cases, out, variants["fp16"])
 
@@ -138,12 +140,7 @@ def export_bundle(
         schema_version=SCHEMA_VERSION,
         family=graphs.family,
         recipe=recipe.name,
-        input=InputSpec(
-            image_size=graphs.image_size,
-            mean=IMAGE_MEAN,
-            std=IMAGE_STD,
-            crop_scale=graphs.crop_scale,
-        ),
+        input=graphs.input,
         window=_window(graphs),
         feature_shape=graphs.feature_shape,
         body=_body_spec(body_model),
@@ -212,17 +209,19 @@ def image_encoder(
             "(--encoder CHECKPOINT)"
         )
     encoder_recipe, encoder_network = load_network(encoder_checkpoint)
-    if not isinstance(encoder_network, SPSNet) or encoder_network.encoder is None:
+    if not isinstance(encoder_network, SPSNet) or not isinstance(encoder_network.encoder, ResNet50):
         raise ValueError(
             f"{encoder_checkpoint} ({encoder_recipe.name}) has no ResNet-50 image encoder"
         )
     return ImageEncoder(encoder_checkpoint, encoder_recipe, encoder_network.encoder)
 
 
-def _graph_files(precision: Precision) -> GraphFiles:
+def _graph_files(precision: Precision, with_encoder: bool) -> GraphFiles:
     suffix = GRAPH_SUFFIX[precision]
     return GraphFiles(
-        encoder=f"encoder{suffix}", temporal=f"temporal{suffix}", body=f"body{suffix}"
+        encoder=f"encoder{suffix}" if with_encoder else None,
+        temporal=f"temporal{suffix}",
+        body=f"body{suffix}",
     )
 
 
@@ -256,12 +255,23 @@ def _write_body_arrays(body: BodyModel, out: Path) -> None:
 
 
 def _graph_names(variants: dict[Precision, GraphFiles]) -> list[str]:
-    return [name for files in variants.values() for name in files.model_dump().values()]
+    return [name for files in variants.values() for name in files.names()]
 
 
 def _file_hashes(out: Path, graphs: list[str]) -> dict[str, str]:
     names = [*graphs, FACES_FILE, WEIGHTS_FILE, PARENTS_FILE, JOINT_REGRESSORS_FILE]
     return {name: file_sha256(out / name) for name in names}
+
+
+def _training_data(recipe: Recipe) -> list[str]:
+    """What a recipe trains on: its dataset files, or for synthetic landmarks (made on the
+    fly, no files) which motion clips of which body."""
+    data = recipe.data
+    if isinstance(data, DataConfig):
+        return list(data.train)
+    if isinstance(data, LandmarkDataConfig):
+        return [f"synthetic landmarks ({data.body} body): clips {', '.join(data.clips)}"]
+    return []
 
 
 def _provenance(
@@ -271,7 +281,7 @@ def _provenance(
     parity: dict[Precision, dict[str, float]],
 ) -> Provenance:
     recipes = [recipe, encoder.recipe] if encoder else [recipe]
-    training_data = [path for source in recipes if source.data for path in source.data.train]
+    training_data = [item for source in recipes for item in _training_data(source)]
     evaluation: dict[str, dict[str, Any]] = {
         path.name: json.loads(path.read_text())
         for path in sorted(checkpoint.parent.glob(EVALUATION_GLOB))

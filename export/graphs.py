@@ -1,18 +1,23 @@
 """The three graphs of a model bundle as torch modules, each with an example input to export.
 
-- ``encoder``: one normalised crop per row, ``crops (B, 3, S, S)`` → the per-frame features.
-  SPS-Net: its ResNet-50, ``(B, 2048)``. MAED: its per-frame part, the ResNetV2 backbone and
-  the patch embedding, ``(B, hw, d)`` patch tokens; the backbone's weight-standardised kernels
-  are standardised once, at export (:class:`StandardisedConv`).
+- ``encoder`` (image families only): one normalised crop per row, ``crops (B, 3, S, S)`` → the
+  per-frame features. SPS-Net: its ResNet-50, ``(B, 2048)``. MAED: its per-frame part, the
+  ResNetV2 backbone and the patch embedding, ``(B, hw, d)`` patch tokens; the backbone's
+  weight-standardised kernels are standardised once, at export (:class:`StandardisedConv`).
 - ``temporal``: a window of features ``(B, T, …)`` → ``rotmat (B, T, 24, 3, 3)``,
   ``betas (B, T, 10)``, ``cam (B, T, 3)``. SPS-Net: attention, forecasting, fusion and both
   regressors, for any T. MAED: the cls token, the encodings, the STE blocks and the decoder, for
-  its T only. Python loops (KTD's 24 joints, HMR's iterations) unroll when the exporter traces
-  them: the graph has no Loop or If nodes.
+  its T only. The keypoint families (SPS-Net with ``encoder: landmarks``, MAED with
+  ``tokens: landmarks``) have no encoder graph: their temporal graph is the whole network, on
+  each frame's landmarks ``(B, T, 33, 6)`` (:mod:`training.models.landmark_input`). Python loops
+  (KTD's 24 joints, HMR's iterations) unroll when the exporter traces them: the graph has no
+  Loop or If nodes.
 - ``body``: an SMPL-format body, ``rotmat (B, 24, 3, 3)``, ``betas (B, 10)`` →
   ``vertices (B, V, 3)``, ``joints (B, 24, 3)``: linear blend skinning as ``smplx.lbs`` computes
   it, with the kinematic chain walked over a Python list of parents (smplx indexes a list with
-  tensors, which the exporter refuses).
+  tensors, which the exporter refuses). A body without pose correctives (the stand-in's are all
+  zero) leaves them out of the graph: they would be most of its file (34 of the stand-in's
+  38.6 MB).
 
 The networks stay the training code's own modules: these wrappers only pick inputs and outputs.
 """
@@ -26,15 +31,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from service.bundle import Family
+from service.bundle import Family, InputSpec, LandmarkInputSpec
 from training.body import BodyModel
+from training.body.landmarks import NUM_LANDMARKS
 from training.body.model import NUM_BETAS
 from training.body.skeleton import NUM_JOINTS
+from training.data.batch import IMAGE_MEAN, IMAGE_STD
+from training.models.landmark_input import LANDMARK_CHANNELS, NUM_CHANNELS, LandmarkEncoder
 from training.models.maed import MAED
 from training.models.resnet import ResNet50
 from training.models.resnetv2 import StdConv2d, pad_same
 from training.models.spsnet import SPSNet
-from training.recipes import DataConfig, MAEDConfig, Recipe, SPSNetConfig
+from training.recipes import DataConfig, LandmarkDataConfig, MAEDConfig, Recipe, SPSNetConfig
 
 # The rows of the example inputs the graphs are traced with: not 1, which a trace could take
 # for a broadcast and fix in the graph.
@@ -45,6 +53,16 @@ DEFAULT_WINDOW = 16
 # The crops of a recipe without a data section: the schema's defaults (the papers' 224, 1.1).
 DEFAULT_CROP_SIZE: int = DataConfig.model_fields["crop_size"].default
 DEFAULT_CROP_SCALE: float = DataConfig.model_fields["crop_scale"].default
+# The landmark squares of a keypoint recipe without a landmark data section: the schema's.
+DEFAULT_LANDMARK_CROP_SCALE: float = LandmarkDataConfig.model_fields["crop_scale"].default
+# Example landmarks (B, T, 33, 6) spread as the service's are: crop coordinates in [-1, 1]
+# (a little beyond: the box is a detector's), visibility in [0, 1], hip-centred metric points
+# within a body's reach of the hips; every few frames all zeros, a frame the keypoint model
+# missed.
+EXAMPLE_CROP_EXTENT = 1.2
+EXAMPLE_WORLD_STD_M = 0.4
+EXAMPLE_MISSED_EVERY = 5
+_XY, _VISIBILITY, _WORLD = slice(0, 2), 2, slice(3, NUM_CHANNELS)
 # Axis names of the dynamic dimensions, as they appear in the ONNX graphs.
 BATCH_AXIS = "batch"
 WINDOW_AXIS = "window"
@@ -69,13 +87,12 @@ class NetworkGraphs:
     """The encoder and temporal graphs of one network, and what the manifest says of them."""
 
     family: Family
-    encoder: Graph
+    encoder: Graph | None  # None: the network reads landmarks, no crops
     temporal: Graph
-    image_size: int  # the crop's side in pixels
-    crop_scale: float  # the crop's side over the person box's longer side
+    input: InputSpec | LandmarkInputSpec  # the crops the encoder reads, or the landmarks
     window: int  # T: the window the network was trained on (the only one for MAED)
     dynamic_window: bool  # whether temporal.onnx takes any T
-    feature_shape: tuple[int, ...]  # one frame's features: (2048,) or (hw, d)
+    feature_shape: tuple[int, ...]  # one frame's features: (2048,), (hw, d) or (33, 6)
 
 
 class SPSNetTemporal(nn.Module):
@@ -88,6 +105,42 @@ class SPSNetTemporal(nn.Module):
     def forward(self, features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(B, T, d)`` → ``rotmat (B, T, 24, 3, 3)``, ``betas (B, T, 10)``, ``cam (B, T, 3)``."""
         out = self.network(features=features)
+        return out["rotmat"], out["betas"], out["cam"]
+
+
+class SPSNetLandmarks(nn.Module):
+    """A keypoint SPS-Net whole: ``landmarks (B, T, 33, 6)`` → rotations, shape, camera, for
+    any T."""
+
+    def __init__(self, network: SPSNet) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, landmarks: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(B, T, 33, 6)`` → ``rotmat (B, T, 24, 3, 3)``, ``betas (B, T, 10)``,
+        ``cam (B, T, 3)``."""
+        out = self.network(landmarks)
+        return out["rotmat"], out["betas"], out["cam"]
+
+
+class MAEDLandmarks(nn.Module):
+    """A keypoint MAED whole: ``landmarks (B, T, 33, 6)`` → rotations, shape, camera, for its
+    ``num_frames`` only.
+
+    Its per-frame part (``encoder.embed``) is restated here with a reshape: embed's
+    ``unflatten`` takes sizes the tracer fixes, which would fix the batch in the graph.
+    """
+
+    def __init__(self, network: MAED) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, landmarks: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(B, T, 33, 6)`` → ``rotmat (B, T, 24, 3, 3)``, ``betas (B, T, 10)``,
+        ``cam (B, T, 3)``."""
+        b, t = landmarks.shape[:2]
+        tokens = self.network.encoder.patch_embed(landmarks.flatten(0, 1))  # (B·T, 33, d)
+        out = self.network.decode_tokens(tokens.reshape(b, t, *tokens.shape[1:]))
         return out["rotmat"], out["betas"], out["cam"]
 
 
@@ -146,15 +199,19 @@ class BodyGraph(nn.Module):
 
     v_template: Tensor
     shapedirs: Tensor
-    posedirs: Tensor
+    posedirs: Tensor | None  # None: the body has no pose correctives (all zero)
     J_regressor: Tensor
     lbs_weights: Tensor
 
     def __init__(self, body: BodyModel) -> None:
         super().__init__()
         self.parents: list[int] = [int(p) for p in body.parents.tolist()]
-        for name in ("v_template", "shapedirs", "posedirs", "J_regressor", "lbs_weights"):
+        for name in ("v_template", "shapedirs", "J_regressor", "lbs_weights"):
             self.register_buffer(name, getattr(body, name).detach().clone())
+        # The stand-in's correctives are all zero: adding them changes nothing, and their
+        # (207, V·3) matrix would be most of body.onnx. SMPL's are real and stay.
+        posedirs = body.posedirs.detach().clone() if body.posedirs.any() else None
+        self.register_buffer("posedirs", posedirs)
 
     def forward(self, rotmat: Tensor, betas: Tensor) -> tuple[Tensor, Tensor]:
         """Pose and shape the body.
@@ -169,10 +226,12 @@ class BodyGraph(nn.Module):
         b = betas.shape[0]
         shaped = self.v_template + torch.einsum("bl,vkl->bvk", betas, self.shapedirs)  # (B, V, 3)
         rest_joints = torch.einsum("jv,bvk->bjk", self.J_regressor, shaped)  # (B, 24, 3)
-        # Pose correctives read (R - I) of the 23 non-root joints: (B, 207) @ (207, V·3).
-        identity = torch.eye(3, dtype=rotmat.dtype, device=rotmat.device)
-        pose_feature = (rotmat[:, 1:] - identity).reshape(b, -1)
-        posed = shaped + (pose_feature @ self.posedirs).reshape(b, -1, 3)  # (B, V, 3)
+        posed = shaped  # (B, V, 3)
+        if self.posedirs is not None:
+            # Pose correctives read (R - I) of the 23 non-root joints: (B, 207) @ (207, V·3).
+            identity = torch.eye(3, dtype=rotmat.dtype, device=rotmat.device)
+            pose_feature = (rotmat[:, 1:] - identity).reshape(b, -1)
+            posed = shaped + (pose_feature @ self.posedirs).reshape(b, -1, 3)
 
         # World rotation and position of each joint, parents before children.
         rotations: list[Tensor] = []  # (B, 3, 3) each
@@ -198,25 +257,64 @@ class BodyGraph(nn.Module):
 
 def crop_settings(recipe: Recipe) -> tuple[int, float]:
     """The crops a recipe's network reads: their side in pixels and their scale over the box."""
+    data = recipe.data
     if isinstance(recipe.model, MAEDConfig):
         size = recipe.model.image_size
     else:
-        size = recipe.data.crop_size if recipe.data else DEFAULT_CROP_SIZE
-    return size, recipe.data.crop_scale if recipe.data else DEFAULT_CROP_SCALE
+        size = data.crop_size if isinstance(data, DataConfig) else DEFAULT_CROP_SIZE
+    return size, data.crop_scale if isinstance(data, DataConfig) else DEFAULT_CROP_SCALE
+
+
+def image_input(recipe: Recipe) -> InputSpec:
+    """The crops a recipe's image network reads, normalised as training normalised them."""
+    size, scale = crop_settings(recipe)
+    return InputSpec(image_size=size, mean=IMAGE_MEAN, std=IMAGE_STD, crop_scale=scale)
+
+
+def landmark_input(recipe: Recipe) -> LandmarkInputSpec:
+    """The landmarks a recipe's keypoint network reads: in the squares its data cut."""
+    data = recipe.data
+    scale = data.crop_scale if isinstance(data, LandmarkDataConfig) else DEFAULT_LANDMARK_CROP_SCALE
+    return LandmarkInputSpec(kind="landmarks", crop_scale=scale, channels=LANDMARK_CHANNELS)
+
+
+def reads_landmarks(network: nn.Module) -> bool:
+    """Whether ``network`` is a keypoint family's: its frames are landmarks, not images."""
+    if isinstance(network, SPSNet):
+        return isinstance(network.encoder, LandmarkEncoder)
+    return isinstance(network, MAED) and network.config.tokens == "landmarks"
+
+
+def example_landmarks(batch: int, frames: int, generator: torch.Generator | None = None) -> Tensor:
+    """Random landmarks ``(B, T, 33, 6)`` in the ranges the service gives them (see
+    :data:`EXAMPLE_CROP_EXTENT`): an example to trace and a parity input."""
+    shape = (batch, frames, NUM_LANDMARKS)
+    landmarks = torch.empty(*shape, NUM_CHANNELS)
+    crop = torch.rand(*shape, 2, generator=generator) * 2 - 1
+    landmarks[..., _XY] = EXAMPLE_CROP_EXTENT * crop
+    landmarks[..., _VISIBILITY] = torch.rand(*shape, generator=generator)
+    landmarks[..., _WORLD] = EXAMPLE_WORLD_STD_M * torch.randn(*shape, 3, generator=generator)
+    landmarks[:, ::EXAMPLE_MISSED_EVERY] = 0.0
+    return landmarks
 
 
 def network_graphs(
     recipe: Recipe, network: nn.Module, encoder: tuple[Recipe, ResNet50] | None = None
 ) -> NetworkGraphs:
-    """The encoder and temporal graphs of a trained network (put in eval mode).
+    """The encoder and temporal graphs of a trained network (put in eval mode); a keypoint
+    family's has no encoder graph.
 
     Args:
         recipe: the network's recipe.
-        network: an SPS-Net or a MAED.
+        network: an SPS-Net or a MAED, on images or on landmarks.
         encoder: for an SPS-Net that reads precomputed features (``encoder: features``), the
             recipe and ResNet-50 of the network whose features it was trained on.
     """
     network.eval()
+    if reads_landmarks(network):
+        if encoder is not None:
+            raise ValueError(f"{recipe.name} reads landmarks: it takes no image encoder")
+        return _landmark_graphs(recipe, network)
     if isinstance(network, MAED):
         if encoder is not None:
             raise ValueError(f"{recipe.name} is a MAED, which has its own image encoder")
@@ -244,9 +342,9 @@ def _spsnet_graphs(
         if network.encoder is not None:
             raise ValueError(f"{recipe.name} has its own image encoder: it takes no other")
         crop_recipe, image_encoder = encoder
-    image_size, crop_scale = crop_settings(crop_recipe)
-    window = recipe.training.clip_length if recipe.training else DEFAULT_WINDOW
-    crops = torch.randn(EXAMPLE_BATCH, RGB, image_size, image_size)
+    spec = image_input(crop_recipe)
+    window = _trained_window(recipe)
+    crops = torch.randn(EXAMPLE_BATCH, RGB, spec.image_size, spec.image_size)
     with torch.no_grad():
         features = image_encoder.eval()(crops)  # (B, d)
     feature_shape = tuple(features.shape[1:])
@@ -260,8 +358,7 @@ def _spsnet_graphs(
         family="spsnet",
         encoder=_encoder_graph(image_encoder, crops),
         temporal=_temporal_graph(SPSNetTemporal(network), windows, {0: BATCH_AXIS, 1: WINDOW_AXIS}),
-        image_size=image_size,
-        crop_scale=crop_scale,
+        input=spec,
         window=window,
         dynamic_window=True,
         feature_shape=feature_shape,
@@ -269,10 +366,10 @@ def _spsnet_graphs(
 
 
 def _maed_graphs(recipe: Recipe, network: MAED) -> NetworkGraphs:
-    image_size, crop_scale = crop_settings(recipe)
+    spec = image_input(recipe)
     window = network.config.num_frames
     patch_embed = with_standardised_kernels(network.encoder.patch_embed)
-    crops = torch.randn(EXAMPLE_BATCH, RGB, image_size, image_size)
+    crops = torch.randn(EXAMPLE_BATCH, RGB, spec.image_size, spec.image_size)
     with torch.no_grad():
         tokens = patch_embed(crops)  # (B, hw, d)
     feature_shape = tuple(tokens.shape[1:])
@@ -281,12 +378,41 @@ def _maed_graphs(recipe: Recipe, network: MAED) -> NetworkGraphs:
         family="maed",
         encoder=_encoder_graph(patch_embed, crops),
         temporal=_temporal_graph(MAEDTemporal(network), windows, {0: BATCH_AXIS}),
-        image_size=image_size,
-        crop_scale=crop_scale,
+        input=spec,
         window=window,
         dynamic_window=False,
         feature_shape=feature_shape,
     )
+
+
+def _landmark_graphs(recipe: Recipe, network: nn.Module) -> NetworkGraphs:
+    """A keypoint family's network as one temporal graph on landmarks ``(B, T, 33, 6)``."""
+    module: nn.Module
+    if isinstance(network, MAED):
+        # MAED's temporal encoding is learnt for its T only: the window stays fixed.
+        family: Family = "maed"
+        module, window, dynamic = MAEDLandmarks(network), network.config.num_frames, False
+    elif isinstance(network, SPSNet):
+        family = "spsnet"
+        module, window, dynamic = SPSNetLandmarks(network), _trained_window(recipe), True
+    else:
+        raise TypeError(f"no bundle graphs for a {type(network).__name__}")
+    axes = {0: BATCH_AXIS, 1: WINDOW_AXIS} if dynamic else {0: BATCH_AXIS}
+    windows = example_landmarks(EXAMPLE_BATCH, window)  # (B, T, 33, 6)
+    return NetworkGraphs(
+        family=family,
+        encoder=None,
+        temporal=_temporal_graph(module, windows, axes),
+        input=landmark_input(recipe),
+        window=window,
+        dynamic_window=dynamic,
+        feature_shape=tuple(windows.shape[2:]),
+    )
+
+
+def _trained_window(recipe: Recipe) -> int:
+    """The window an SPS-Net trained on: its clips' length."""
+    return recipe.training.clip_length if recipe.training else DEFAULT_WINDOW
 
 
 def _encoder_graph(module: nn.Module, crops: Tensor) -> Graph:

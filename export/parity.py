@@ -1,9 +1,10 @@
 """Parity of exported graphs: PyTorch against onnxruntime's CPU, on the same random inputs.
 
 The inputs follow the data each graph sees in service: random normalised crops for the
-encoder, the (PyTorch) encoder's features of those crops for the temporal graph, random poses
-and shapes for the body. The batch differs from the one the graphs were traced with, so a size
-the tracer baked into a graph shows as a failure here rather than in service.
+encoder, the (PyTorch) encoder's features of those crops for the temporal graph (random
+landmarks for a keypoint family's, which has no encoder), random poses and shapes for the
+body. The batch differs from the one the graphs were traced with, so a size the tracer baked
+into a graph shows as a failure here rather than in service.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import onnxruntime
 import torch
 from torch import Tensor
 
-from export.graphs import EXAMPLE_BATCH, RGB, NetworkGraphs
-from service.bundle import GraphFiles
+from export.graphs import EXAMPLE_BATCH, RGB, Graph, NetworkGraphs, example_landmarks
+from service.bundle import GraphFiles, InputSpec
 from training.body import BodyModel
 from training.body.model import NUM_BETAS
 from training.body.skeleton import NUM_JOINTS
@@ -40,27 +41,42 @@ class Case:
 
 
 def parity_cases(graphs: NetworkGraphs, body: BodyModel) -> dict[str, Case]:
-    """One case per graph ("encoder", "temporal", "body"); the body's reference is the body
-    model itself (smplx's skinning), not the graph's re-implementation of it."""
+    """One case per graph ("encoder" when there is one, "temporal", "body"); the body's
+    reference is the body model itself (smplx's skinning), not the graph's re-implementation
+    of it."""
     generator = torch.Generator().manual_seed(PARITY_SEED)
-    size = graphs.image_size
-    crops = torch.randn(PARITY_BATCH, RGB, size, size, generator=generator)
+    cases: dict[str, Case] = {}
+    if graphs.encoder is None:
+        windows = example_landmarks(PARITY_BATCH, graphs.window, generator)  # (B, T, 33, 6)
+    else:
+        cases["encoder"], windows = _encoder_case(graphs.encoder, graphs, generator)
     rotmat = axis_angle_to_rotmat(
         POSE_STD_RAD * torch.randn(PARITY_BATCH, NUM_JOINTS, 3, generator=generator)
     )
     betas = BETAS_STD * torch.randn(PARITY_BATCH, NUM_BETAS, generator=generator)
     with torch.no_grad():
-        features = graphs.encoder.module(crops)  # (B, *feature_shape)
-        # Window b holds the crops' features from b on, cyclically: (B, T, *feature_shape).
-        frames = torch.arange(PARITY_BATCH)[:, None] + torch.arange(graphs.window)[None]
-        windows = features[frames % PARITY_BATCH]
         temporal = graphs.temporal.module(windows)
         posed = body(rotmat, betas)
-    return {
-        "encoder": _case(graphs.encoder.outputs, {"crops": crops}, (features,)),
-        "temporal": _case(graphs.temporal.outputs, {"features": windows}, temporal),
-        "body": _case(("vertices", "joints"), {"rotmat": rotmat, "betas": betas}, posed),
-    }
+    cases["temporal"] = _case(graphs.temporal.outputs, {"features": windows}, temporal)
+    cases["body"] = _case(("vertices", "joints"), {"rotmat": rotmat, "betas": betas}, posed)
+    return cases
+
+
+def _encoder_case(
+    encoder: Graph, graphs: NetworkGraphs, generator: torch.Generator
+) -> tuple[Case, Tensor]:
+    """The encoder's case on random crops, and windows ``(B, T, *feature_shape)`` of their
+    features for the temporal graph."""
+    if not isinstance(graphs.input, InputSpec):
+        raise TypeError("an encoder reads crops: its network's input is an image")
+    size = graphs.input.image_size
+    crops = torch.randn(PARITY_BATCH, RGB, size, size, generator=generator)
+    with torch.no_grad():
+        features = encoder.module(crops)  # (B, *feature_shape)
+    # Window b holds the crops' features from b on, cyclically: (B, T, *feature_shape).
+    frames = torch.arange(PARITY_BATCH)[:, None] + torch.arange(graphs.window)[None]
+    windows = features[frames % PARITY_BATCH]
+    return _case(encoder.outputs, {"crops": crops}, (features,)), windows
 
 
 def _case(names: tuple[str, ...], inputs: dict[str, Tensor], outputs: tuple[Tensor, ...]) -> Case:

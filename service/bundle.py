@@ -2,16 +2,20 @@
 
 A bundle is a folder that ``meshcast export`` writes and the service reads:
 
-- ``manifest.json``: what :class:`Manifest` describes — the network family, the crops it
-  reads, its window, the body model, every other file with its sha256, and provenance;
+- ``manifest.json``: what :class:`Manifest` describes — the network family, what it reads of a
+  frame (:class:`InputSpec`: crops; :class:`LandmarkInputSpec`: the keypoint model's
+  landmarks), its window, the body model, every other file with its sha256, and provenance;
 - ``detector.onnx``: frames letterboxed into a square → person boxes (NanoDet,
   :class:`DetectorSpec`);
 - ``keypoints.onnx``: a person's crop → 33 landmarks, visibility and 33 metric 3D points
   (BlazePose GHUM 3D, :class:`KeypointSpec`); both converted once from published models
   (``export/frontend``) and copied into every bundle;
-- ``encoder.onnx``: crops ``(B, 3, S, S)`` → per-frame features ``(B, *feature_shape)``;
+- ``encoder.onnx`` (image families only): crops ``(B, 3, S, S)`` → per-frame features
+  ``(B, *feature_shape)``;
 - ``temporal.onnx``: features ``(B, T, *feature_shape)`` → ``rotmat (B, T, 24, 3, 3)``,
-  ``betas (B, T, 10)``, ``cam (B, T, 3)`` (weak perspective ``s, tx, ty``);
+  ``betas (B, T, 10)``, ``cam (B, T, 3)`` (weak perspective ``s, tx, ty``). The image
+  families' features are the encoder's; the keypoint families' are each frame's landmarks,
+  ``(33, 6)`` (:class:`LandmarkInputSpec`), and their bundles have no encoder;
 - ``body.onnx``: ``rotmat (B, 24, 3, 3)``, ``betas (B, 10)`` → ``vertices (B, V, 3)``,
   ``joints (B, 24, 3)``, metres;
 - ``faces.npy`` ``(F, 3)``, ``weights.npy`` (skinning, ``(V, 24)``), ``parents.npy`` ``(24,)``,
@@ -44,8 +48,9 @@ from pydantic import (
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
 
-# 2: the front-end (detector.onnx, keypoints.onnx) in every bundle.
-SCHEMA_VERSION = 2
+# 2: the front-end (detector.onnx, keypoints.onnx) in every bundle. 3: the keypoint families
+# (input "kind", landmark input, no encoder.onnx).
+SCHEMA_VERSION = 3
 MANIFEST_FILE = "manifest.json"
 FACES_FILE = "faces.npy"
 WEIGHTS_FILE = "weights.npy"
@@ -74,10 +79,37 @@ class _Strict(BaseModel):
 class InputSpec(_Strict):
     """The crops ``encoder.onnx`` reads: square, RGB, ``(pixel / 255 - mean) / std``."""
 
+    kind: Literal["image"] = "image"
     image_size: PositiveInt  # the crop's side in pixels
     mean: Channels  # per channel, RGB, of pixel values in [0, 1]
     std: tuple[PositiveFloat, PositiveFloat, PositiveFloat]
     crop_scale: PositiveFloat  # the crop's side over the person box's longer side
+
+
+class LandmarkInputSpec(_Strict):
+    """The landmarks ``temporal.onnx`` of a keypoint family reads, ``(33, len(channels))`` a
+    frame: the keypoint model's 33 landmarks in its order (``frontend.keypoints``).
+
+    Per landmark, in ``channels`` order: ``x, y`` in the person's square crop scaled to
+    [−1, 1] (the square is centred on the person box's centre, of side ``crop_scale`` × the
+    box's longer side; x right, y down), the visibility in [0, 1], then the metric 3D point
+    (metres, hip-centred, as the keypoint model gives it). A frame the keypoint model did not
+    see is all zeros. No crop is cut: the bundle has no ``encoder.onnx``.
+    """
+
+    kind: Literal["landmarks"]
+    crop_scale: PositiveFloat  # the square's side over the person box's longer side
+    channels: tuple[str, ...]  # what each landmark's numbers are, in order
+
+    @model_validator(mode="after")
+    def _some_channels(self) -> Self:
+        if not self.channels:
+            raise ValueError("a landmark input has channels")
+        return self
+
+
+# What a network reads of a frame; the manifest's "kind" says which.
+NetworkInput = Annotated[InputSpec | LandmarkInputSpec, Field(discriminator="kind")]
 
 
 class WindowSpec(_Strict):
@@ -180,11 +212,15 @@ class FrontendSpec(_Strict):
 
 
 class GraphFiles(_Strict):
-    """The ONNX files of one precision."""
+    """The ONNX files of one precision; no encoder for a network that reads landmarks."""
 
-    encoder: FileName
+    encoder: FileName | None = None
     temporal: FileName
     body: FileName
+
+    def names(self) -> list[str]:
+        """The files, the absent encoder left out."""
+        return [name for name in self.model_dump().values() if name is not None]
 
 
 class Provenance(_Strict):
@@ -215,9 +251,10 @@ class Manifest(_Strict):
     schema_version: int
     family: Family
     recipe: str  # the recipe's name
-    input: InputSpec
+    input: NetworkInput
     window: WindowSpec
-    feature_shape: tuple[PositiveInt, ...]  # one frame's features: (2048,) or (patches, d)
+    # One frame's features: (2048,) or (patches, d); landmarks: (33, channels).
+    feature_shape: tuple[PositiveInt, ...]
     body: BodySpec
     variants: dict[Precision, GraphFiles]  # "fp32" always
     frontend: FrontendSpec
@@ -228,12 +265,29 @@ class Manifest(_Strict):
     def _files_listed(self) -> Self:
         if "fp32" not in self.variants:
             raise ValueError("a bundle has fp32 graphs")
-        graphs = {name for files in self.variants.values() for name in files.model_dump().values()}
+        graphs = {name for files in self.variants.values() for name in files.names()}
         graphs |= {self.frontend.detector.file, self.frontend.keypoints.file}
         body = {FACES_FILE, WEIGHTS_FILE, PARENTS_FILE, JOINT_REGRESSORS_FILE}
         unlisted = sorted((graphs | body) - self.files.keys())
         if unlisted:
             raise ValueError(f"files without a sha256 in 'files': {', '.join(unlisted)}")
+        return self
+
+    @model_validator(mode="after")
+    def _encoder_fits_input(self) -> Self:
+        # Crops need the encoder to become features; landmarks are the features.
+        reads_crops = self.input.kind == "image"
+        for precision, files in self.variants.items():
+            if (files.encoder is not None) != reads_crops:
+                needs = "crops needs an encoder" if reads_crops else "landmarks takes no encoder"
+                raise ValueError(f"a network that reads {needs} ({precision} graphs)")
+        if isinstance(self.input, LandmarkInputSpec) and self.feature_shape[-1:] != (
+            len(self.input.channels),
+        ):
+            raise ValueError(
+                f"feature_shape {self.feature_shape} does not end in the landmarks' "
+                f"{len(self.input.channels)} channels"
+            )
         return self
 
 
@@ -247,9 +301,10 @@ class BundleChecksumError(ValueError):
 
 @dataclass(frozen=True)
 class Sessions:
-    """onnxruntime sessions of a bundle's graphs: the network's three, the front-end's two."""
+    """onnxruntime sessions of a bundle's graphs: the network's three (two for a network that
+    reads landmarks: no encoder), the front-end's two."""
 
-    encoder: InferenceSession
+    encoder: InferenceSession | None
     temporal: InferenceSession
     body: InferenceSession
     detector: InferenceSession
@@ -268,13 +323,20 @@ class Bundle:
     joint_regressors: dict[str, np.ndarray]  # joint set → (J, V) float32
 
     def graph_path(self, graph: GraphName, precision: Precision) -> Path:
-        """The ONNX file of ``graph`` in ``precision``."""
+        """The ONNX file of ``graph`` in ``precision``.
+
+        Raises:
+            ValueError: the bundle has no graphs of ``precision``, or no such graph (a network
+                that reads landmarks has no encoder).
+        """
         if precision not in self.manifest.variants:
             raise ValueError(
                 f"{self.path} has no {precision} graphs; it has {', '.join(self.manifest.variants)}"
             )
-        files = self.manifest.variants[precision]
-        return self.path / getattr(files, graph)
+        name = getattr(self.manifest.variants[precision], graph)
+        if name is None:
+            raise ValueError(f"{self.path} has no {graph} graph: its network reads landmarks")
+        return self.path / name
 
     def sessions(
         self,
@@ -282,8 +344,8 @@ class Bundle:
         providers: list[str] | None = None,
         threads: int | None = None,
     ) -> Sessions:
-        """Open the network's three graphs of ``precision`` and the front-end's two (float32)
-        on ``providers``.
+        """Open the network's graphs of ``precision`` (the encoder only when the bundle has
+        one) and the front-end's two (float32) on ``providers``.
 
         Args:
             precision: "fp32", or "fp16" when the bundle has float16 variants.
@@ -296,8 +358,11 @@ class Bundle:
         def open_graph(graph: GraphName) -> InferenceSession:
             return self.session(graph, precision, providers, threads)
 
+        # A precision the bundle lacks has no files: the temporal graph's path says so.
+        files = self.manifest.variants.get(precision)
+        has_encoder = files is not None and files.encoder is not None
         return Sessions(
-            open_graph("encoder"),
+            open_graph("encoder") if has_encoder else None,
             open_graph("temporal"),
             open_graph("body"),
             self.frontend_session("detector", providers, threads),

@@ -136,7 +136,7 @@ def export_command(
         "recipe": manifest.recipe,
         "family": manifest.family,
         "window": manifest.window.length,
-        "image_size": manifest.input.image_size,
+        "image_size": manifest.input.image_size if manifest.input.kind == "image" else None,
         "body_vertices": manifest.body.num_vertices,
         "machine": {
             "torch": torch.__version__,

@@ -8,7 +8,9 @@ torch):
    a model bundle's encoder, its temporal model in blended windows
    (:mod:`~service.pipeline.windows`) and its body, optionally smoothed
    (:mod:`~service.pipeline.smoothing`), placed in the frame (:mod:`~service.pipeline.camera`):
-   the per-track results of :mod:`service.pipeline.result`, parameters without vertices.
+   the per-track results of :mod:`service.pipeline.result`, parameters without vertices. A
+   keypoint family's bundle has no encoder: its features are each track's landmarks
+   (:mod:`~service.pipeline.landmark_features`), and no frame is read.
 
 :mod:`service.pipeline.body` poses vertices from those parameters on demand (the outputs, the
 gateway), so that nothing the pipeline holds grows with the video's length but the parameters.

@@ -5,7 +5,10 @@ Three graphs of a model bundle, in batches:
 1. ``encoder``: while the video's frames stream by (:class:`CropCollector`), the crops of the
    people tracked in each frame are cut and encoded; only their features go on, never the
    frames. SPS-Net's are 2048 floats (8 KiB) a person-frame; MAED's are its patch tokens,
-   ``(hw, d)``: 196 × 768 floats (588 KiB) at the paper's size.
+   ``(hw, d)``: 196 × 768 floats (588 KiB) at the paper's size. A keypoint family's bundle
+   has no encoder and reads no frames: each track's features are its landmarks, ``(33, 6)`` a
+   person-frame (:mod:`service.pipeline.landmark_features`), from what the tracking stage's
+   keypoint model found.
 2. ``temporal``: each track's features in overlapping windows, blended at the seams
    (:mod:`service.pipeline.windows`). A window runs as soon as its last frame is encoded and
    the features no later window reads are dropped, so features are held for a window's length
@@ -25,12 +28,13 @@ person-frame for SMPL's 6 890): the outputs compute those when they write them
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
-from service.bundle import NUM_JOINTS, Bundle, InputSpec, Sessions
+from service.bundle import NUM_JOINTS, Bundle, InputSpec, LandmarkInputSpec, Sessions
 from service.pipeline.body import BodyMeshes
 from service.pipeline.camera import (
     DEFAULT_DIAGONAL_FOV_DEG,
@@ -41,6 +45,11 @@ from service.pipeline.camera import (
     project_to_frame,
 )
 from service.pipeline.crops import cut_crops, square_boxes
+from service.pipeline.landmark_features import (
+    LANDMARK_FEATURE_CHANNELS,
+    LANDMARK_FEATURE_SHAPE,
+    track_landmark_features,
+)
 from service.pipeline.result import TrackResult
 from service.pipeline.rotations import rotmat_to_axis_angle
 from service.pipeline.smoothing import OneEuroConfig, one_euro, one_euro_rotations
@@ -105,6 +114,16 @@ def _counter(report: Progress, stage: str, total: int) -> Callable[[int], None]:
 FeatureSink = Callable[[int, int, np.ndarray], None]
 
 
+@dataclass(frozen=True)
+class FrameTimeline:
+    """What the regression needs of a video whose frames it does not read (a keypoint
+    family's bundle): every decoded frame's time, and the frames' size."""
+
+    times: np.ndarray  # (F,) float64 presentation time of frame i, seconds
+    width: int  # pixels, as the frames are decoded (upright)
+    height: int
+
+
 class CropCollector:
     """Cuts and encodes the crops of the tracked people while a video's frames stream by.
 
@@ -123,8 +142,9 @@ class CropCollector:
         sink: FeatureSink,
         progress: Progress = _no_progress,
     ) -> None:
-        manifest = bundle.manifest
-        self.spec: InputSpec = manifest.input
+        if not isinstance(bundle.manifest.input, InputSpec):
+            raise ValueError(f"{bundle.path}'s network reads landmarks: it has no crops to cut")
+        self.spec = bundle.manifest.input
         self.encoder = encoder
         self.sink = sink
         self.progress = progress
@@ -197,23 +217,30 @@ def regress_tracks(
     sessions: Sessions,
     config: RegressionConfig | None = None,
     progress: Progress | None = None,
+    *,
+    timeline: FrameTimeline | None = None,
 ) -> list[TrackResult]:
     """SMPL parameters, joints and cameras of every frame of every track.
 
     Args:
         frames: the video's frames in order (:func:`service.pipeline.video.read_frames`);
-            read once, and only up to the last tracked frame.
-        tracks: the people to regress (:func:`service.pipeline.tracking.track_people`).
+            read once, and only up to the last tracked frame; never read for a bundle whose
+            network reads landmarks.
+        tracks: the people to regress (:func:`service.pipeline.tracking.track_people`); for a
+            landmark bundle, with the landmarks the keypoint stage found.
         bundle: the model bundle.
         sessions: its graphs (:meth:`service.bundle.Bundle.sessions`).
         config: batches, windows, smoothing and the focal length.
         progress: called as ``(stage, done, total)`` after each run of a graph.
+        timeline: the frames' times and size, which a landmark bundle needs (it reads no
+            frames); unused by an image bundle.
 
     Returns:
         One :class:`TrackResult` per track, in order.
 
     Raises:
-        ValueError: the video ends before the tracks do, or a stride longer than the window.
+        ValueError: the video ends before the tracks do, a stride longer than the window, or a
+            landmark bundle without ``timeline`` or with landmarks laid out otherwise.
     """
     config = config or RegressionConfig()
     report = progress or _no_progress
@@ -231,14 +258,18 @@ def regress_tracks(
         windows_per_run=max(1, config.batch_size // window.length),
         on_run=_counter(report, TEMPORAL_STAGE, sum(len(blend.windows) for blend in blends)),
     )
-    collector = CropCollector(
-        tracks, bundle, sessions.encoder, config.batch_size, temporal.add, report
-    )
-    for frame in frames:
-        collector.add(frame)
-        if collector.complete:
-            break
-    times, (width, height) = collector.finish()
+    spec = bundle.manifest.input
+    if isinstance(spec, LandmarkInputSpec):
+        if timeline is None:
+            raise ValueError(
+                f"{bundle.path}'s network reads landmarks: pass the frames' times and size"
+            )
+        times = _feed_landmarks(tracks, bundle, spec, timeline, temporal.add)
+        width, height = timeline.width, timeline.height
+    else:
+        times, (width, height) = _encode_crops(
+            frames, tracks, bundle, sessions, config, temporal.add, report
+        )
     predicted = temporal.finish()
 
     body = BodyMeshes(sessions.body, config.batch_size)
@@ -258,6 +289,60 @@ def regress_tracks(
         )
         for track, prediction, track_times in zip(tracks, predicted, times, strict=True)
     ]
+
+
+def _encode_crops(
+    frames: Iterable[Frame],
+    tracks: Sequence[Track],
+    bundle: Bundle,
+    sessions: Sessions,
+    config: RegressionConfig,
+    sink: FeatureSink,
+    report: Progress,
+) -> tuple[list[np.ndarray], tuple[int, int]]:
+    """Every track's crops through the encoder to ``sink``, while ``frames`` stream by (up to
+    the last tracked one): each track's ``(N,)`` frame times, and the frames' width and height.
+    """
+    if sessions.encoder is None:
+        raise ValueError(f"{bundle.path}'s network reads crops, but no encoder session is open")
+    collector = CropCollector(tracks, bundle, sessions.encoder, config.batch_size, sink, report)
+    for frame in frames:
+        collector.add(frame)
+        if collector.complete:
+            break
+    return collector.finish()
+
+
+def _feed_landmarks(
+    tracks: Sequence[Track],
+    bundle: Bundle,
+    spec: LandmarkInputSpec,
+    timeline: FrameTimeline,
+    sink: FeatureSink,
+) -> list[np.ndarray]:
+    """Every track's landmark features to ``sink``, row by row: each track's ``(N,)`` frame
+    times.
+
+    Raises:
+        ValueError: landmarks laid out otherwise than this service builds them, or tracked
+            frames past the timeline's end.
+    """
+    layout = (spec.channels, bundle.manifest.feature_shape)
+    if layout != (LANDMARK_FEATURE_CHANNELS, LANDMARK_FEATURE_SHAPE):
+        raise ValueError(
+            f"{bundle.path} reads landmarks as {spec.channels}, {bundle.manifest.feature_shape}; "
+            f"this meshcast gives {LANDMARK_FEATURE_CHANNELS}, {LANDMARK_FEATURE_SHAPE}"
+        )
+    last_frame = max(int(track.frames.max()) for track in tracks)
+    if last_frame >= len(timeline.times):
+        raise ValueError(
+            f"a track holds frame {last_frame}, but the video ended before frame {last_frame} "
+            f"(after {len(timeline.times)} frames)"
+        )
+    for index, track in enumerate(tracks):
+        for row, feature in enumerate(track_landmark_features(track, spec.crop_scale)):
+            sink(index, row, feature)
+    return [timeline.times[track.frames] for track in tracks]
 
 
 def _track_result(

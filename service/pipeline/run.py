@@ -1,19 +1,22 @@
 """The whole pipeline on one video: decode → detect → track and keypoints → regress, timed
 stage by stage.
 
-The video is decoded twice and never held whole: once to detect, track and find each
-person's landmarks (:mod:`service.pipeline.people`), once to cut the crops of the tracks found
-(the second pass stops after the last tracked frame).
+The video is never held whole. It is decoded once to detect, track and find each person's
+landmarks (:mod:`service.pipeline.people`), and, for a bundle of an image family, a second time
+to cut the crops of the tracks found (the second pass stops after the last tracked frame). A
+keypoint family's bundle reads the landmarks the first pass found, and the frames' times it
+recorded: no second pass.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, PositiveInt
 
 from service.bundle import Bundle, Precision, Sessions
@@ -28,11 +31,11 @@ from service.pipeline.detect import (
 )
 from service.pipeline.keypoints import KeypointConfig, KeypointModel
 from service.pipeline.people import FollowCosts, follow_people
-from service.pipeline.regress import RegressionConfig, regress_tracks
+from service.pipeline.regress import FrameTimeline, RegressionConfig, regress_tracks
 from service.pipeline.result import BodyTopology, VideoResult
 from service.pipeline.smoothing import OneEuroConfig
 from service.pipeline.tracking import TrackerConfig
-from service.pipeline.video import VideoInfo, probe, read_frames
+from service.pipeline.video import Frame, VideoInfo, probe, read_frames
 
 # Called as (stage, done, total): "detect" counts frames; the regression's stages count as
 # service.pipeline.regress says.
@@ -156,8 +159,9 @@ def process_video(
     detector = make_detector(config.detector, bundle, sessions)
     keypoints = make_keypoint_model(config.keypoints, bundle, sessions)
 
+    times: list[float] = []  # seconds, of every frame decoded
     tracks, costs = follow_people(
-        read_frames(video),
+        _timed(read_frames(video), times),
         detector,
         keypoints,
         config.tracker,
@@ -173,8 +177,16 @@ def process_video(
             f"{config.tracker.min_length} frames: is anyone fully in view?"
         )
 
+    # A landmark bundle reads no frames: it is not given the video to decode again.
+    reads_crops = bundle.manifest.input.kind == "image"
     results = regress_tracks(
-        read_frames(video), tracks, bundle, sessions, config.regression, report
+        read_frames(video) if reads_crops else (),
+        tracks,
+        bundle,
+        sessions,
+        config.regression,
+        report,
+        timeline=FrameTimeline(np.asarray(times), info.width, info.height),
     )
     regressed = time.perf_counter()
     result = VideoResult(
@@ -190,6 +202,13 @@ def process_video(
     seconds = {**costs.as_seconds(), "regress": regressed - tracked}
     focal_length = config.regression.frame_focal_length(info.width, info.height)
     return PipelineRun(result, info, focal_length, seconds, costs)
+
+
+def _timed(frames: Iterable[Frame], times: list[float]) -> Iterator[Frame]:
+    """``frames`` as they come, each one's time appended to ``times`` on the way."""
+    for frame in frames:
+        times.append(frame.time)
+        yield frame
 
 
 def body_topology(bundle: Bundle) -> BodyTopology:

@@ -33,6 +33,7 @@ from service.bundle import (
     GraphFiles,
     InputSpec,
     KeypointSpec,
+    LandmarkInputSpec,
     Manifest,
     Provenance,
     WindowSpec,
@@ -40,6 +41,7 @@ from service.bundle import (
     file_sha256,
     load_bundle,
 )
+from service.pipeline.landmark_features import LANDMARK_FEATURE_CHANNELS, LANDMARK_FEATURE_SHAPE
 from service.pipeline.landmarks import LANDMARK_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,6 +50,10 @@ JOINTS = tuple(f"joint_{j}" for j in range(len(PARENTS)))
 NUM_VERTICES = 4
 FACES = np.array([[0, 1, 2], [0, 2, 3]])
 OPSET = 17
+IMAGE_INPUT = InputSpec(image_size=64, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), crop_scale=1.2)
+LANDMARK_INPUT = LandmarkInputSpec(
+    kind="landmarks", crop_scale=1.2, channels=LANDMARK_FEATURE_CHANNELS
+)
 IR_VERSION = 8  # the one of opset 17: onnxruntime refuses files newer than it knows
 
 
@@ -95,30 +101,30 @@ def frontend_spec() -> FrontendSpec:
     )
 
 
-def make_bundle(folder: Path) -> Manifest:
+def make_bundle(folder: Path, *, landmarks: bool = False) -> Manifest:
     """A small valid bundle in ``folder``: fp32 graphs, the front-end's, the body's arrays,
-    the manifest."""
+    the manifest. With ``landmarks``, a keypoint family's: no encoder, landmark input."""
     folder.mkdir(parents=True, exist_ok=True)
-    graphs = GraphFiles(encoder="encoder.onnx", temporal="temporal.onnx", body="body.onnx")
+    graphs = GraphFiles(
+        encoder=None if landmarks else "encoder.onnx", temporal="temporal.onnx", body="body.onnx"
+    )
     frontend = frontend_spec()
-    for name in [*graphs.model_dump().values(), frontend.detector.file, frontend.keypoints.file]:
+    for name in [*graphs.names(), frontend.detector.file, frontend.keypoints.file]:
         identity_graph(folder / name)
     weights = np.full((NUM_VERTICES, len(PARENTS)), 1.0 / len(PARENTS), dtype=np.float32)
     np.save(folder / FACES_FILE, FACES)
     np.save(folder / WEIGHTS_FILE, weights)
     np.save(folder / PARENTS_FILE, np.array(PARENTS))
     np.savez(folder / JOINT_REGRESSORS_FILE, smpl24=weights.T.copy())
-    names = [*graphs.model_dump().values(), FACES_FILE, WEIGHTS_FILE, PARENTS_FILE]
+    names = [*graphs.names(), FACES_FILE, WEIGHTS_FILE, PARENTS_FILE]
     names += [JOINT_REGRESSORS_FILE, frontend.detector.file, frontend.keypoints.file]
     manifest = Manifest(
         schema_version=SCHEMA_VERSION,
         family="spsnet",
         recipe="test",
-        input=InputSpec(
-            image_size=64, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), crop_scale=1.2
-        ),
+        input=LANDMARK_INPUT if landmarks else IMAGE_INPUT,
         window=WindowSpec(length=16, stride=8, dynamic_length=True),
-        feature_shape=(3,),
+        feature_shape=LANDMARK_FEATURE_SHAPE if landmarks else (3,),
         body=BodySpec(
             name="test",
             num_vertices=NUM_VERTICES,
@@ -152,6 +158,12 @@ def make_bundle(folder: Path) -> Manifest:
 def bundle_dir(tmp_path: Path) -> Path:
     make_bundle(tmp_path / "bundle")
     return tmp_path / "bundle"
+
+
+@pytest.fixture
+def landmark_bundle_dir(tmp_path: Path) -> Path:
+    make_bundle(tmp_path / "landmarks", landmarks=True)
+    return tmp_path / "landmarks"
 
 
 def edit_manifest(folder: Path, **changes: object) -> None:
@@ -260,3 +272,51 @@ def test_the_loader_needs_no_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
     )
     assert probe.returncode == 0, probe.stderr
+
+
+def test_a_landmark_bundle_has_no_encoder(landmark_bundle_dir):
+    bundle = load_bundle(landmark_bundle_dir)
+    assert isinstance(bundle.manifest.input, LandmarkInputSpec)
+    assert bundle.manifest.input.channels == LANDMARK_FEATURE_CHANNELS
+    assert bundle.manifest.feature_shape == LANDMARK_FEATURE_SHAPE
+    assert bundle.manifest.variants["fp32"].encoder is None
+    assert not (landmark_bundle_dir / "encoder.onnx").exists()
+    sessions = bundle.sessions(providers=[CPU_PROVIDER], threads=1)
+    assert sessions.encoder is None
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(sessions.temporal.run(None, {"x": x})[0], x)
+    with pytest.raises(ValueError, match="no encoder graph"):
+        bundle.graph_path("encoder", "fp32")
+
+
+def test_the_input_kind_is_written_and_read_back(bundle_dir, landmark_bundle_dir):
+    for folder, kind in ((bundle_dir, "image"), (landmark_bundle_dir, "landmarks")):
+        written = json.loads((folder / MANIFEST_FILE).read_text())
+        assert written["input"]["kind"] == kind
+        assert load_bundle(folder).manifest.input.kind == kind
+
+
+def test_crops_need_an_encoder(landmark_bundle_dir):
+    edit_manifest(landmark_bundle_dir, input=IMAGE_INPUT.model_dump(mode="json"))
+    with pytest.raises(ValueError, match="reads crops needs an encoder"):
+        load_bundle(landmark_bundle_dir)
+
+
+def test_landmarks_take_no_encoder(bundle_dir):
+    landmarks = LANDMARK_INPUT.model_dump(mode="json")
+    edit_manifest(bundle_dir, input=landmarks, feature_shape=list(LANDMARK_FEATURE_SHAPE))
+    with pytest.raises(ValueError, match="reads landmarks takes no encoder"):
+        load_bundle(bundle_dir)
+
+
+def test_landmark_features_must_end_in_the_channels(landmark_bundle_dir):
+    edit_manifest(landmark_bundle_dir, feature_shape=[33, 5])
+    with pytest.raises(ValueError, match="channels"):
+        load_bundle(landmark_bundle_dir)
+
+
+def test_a_schema_2_bundle_is_refused(bundle_dir):
+    """Bundles exported before the keypoint families (no input kind) are exported again."""
+    edit_manifest(bundle_dir, schema_version=2)
+    with pytest.raises(ValueError, match="schema version 2; this meshcast reads version 3"):
+        load_bundle(bundle_dir)

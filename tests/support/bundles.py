@@ -22,14 +22,36 @@ SERVICE_BUNDLE_CHANGES: dict[str, Any] = {
     "data": {"train": ["frames.pt"], "crop_size": 32, "crop_scale": 1.2},
     "training": {"clip_length": 8, "clip_stride": 4},
 }
+# The keypoint families' test bundles: the built-in landmark recipes with tiny widths, SPS-Net
+# on 8-frame windows (any length), MAED on 4 (its only one).
+LANDMARK_BUNDLES: dict[str, tuple[str, dict[str, Any]]] = {
+    "spsnet": (
+        "spsnet_keypoints",
+        {
+            "model": {"landmark_hidden": 32, "feature_dim": 32, "attention_hidden": 32,
+                      "forecast_hidden": 32, "regressor_hidden": 64, "dropout": 0.0},
+            "training": {"clip_length": 8, "clip_stride": 4},
+        },
+    ),
+    "maed": (
+        "maed_keypoints",
+        {
+            "model": {"num_frames": 4, "embed_dim": 32, "depth": 2, "num_heads": 4,
+                      "decoder_hidden": 64, "decoder_dropout": 0.0},
+            "training": {"clip_length": 4, "clip_stride": 2},
+        },
+    ),
+}  # fmt: skip
 
 
 def tiny_checkpoint(folder: Path, name: str, base: str, changes: dict[str, Any]) -> Path:
-    """A checkpoint ``folder/NAME.pt`` of the tiny recipe ``base`` with ``changes`` merged over
-    it section by section, its network drawn with seed 0, as ``load_network`` reads it."""
+    """A checkpoint ``folder/NAME.pt`` of the recipe ``base`` (a tiny one of
+    ``tests/support/recipes``, else a built-in one) with ``changes`` merged over it section by
+    section, its network drawn with seed 0, as ``load_network`` reads it."""
+    tiny = TINY_RECIPES / f"{base}.yaml"
     recipe_file = folder / f"{name}.yaml"
     recipe_file.write_text(
-        yaml.safe_dump({"extends": str(TINY_RECIPES / f"{base}.yaml"), **changes})
+        yaml.safe_dump({"extends": str(tiny) if tiny.is_file() else base, **changes})
     )
     recipe = load_recipe(recipe_file)
     torch.manual_seed(0)
@@ -39,13 +61,22 @@ def tiny_checkpoint(folder: Path, name: str, base: str, changes: dict[str, Any])
     return path
 
 
-def tiny_bundle(folder: Path, name: str, base: str, changes: dict[str, Any]) -> Path:
-    """:func:`tiny_checkpoint` exported with the stand-in body to ``folder/bundle``."""
+def tiny_bundle(
+    folder: Path, name: str, base: str, changes: dict[str, Any], *, fp16: bool = False
+) -> Path:
+    """:func:`tiny_checkpoint` exported with the stand-in body to ``folder/bundle`` (with
+    float16 variants when ``fp16``)."""
     checkpoint = tiny_checkpoint(folder, name, base, changes)
-    export_bundle(checkpoint, "standin", folder / "bundle")
+    export_bundle(checkpoint, "standin", folder / "bundle", fp16=fp16)
     return folder / "bundle"
 
 
 def service_bundle(folder: Path) -> Path:
     """The tiny SPS-Net bundle that the service's tests run (workers, gateway, end to end)."""
     return tiny_bundle(folder, "spsnet", SERVICE_BUNDLE_BASE, SERVICE_BUNDLE_CHANGES)
+
+
+def landmark_bundle(folder: Path, family: str = "spsnet", *, fp16: bool = False) -> Path:
+    """A tiny keypoint-family bundle (no encoder: its temporal graph reads landmarks) of
+    ``family``, "spsnet" or "maed" (:data:`LANDMARK_BUNDLES`)."""
+    return tiny_bundle(folder, f"{family}_keypoints", *LANDMARK_BUNDLES[family], fp16=fp16)

@@ -1,10 +1,12 @@
 """The front-end (NanoDet, then BlazePose per person) through the whole pipeline on videos a
 user may upload: small and huge frames, grey and 4:2:2 video, a person cut by the frame's
 edge, a crowd of 50. Real walkers from the committed clip, pasted onto plain frames; the
-service's tiny bundle (its meshes are untrained, its front-end is the real one)."""
+service's tiny bundle (its meshes are untrained, its front-end is the real one), and a tiny
+keypoint-family bundle, which reads the landmarks the front-end found."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 
 from service.bundle import Bundle, load_bundle
+from service.pipeline import run as run_module
 from service.pipeline.keypoints import KeypointConfig
 from service.pipeline.landmarks import VISIBLE
 from service.pipeline.people import confirm_people
@@ -22,7 +25,8 @@ from service.pipeline.run import (
     pipeline_config,
     process_video,
 )
-from service.pipeline.video import read_frames
+from service.pipeline.video import Frame, read_frames
+from tests.support.bundles import landmark_bundle
 from tests.support.walkers import PATCH_HEIGHT, PATCH_WIDTH, walker_patches
 
 FRAMES = 5  # enough for the tracker to confirm a person (3 detections in a row)
@@ -33,6 +37,12 @@ SINGLE_WALKERS = slice(1, None)  # the walker patches that hold one person (the 
 @pytest.fixture(scope="module")
 def bundle(service_bundle_dir: Path) -> Bundle:
     return load_bundle(service_bundle_dir)
+
+
+@pytest.fixture(scope="module")
+def keypoint_bundle(one_torch_thread: None, tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    """A tiny SPS-Net on landmarks (tests/support/bundles.py): no encoder."""
+    return load_bundle(landmark_bundle(tmp_path_factory.mktemp("keypoint_bundle")))
 
 
 def write_scene(
@@ -143,3 +153,27 @@ def test_a_candidate_refused_in_the_frame_before_is_not_looked_at_again(
     kept, refused, looked = confirm_people(image, moved, unsure, model, refused)
     assert (len(kept), looked) == (0, 0)
     np.testing.assert_array_equal(refused, moved[:, :4])
+
+
+def test_a_keypoint_bundle_decodes_the_video_once(
+    tmp_path: Path, keypoint_bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The landmarks of the first pass are the network's input: no second decode, results for
+    every tracked frame, timed by the frames' own times."""
+    video = write_scene(tmp_path / "scene.mp4", (384, 200), [(20, 20), (200, 20)])
+    decodes: list[Path] = []
+
+    def counted(path: str | Path) -> Iterator[Frame]:
+        decodes.append(Path(path))
+        return read_frames(path)
+
+    monkeypatch.setattr(run_module, "read_frames", counted)
+    config = pipeline_config(min_track_length=FRAMES, smooth=True)
+    run = process_video(video, keypoint_bundle, config)
+    assert decodes == [video]
+    assert len(run.result.tracks) == 2
+    for track in run.result.tracks:
+        assert list(track.frame_ids) == list(range(FRAMES))
+        for values in (track.rotmat, track.cam, track.translation, track.joints2d):
+            assert np.isfinite(values).all()
+    assert "regress" in run.seconds

@@ -1,14 +1,15 @@
 """The regression stage on real bundles: a tiny SPS-Net on frames (ResNet-50 on 32-pixel crops,
 any window length) and a tiny MAED (a fixed 4-frame window), both on the stand-in body,
-exported once for the module. The networks are untrained (seeded): the checks are of the
-plumbing, against the graphs run directly and training's own geometry."""
+exported once for the module; and the keypoint families' tiny bundles, which read each track's
+landmarks and no frame. The networks are untrained (seeded): the checks are of the plumbing,
+against the graphs run directly and training's own geometry."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -19,10 +20,13 @@ import torch
 from service.bundle import CPU_PROVIDER, Bundle, Sessions, load_bundle
 from service.pipeline.body import BodyMeshes
 from service.pipeline.crops import cut_crops, square_boxes
+from service.pipeline.landmark_features import track_landmark_features
+from service.pipeline.landmarks import NUM_LANDMARKS
 from service.pipeline.regress import (
     BODY_STAGE,
     ENCODER_STAGE,
     TEMPORAL_STAGE,
+    FrameTimeline,
     RegressionConfig,
     regress_tracks,
 )
@@ -30,7 +34,7 @@ from service.pipeline.result import TrackResult
 from service.pipeline.smoothing import OneEuroConfig
 from service.pipeline.tracking import Track
 from service.pipeline.video import Frame
-from tests.support.bundles import tiny_bundle
+from tests.support.bundles import landmark_bundle, tiny_bundle
 from training.evaluation.predict import window_weights
 from training.geometry import (
     axis_angle_to_rotmat,
@@ -55,6 +59,9 @@ RECIPES = {
     ),
     "maed": ("maed_tiny", {}),
 }  # fmt: skip
+LANDMARK_FAMILIES = ["spsnet", "maed"]
+UNSEEN_EVERY = 4  # rows of a landmark track the keypoint model did not look at
+WORLD_STD_M = 0.4  # spread of the metric landmarks around the hips
 
 
 @dataclass(frozen=True)
@@ -324,3 +331,102 @@ def test_the_stage_needs_neither_torch_nor_training():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
     )
     assert probe.returncode == 0, probe.stderr
+
+
+@pytest.fixture(scope="module")
+def landmark_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Exported]:
+    """The keypoint families' tiny bundles (tests/support/bundles.py), one-thread sessions."""
+    exported = {}
+    for family in LANDMARK_FAMILIES:
+        bundle = load_bundle(
+            landmark_bundle(tmp_path_factory.mktemp(f"{family}_landmarks"), family)
+        )
+        exported[family] = Exported(bundle, bundle.sessions(providers=[CPU_PROVIDER], threads=1))
+    return exported
+
+
+@pytest.fixture(scope="module")
+def landmark_tracks(tracks) -> list[Track]:
+    """The tracks with landmarks in their boxes; every few rows unseen (NaN, visibility 0)."""
+    rng = np.random.default_rng(0)
+    seen = []
+    for track in tracks:
+        n = len(track.frames)
+        low, high = track.boxes[:, None, :2], track.boxes[:, None, 2:]  # (N, 1, 2) each
+        pixels = low + rng.uniform(0.0, 1.0, (n, NUM_LANDMARKS, 2)) * (high - low)
+        visibility = rng.uniform(0.0, 1.0, (n, NUM_LANDMARKS, 1))
+        landmarks = np.concatenate([pixels, visibility], axis=-1).astype(np.float32)
+        world = rng.normal(0.0, WORLD_STD_M, (n, NUM_LANDMARKS, 3)).astype(np.float32)
+        scores = np.ones(n, dtype=np.float32)
+        unseen = np.arange(n) % UNSEEN_EVERY == 1
+        landmarks[unseen, :, :2], landmarks[unseen, :, 2] = np.nan, 0.0
+        world[unseen], scores[unseen] = np.nan, 0.0
+        seen.append(
+            replace(track, landmarks=landmarks, world_landmarks=world, keypoint_scores=scores)
+        )
+    return seen
+
+
+def unread_frames() -> Iterator[Frame]:
+    """Frames that must not be read: a landmark bundle needs none."""
+    raise AssertionError("a landmark bundle read the video's frames")
+    yield  # a generator: the error comes on the first read, not on the call
+
+
+TIMELINE = FrameTimeline(np.arange(VIDEO_FRAMES) / FPS, WIDTH, HEIGHT)
+
+
+@pytest.mark.parametrize("family", LANDMARK_FAMILIES)
+def test_a_landmark_bundle_regresses_tracks_without_reading_frames(
+    landmark_bundles, landmark_tracks, family
+):
+    """Finite results for tracks with unseen rows; a track no longer than a window equals one
+    run of the temporal graph on its landmark features (MAED: padded with its last row)."""
+    case = landmark_bundles[family]
+    reports: list[tuple[str, int, int]] = []
+    config = RegressionConfig(batch_size=16, smoothing=OneEuroConfig())
+    results = regress_tracks(
+        unread_frames(),
+        landmark_tracks,
+        case.bundle,
+        case.sessions,
+        config,
+        lambda *report: reports.append(report),
+        timeline=TIMELINE,
+    )
+    assert [r.track_id for r in results] == [t.id for t in landmark_tracks]
+    for result, track in zip(results, landmark_tracks, strict=True):
+        assert np.array_equal(result.frame_ids, track.frames)
+        for field in ("rotmat", "betas", "cam", "orig_cam", "translation", "joints3d", "joints2d"):
+            value = getattr(result, field)
+            assert len(value) == len(track.frames), field
+            assert np.isfinite(value).all(), field
+    assert ENCODER_STAGE not in {stage for stage, _, _ in reports}
+    last = {stage: (done, total) for stage, done, total in reports}
+    person_frames = sum(len(t.frames) for t in landmark_tracks)
+    assert last[BODY_STAGE] == (person_frames, person_frames)
+
+    raw = regress_tracks(
+        unread_frames(), landmark_tracks, case.bundle, case.sessions, timeline=TIMELINE
+    )
+    short = landmark_tracks[1]  # 3 frames, row 1 unseen: within either family's window
+    window = case.bundle.manifest.window.length
+    features = track_landmark_features(short, case.bundle.manifest.input.crop_scale)
+    if len(features) < window and not case.bundle.manifest.window.dynamic_length:
+        features = features[np.minimum(np.arange(window), len(features) - 1)]
+    rotmat, betas, cam = temporal(case, features[None])
+    rows = len(short.frames)
+    assert np.abs(raw[1].rotmat - rotmat[0, :rows]).max() <= TOLERANCE
+    assert np.abs(raw[1].betas - betas[0, :rows]).max() <= TOLERANCE
+    assert np.abs(raw[1].cam - cam[0, :rows]).max() <= TOLERANCE
+
+
+def test_a_landmark_bundle_needs_the_frames_times(landmark_bundles, landmark_tracks):
+    case = landmark_bundles["spsnet"]
+    with pytest.raises(ValueError, match="times and size"):
+        regress_tracks(unread_frames(), landmark_tracks, case.bundle, case.sessions)
+    cut_short = FrameTimeline(TIMELINE.times[:30], WIDTH, HEIGHT)
+    with pytest.raises(ValueError, match="ended before frame 39"):
+        regress_tracks(
+            unread_frames(), landmark_tracks, case.bundle, case.sessions, timeline=cut_short
+        )

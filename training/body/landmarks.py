@@ -16,7 +16,8 @@ The definition follows what each of MediaPipe's landmarks marks (its ``PoseLandm
 * heels and foot indices: the heel and big-toe vertices.
 
 The error this definition leaves against what BlazePose itself reports on renders of the body is
-part of the front-end's error that training adds as noise (``meshcast bench keypoint-noise``).
+part of the front-end's error that training adds as noise; ``meshcast score`` measures that
+error on synthetic videos (the limb landmarks against the true joints).
 """
 
 from __future__ import annotations

@@ -30,6 +30,8 @@ import hashlib
 import json
 import os
 import zlib
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import NamedTuple, TypedDict
 
@@ -57,6 +59,11 @@ _X, _Y, _VISIBILITY, _WORLD = 0, 1, 2, slice(3, 6)
 # One vertex in this many outlines the body for its box (~550 of the stand-in's 13,718: the
 # box comes out within a centimetre of the whole mesh's).
 BOX_VERTEX_STEP = 25
+# The least share of a person's box in the frame, in every frame of a clip.
+MIN_IN_FRAME = 0.6
+# Processes that pose a split's clips (each clip from its own seed: the same clips however many).
+POSING_PROCESSES = 2
+POSING_CHUNK = 64
 
 
 def box_vertices(body: BodyModel) -> np.ndarray:
@@ -155,22 +162,36 @@ class PosedClips(NamedTuple):
     frame_size: np.ndarray  # (N, 2) width, height
 
 
+def in_frame_share(vertex_pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``(F,)`` the share of each frame's whole body box ``(F, V, 2)`` that lies in the frame."""
+    low, high = vertex_pixels.min(axis=1), vertex_pixels.max(axis=1)
+    inside = np.clip(high, 0, [width, height]) - np.clip(low, 0, [width, height])
+    return np.prod(inside, axis=1) / np.maximum(np.prod(high - low, axis=1), 1e-9)
+
+
 def pose_clip(
     body: BodyModel, regressor: Tensor, config: LandmarkDataConfig, frames: int,
     clips: tuple[str, ...], rng: np.random.Generator,
 ) -> PosedClips:  # fmt: skip
-    """One exact clip (N = 1): a varied motion of ``clips`` seen by a random camera."""
+    """One exact clip (N = 1): a varied motion of ``clips`` seen by a random camera, drawn
+    again until the person stays at least :data:`MIN_IN_FRAME` in the frame throughout (a
+    detector draws no box on a sliver of a person, and a sliver's box would put its landmarks
+    hundreds of crop widths away)."""
     width, height = config.image_size
-    person = sample_person(rng, frames, rng.uniform(*config.fps), clips)
-    camera = sample_camera(rng, frames, config.image_size, **CAMERA_RANGES)
-    pose, vertices, joints = posed_in_camera(body, person, camera)
+    while True:
+        person = sample_person(rng, frames, rng.uniform(*config.fps), clips)
+        camera = sample_camera(rng, frames, config.image_size, **CAMERA_RANGES)
+        pose, vertices, joints = posed_in_camera(body, person, camera)
+        vertex_pixels = project(vertices.numpy(), camera.intrinsics)
+        if in_frame_share(vertex_pixels, width, height).min() >= MIN_IN_FRAME:
+            break
     points = torch.einsum("lv,fvc->flc", regressor, vertices).numpy()  # (F, 33, 3)
     intrinsics = camera.intrinsics
     joints_np = joints.numpy()
     return PosedClips(
         landmark_pixels=project(points, intrinsics)[None].astype(np.float32),
         landmark_points=points[None],
-        boxes=frame_boxes(project(vertices.numpy(), intrinsics), width, height)[None],
+        boxes=frame_boxes(vertex_pixels, width, height)[None],
         joint_pixels=project(joints_np, intrinsics)[None].astype(np.float32),
         joints=joints_np[None],
         pose=pose[None].astype(np.float32),
@@ -187,11 +208,13 @@ def noisy_clip(
     noise: LandmarkNoise,
     rng: np.random.Generator,
 ) -> LandmarkClip:
-    """The first ``frames`` frames of clip ``item`` of ``posed`` as the network reads them,
-    with the front-end's error."""
-    pixels, points = posed.landmark_pixels[item, :frames], posed.landmark_points[item, :frames]
+    """``frames`` consecutive frames of clip ``item`` of ``posed``, from a start drawn from
+    ``rng``, as the network reads them, with the front-end's error."""
+    start = int(rng.integers(posed.pose.shape[1] - frames + 1))
+    window = slice(start, start + frames)
+    pixels, points = posed.landmark_pixels[item, window], posed.landmark_points[item, window]
     width, height = posed.frame_size[item]
-    squares = crop_squares(jitter_boxes(posed.boxes[item, :frames], noise, rng), crop_scale)
+    squares = crop_squares(jitter_boxes(posed.boxes[item, window], noise, rng), crop_scale)
     in_frame = (
         (pixels[..., 0] >= 0) & (pixels[..., 0] < width)
         & (pixels[..., 1] >= 0) & (pixels[..., 1] < height)
@@ -200,14 +223,14 @@ def noisy_clip(
     landmarks = noisy_landmarks(
         to_crop(pixels, squares), points - hips, in_frame, 2.0 / crop_scale, noise, rng
     )
-    joints = posed.joints[item, :frames]
-    keypoints = to_crop(posed.joint_pixels[item, :frames], squares)
+    joints = posed.joints[item, window]
+    keypoints = to_crop(posed.joint_pixels[item, window], squares)
     ones = np.ones((frames, joints.shape[1], 1), dtype=np.float32)
     return LandmarkClip(
         landmarks=torch.from_numpy(landmarks),
         keypoints_2d=torch.from_numpy(np.concatenate([keypoints, ones], -1)).float(),
         joints_3d=torch.from_numpy(np.concatenate([joints, ones], -1)).float(),
-        pose=torch.from_numpy(posed.pose[item, :frames]),
+        pose=torch.from_numpy(posed.pose[item, window]),
         betas=torch.from_numpy(np.repeat(posed.betas[item][None], frames, axis=0)).float(),
         has_smpl=torch.ones(frames, dtype=torch.bool),
         frame_ids=torch.arange(frames),
@@ -290,7 +313,16 @@ class LandmarkClips(Dataset[LandmarkClip]):
             return None
         config = self.config.model_dump(mode="json", exclude={"noise", "crop_scale", "cache_dir"})
         key = json.dumps(
-            [config, self.split, self.seed, self.clips, self.items, self.body.name, CAMERA_RANGES],
+            [
+                config,
+                self.split,
+                self.seed,
+                self.clips,
+                self.items,
+                self.body.name,
+                CAMERA_RANGES,
+                MIN_IN_FRAME,
+            ],
             sort_keys=True,
         )
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -301,16 +333,14 @@ class LandmarkClips(Dataset[LandmarkClip]):
         if path is not None and path.is_file():
             with np.load(path) as arrays:
                 return PosedClips(**{name: arrays[name] for name in PosedClips._fields})
-        clips = []
-        with Progress(transient=True) as progress:
+        with (
+            ProcessPoolExecutor(POSING_PROCESSES, mp_context=get_context("fork")) as pool,
+            Progress(transient=True) as progress,
+        ):
             task = progress.add_task(f"posing {self.items} {self.split} clips", total=self.items)
-            for index in range(self.items):
-                clips.append(
-                    pose_clip(
-                        self.body, self.regressor, self.config, self.config.frames, self.clips,
-                        self._rng(index),
-                    )
-                )  # fmt: skip
+            clips = []
+            for clip in pool.map(self._pose, range(self.items), chunksize=POSING_CHUNK):
+                clips.append(clip)
                 progress.advance(task)
         posed = stack(clips)
         if path is not None:
@@ -319,6 +349,12 @@ class LandmarkClips(Dataset[LandmarkClip]):
             np.savez(partial, **posed._asdict())
             os.replace(partial, path)
         return posed
+
+    def _pose(self, index: int) -> PosedClips:
+        config = self.config
+        return pose_clip(
+            self.body, self.regressor, config, config.frames, self.clips, self._rng(index)
+        )
 
     def __getitem__(self, index: int) -> LandmarkClip:
         epoch = self.epoch if self.split == "train" else 0

@@ -35,7 +35,7 @@ def landmark_sequences(
     as a dataset file's arrays (one row per frame: ``vid_name``, ``frame_id``, ``pose``,
     ``shape``, ``valid``)."""
     clips = LandmarkClips(  # a split other than "train" moves with the held-out clips
-        config,
+        config.model_copy(update={"frames": frames}),
         frames,
         split=SPLIT,
         seed=seed,

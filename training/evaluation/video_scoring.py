@@ -20,6 +20,12 @@ its own (detector, tracker) and writes ``result.npz``: per track, boxes, rotatio
    given the published H36M regressor regresses the predicted ones by that instead, so the
    score records ``joint_set_source``, and only "project" compares like with like.
 
+The front-end's own error is scored too, on the matched person-frames: the keypoint model's
+twelve limb landmarks (shoulders to ankles, the points BlazePose and SMPL both name) against the
+truth's joints of those names in pixels, as shares of the true box's height, and the share of
+matched person-frames the keypoint model did not see at all (what the keypoint families'
+training noise stands for: :class:`training.recipes.LandmarkNoise`).
+
 Besides the errors, a :class:`VideoScore` says how much of the video was found: true
 person-frames and how many were matched (recall), predicted track-frames (precision), predicted
 tracks, true people and how many were matched at least once, and identity switches (a true
@@ -42,6 +48,7 @@ from service.outputs.result_files import read_result_npz
 from service.pipeline.boxes import clip_boxes, iou_matrix
 from service.pipeline.result import VideoResult
 from training.body import BodyModel, load_body_model
+from training.body.joint_sets import SPIN49_NAMES
 from training.data.dataset_file import read_dataset_file
 from training.evaluation.scoring import Predictions, score
 
@@ -56,6 +63,11 @@ MIN_MATCH_IOU: Final = 0.3
 TRACK_NAME: Final = re.compile(r"^(?P<person>(?P<video>.+)_p\d+)(?:_\d+)?$")
 # The columns of the dataset file that the errors need: the truth is its joints (see above).
 TRUTH_COLUMNS: Final = ("vid_name", "frame_id", "joints3D")
+LIMB_JOINTS: Final = tuple(
+    f"{side}_{joint}"
+    for joint in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
+    for side in ("left", "right")
+)
 # What scoring.score gives on such truth: its columns but PVE (no true mesh).
 METRICS: Final = ("pa_mpjpe", "mpjpe", "accel", "accel_error", "pck", "auc")
 
@@ -79,6 +91,12 @@ class VideoScore(BaseModel):
     people_found: int = Field(ge=0, description="true people matched in at least one frame")
     predicted_tracks: int = Field(ge=0)
     identity_switches: int = Field(ge=0, description="changes of a person's matched track id")
+    landmark_error: float | None = Field(
+        None, description="median limb landmark error, a share of the true box's height"
+    )
+    landmark_missed: float | None = Field(
+        None, description="share of matched person-frames without landmarks"
+    )
     pa_mpjpe: float | None = None
     mpjpe: float | None = None
     accel: float | None = None
@@ -191,12 +209,14 @@ def score_video_result(
     )
     people = person_names(truth["vid_name"])
     table: Mapping[str, float] = {}
+    landmark_error = landmark_missed = None
     if len(true):
         matched = Predictions(
             rotmat=_track_column(result, "rotmat", (NUM_JOINTS, 3, 3), np.float32)[predicted],
             betas=_track_column(result, "betas", (NUM_BETAS,), np.float32)[predicted],
         )
         table = score(matched, {key: truth[key][true] for key in TRUTH_COLUMNS}, body)
+        landmark_error, landmark_missed = _landmark_errors(result, truth, predicted, true)
     person_frames, predicted_count = len(truth["vid_name"]), len(predicted_frames)
     return VideoScore(
         video=video,
@@ -214,8 +234,30 @@ def score_video_result(
         identity_switches=identity_switches(
             people[true], truth["frame_id"][true], track_ids[predicted]
         ),
+        landmark_error=landmark_error if len(true) else None,
+        landmark_missed=landmark_missed if len(true) else None,
         **{name: table.get(name) for name in METRICS},
     )
+
+
+def _landmark_errors(
+    result: VideoResult,
+    truth: Mapping[str, np.ndarray],
+    predicted: np.ndarray,
+    true: np.ndarray,
+) -> tuple[float | None, float]:
+    """The median limb landmark error (share of the true box's height) over the matched
+    person-frames the keypoint model saw, and the share it did not see."""
+    names = list(result.landmark_names)
+    landmarks = _track_column(result, "landmarks", (len(names), 3), np.float32)[predicted]
+    rows = [names.index(name) for name in LIMB_JOINTS]
+    columns = [SPIN49_NAMES.index(name) for name in LIMB_JOINTS]
+    seen = np.isfinite(landmarks[:, rows, :2]).all(axis=(1, 2))  # (M,)
+    joints = truth["joints2D"][true][:, columns, :2]  # (M, 12, 2)
+    heights = truth["bbox"][true][:, 3:4]  # (M, 1)
+    distance = np.linalg.norm(landmarks[:, rows, :2] - joints, axis=-1) / heights
+    error = float(np.median(distance[seen])) if seen.any() else None
+    return error, float(1.0 - seen.mean())
 
 
 def _track_name(name: str) -> re.Match[str]:
@@ -236,7 +278,7 @@ def _video_truth(
         raise VideoNotFoundError(f"{source} has no person-frame of {video!r}; its videos: {known}")
     if "joints3D" not in arrays:
         raise ValueError(f"{source} has no 3D joints (joints3D) to score against")
-    return {key: np.asarray(arrays[key])[rows] for key in ("bbox", *TRUTH_COLUMNS)}
+    return {key: np.asarray(arrays[key])[rows] for key in ("bbox", "joints2D", *TRUTH_COLUMNS)}
 
 
 def _corner_boxes(centre_boxes: np.ndarray) -> np.ndarray:

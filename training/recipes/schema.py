@@ -131,8 +131,9 @@ class DataConfig(_Strict):
 
 
 class LandmarkNoise(_Strict):
-    """The front-end's error added to exact synthetic landmarks (measured by ``meshcast bench
-    keypoint-noise``). Positions are in shares of the person box's longer side."""
+    """The front-end's error added to exact synthetic landmarks (``meshcast score`` measures the
+    real front-end's on synthetic videos). Positions are in shares of the person box's longer
+    side."""
 
     position: float = Field(0.0, ge=0.0)  # Gaussian std of each landmark's 2D position
     outlier_probability: float = Field(0.0, ge=0.0, le=1.0)  # a landmark far off

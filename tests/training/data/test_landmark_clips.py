@@ -11,7 +11,13 @@ import torch
 from training.body import BodyModel, load_body_model
 from training.body.joint_sets import SPIN49_NAMES
 from training.body.landmarks import BLAZEPOSE_NAMES, HIP_LANDMARKS
-from training.data.landmark_clips import GUESSED_VISIBILITY, LandmarkClips, crop_squares, to_crop
+from training.data.landmark_clips import (
+    GUESSED_VISIBILITY,
+    LandmarkClips,
+    crop_squares,
+    in_frame_share,
+    to_crop,
+)
 from training.recipes import LandmarkDataConfig, LandmarkNoise
 
 FRAMES = 6
@@ -88,7 +94,15 @@ def test_an_item_is_fixed_by_its_seed_and_epoch_and_only_its_noise_changes(
     torch.testing.assert_close(first["landmarks"], again["landmarks"])
     data.set_epoch(1)
     later = data[2]
-    torch.testing.assert_close(later["pose"], first["pose"])  # the same posed clip
+    torch.testing.assert_close(later["betas"], first["betas"])  # the same posed clip …
+    posed = torch.from_numpy(data.posed.pose[2])  # … whose frames both draws are a window of
+    for draw in (first, later):
+        starts = [
+            start
+            for start in range(len(posed) - FRAMES + 1)
+            if torch.equal(posed[start : start + FRAMES], draw["pose"])
+        ]
+        assert starts
     assert not torch.equal(later["landmarks"], first["landmarks"])  # its noise drawn anew
 
 
@@ -108,3 +122,22 @@ def test_squares_and_crop_coordinates() -> None:
     np.testing.assert_allclose(squares, [[20.0, 40.0, 60.0]])
     edge = to_crop(np.array([[[50.0, 40.0], [20.0, 10.0]]]), squares)
     np.testing.assert_allclose(edge, [[[1.0, 0.0], [0.0, -1.0]]])
+
+
+def test_a_person_stays_in_the_frame_so_the_crop_coordinates_stay_bounded(
+    body: BodyModel,
+) -> None:
+    data = clips(body, EXACT)
+    posed = data.posed
+    width, height = posed.frame_size[0]
+    for item in range(len(data)):
+        boxes = posed.boxes[item]
+        assert (boxes[:, 2] - boxes[:, 0] >= 1).all()
+        share = in_frame_share(posed.landmark_pixels[item], width, height)
+        assert share.min() > 0.3  # the landmarks' box, a little inside the body's
+        assert data[item]["keypoints_2d"][..., :2].abs().max() < 3.0
+
+
+def test_in_frame_share() -> None:
+    pixels = np.array([[[-10.0, 0.0], [10.0, 10.0]]])  # half of a 20 × 10 box left of the frame
+    np.testing.assert_allclose(in_frame_share(pixels, 100, 100), [0.5])

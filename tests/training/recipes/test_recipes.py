@@ -57,7 +57,8 @@ BASE_RECIPES = {"spsnet_paper", "maed_paper", "maed_stage1", "maed_stage2"}
 CPU_RECIPES = {"spsnet_cpu", "spsnet_frame_cpu", "spsnet_image_cpu", "maed_cpu", "maed_spatial_cpu"}
 # The keypoint families and their frame-only baselines.
 KEYPOINT_RECIPES = {
-    "spsnet_keypoints", "spsnet_keypoints_frame", "maed_keypoints", "maed_keypoints_frame"
+    "spsnet_keypoints", "spsnet_keypoints_frame", "spsnet_keypoints_single",
+    "maed_keypoints", "maed_keypoints_frame", "maed_keypoints_single",
 }  # fmt: skip
 
 
@@ -138,3 +139,12 @@ def test_bad_recipes_fail_with_the_field_named(tmp_path):
         load_recipe(wrong_family)
     with pytest.raises(LookupError, match="spsnet_paper"):
         load_recipe("spsnet_papr")
+
+
+@pytest.mark.parametrize("family", ["spsnet", "maed"])
+def test_a_keypoint_family_starts_from_its_single_frame_model(family: str) -> None:
+    single = load_recipe(f"{family}_keypoints_single")
+    assert single.training.clip_length == 1
+    assert single.training.init_from is None
+    for name in (f"{family}_keypoints", f"{family}_keypoints_frame"):
+        assert load_recipe(name).training.init_from == f"runs/{single.name}/best.pt"

@@ -21,7 +21,7 @@ FRONTEND_VENV := .venv-frontend
 FRONTEND_INSTALLED := $(FRONTEND_VENV)/.installed
 FRONTEND_OUT ?= export/frontend
 
-.PHONY: install demo test test-slow lint clean results-cpu image-gateway frontend
+.PHONY: install demo test test-slow lint clean results-keypoints results-pipeline results-cpu image-gateway frontend
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,8 +44,8 @@ $(FRONTEND_INSTALLED):
 
 install: $(INSTALLED) $(DEPLOY_INSTALLED)
 
-# `meshcast run` on the committed clip with the default bundle, which the first run builds
-# (meshcast/default_bundle.yaml: synthetic data, two CPU trainings, the export).
+# `meshcast run` on the committed clip with the default bundle, which the first run exports
+# from the network that ships with meshcast (meshcast/default_bundle.yaml).
 demo: $(INSTALLED)
 	$(BIN)/meshcast demo --out out
 
@@ -63,25 +63,65 @@ test-slow: $(INSTALLED)
 	$(PIP_INSTALL) -e ".[standin]"
 	$(BIN)/python -m pytest -m slow
 
-# The README's measured result: the default bundle's build (meshcast/default_bundle.yaml:
-# synthetic train/val sets of 11 motion clips and a test set of other seeds and 4 held-out
-# clips; SPS-Net's encoder trained on single frames (spsnet_image_cpu), whose frozen features
-# spsnet_cpu reads), then the frame baseline spsnet_frame_cpu on the same features, maed_cpu
-# and its frame-only baseline maed_spatial_cpu. About an hour and a half on 2 cores; replaces
-# data/synth, runs/ and bundles/default.
 TRAIN = /usr/bin/time -f "$(1): %e s" $(BIN)/meshcast train $(1) --run-dir runs/$(1) --device cpu
 EVAL = $(BIN)/meshcast eval runs/$(1)/best.pt --data data/synth/$(2) --out runs/$(1)/eval_test.json
-results-cpu: $(INSTALLED)
-	rm -rf data/synth runs bundles/default
+SYNTHETIC = $(BIN)/meshcast eval runs/$(1)/best.pt --synthetic $(2)
+CLIPS = backflip,cartwheel,crawl,dance_a,getup_facedown,jump,punch,roll,spin,spinkick,walk
+SYNTH = $(BIN)/meshcast synth data/synth --frames 64 --size 320x240 --people 1-2
+
+# The README's keypoint-family figures: SPS-Net and MAED on landmarks and their frame-only
+# baselines, trained on synthetic landmark sequences and evaluated on held-out ones (exact and
+# with the front-end's noise). About an hour and a half on 2 cores; replaces their runs.
+results-keypoints: $(INSTALLED)
+	rm -rf runs/spsnet_keypoints runs/spsnet_keypoints_frame runs/maed_keypoints runs/maed_keypoints_frame
+	$(foreach recipe,spsnet_keypoints spsnet_keypoints_frame maed_keypoints maed_keypoints_frame,\
+		$(call TRAIN,$(recipe)) && $(call SYNTHETIC,$(recipe),exact) && \
+		$(call SYNTHETIC,$(recipe),noisy) &&) true
+
+# The README's whole-pipeline figures: the default bundle run on held-out synthetic videos
+# (640×480, 1-3 people, 4 motions training never saw, other seeds), each scored against its
+# truth (recall, PA-MPJPE); and on real video, the meshes' joints against the detected
+# landmarks. About 15 minutes on 2 cores.
+PIPELINE_VIDEOS = 0 1 2 3 4 5
+results-pipeline: $(INSTALLED)
+	rm -rf data/synth_pipeline out/pipeline
 	$(BIN)/meshcast demo --build-only
+	$(BIN)/meshcast synth data/synth_pipeline --split test --videos 6 --frames 64 --size 640x480 \
+		--people 1-3 --seed 100 --clips run,kick,dance_b,getup_faceup
+	$(foreach n,$(PIPELINE_VIDEOS),\
+		$(BIN)/meshcast run data/synth_pipeline/test/videos/video00$(n).mp4 --bundle bundles/default \
+			--out out/pipeline/video00$(n) --formats npz && \
+		$(BIN)/meshcast score out/pipeline/video00$(n) data/synth_pipeline/synth_test_db.pt \
+			--video video00$(n) &&) true
+	$(BIN)/python -c "import json, glob, statistics as s; \
+		scores = [json.load(open(f)) for f in sorted(glob.glob('out/pipeline/*/score_video*.json'))]; \
+		print('mean over', len(scores), 'videos: recall', round(s.mean(x['recall'] for x in scores), 3), \
+		'PA-MPJPE', round(s.mean(x['pa_mpjpe'] for x in scores if x['pa_mpjpe']), 1), 'mm')"
+	$(BIN)/meshcast run ../shared/data/vtest.avi --bundle bundles/default --out out/pipeline/vtest \
+		--formats npz
+	$(BIN)/meshcast score out/pipeline/vtest
+	$(BIN)/meshcast demo --out out/pipeline/clip
+	$(BIN)/meshcast score out/pipeline/clip
+
+# The README's image-family figures: synthetic videos (train/val of 11 motion clips, a test set
+# of other seeds and 4 held-out clips), SPS-Net's encoder trained on single frames
+# (spsnet_image_cpu), whose frozen features spsnet_cpu and its frame baseline spsnet_frame_cpu
+# read, then maed_cpu and its frame-only baseline maed_spatial_cpu. About two hours on 2 cores;
+# replaces data/synth and their runs.
+results-cpu: $(INSTALLED)
+	rm -rf data/synth runs/spsnet_image_cpu runs/spsnet_cpu runs/spsnet_frame_cpu runs/maed_cpu \
+		runs/maed_spatial_cpu
+	$(SYNTH) --split train --videos 60 --seed 0 --clips $(CLIPS)
+	$(SYNTH) --split val --videos 6 --seed 50 --clips $(CLIPS)
+	$(SYNTH) --split test --videos 8 --seed 100 --clips run,kick,dance_b,getup_faceup
+	$(call TRAIN,spsnet_image_cpu)
+	$(BIN)/meshcast features runs/spsnet_image_cpu/best.pt data/synth/synth_train_db.pt \
+		data/synth/synth_val_db.pt data/synth/synth_test_db.pt
 	$(call EVAL,spsnet_image_cpu,synth_test_db.pt)
-	$(call EVAL,spsnet_cpu,synth_test_db_features.pt)
-	$(call TRAIN,spsnet_frame_cpu)
-	$(call EVAL,spsnet_frame_cpu,synth_test_db_features.pt)
-	$(call TRAIN,maed_cpu)
-	$(call EVAL,maed_cpu,synth_test_db.pt)
-	$(call TRAIN,maed_spatial_cpu)
-	$(call EVAL,maed_spatial_cpu,synth_test_db.pt)
+	$(foreach recipe,spsnet_cpu spsnet_frame_cpu,\
+		$(call TRAIN,$(recipe)) && $(call EVAL,$(recipe),synth_test_db_features.pt) &&) true
+	$(foreach recipe,maed_cpu maed_spatial_cpu,\
+		$(call TRAIN,$(recipe)) && $(call EVAL,$(recipe),synth_test_db.pt) &&) true
 
 # NanoDet and BlazePose GHUM 3D from their npm packages to ONNX, compared with their original
 # runtimes on real frames (export/frontend/record.json). About a minute once installed.

@@ -1,15 +1,17 @@
-"""The default bundle that ``meshcast demo`` runs, built on first use from its plan file.
+"""The default bundle that ``meshcast demo`` runs, made on first use from its plan file.
 
-A trained bundle is far too big for the repository, so the plan
-(``meshcast/default_bundle.yaml``) says how to make it here: synthetic data, the
-single-frame encoder trained on it, that encoder's features added to the data, the temporal
-model trained on the features, and the export. Each step is skipped when its output is
-already there and newer than what it was made from, so an interrupted build goes on where it
-stopped and a finished one costs nothing.
+The plan (``meshcast/default_bundle.yaml``) names a recipe and the trained network that ships
+with meshcast (its weights alone, ``meshcast/assets/``). On first use the bundle is exported
+from that network, with the pretrained front-end and the body model: seconds, no training.
+``--rebuild`` reproduces the network from its recipe instead: it trains it in the runs
+folder (an interrupted run goes on where it stopped), evaluates it on held-out synthetic
+landmark sequences, writes the weights and a record beside the run, and exports the bundle
+from them. Each step is skipped when its output is already there and up to date.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,57 +23,47 @@ from pydantic import BaseModel, ConfigDict, PositiveInt
 from rich.console import Console
 
 DEFAULT_PLAN = Path(__file__).parent / "default_bundle.yaml"
-StepName = Literal["synth", "encoder", "features", "model", "export"]
+StepName = Literal["pretrain", "train", "evaluate", "export"]
+NETWORK_FILE = "network.pt"  # a rebuilt network's weights, beside its run
+RECORD_FILE = "record.json"  # what made them and what they reach
 
 
-class SyntheticSet(BaseModel):
-    """One ``meshcast synth`` split."""
+class Evaluation(BaseModel):
+    """The held-out synthetic landmark sequences a rebuilt network is evaluated on."""
 
     model_config = ConfigDict(extra="forbid")
 
-    split: str
-    videos: PositiveInt
+    sequences: PositiveInt
+    frames: PositiveInt
     seed: int
-    clips: list[str]
 
 
 class BundlePlan(BaseModel):
-    """How the default bundle is made (paths are relative to the working directory, where the
-    recipes' own data and ``init_from`` paths point too)."""
+    """How the default bundle is made. ``network`` and ``record`` are relative to the plan
+    file's folder; ``bundle`` and ``runs_dir`` to the working directory."""
 
     model_config = ConfigDict(extra="forbid")
 
     bundle: Path
     body: str
-    data_dir: Path
+    recipe: str
+    # The single-frame model the recipe starts from (its ``init_from``), trained first.
+    pretrain_recipe: str
+    network: Path  # the trained network that ships with meshcast (weights and recipe)
+    record: Path  # its record: training, evaluation, digest
     runs_dir: Path
-    frames_per_video: PositiveInt
-    image_size: tuple[PositiveInt, PositiveInt]  # (W, H)
-    people: tuple[PositiveInt, PositiveInt]
-    datasets: list[SyntheticSet]
-    encoder_recipe: str  # trained on single frames; its features feed the model
-    model_recipe: str  # reads the encoder's features
-    minutes: dict[StepName, float]  # measured wall time of each step, stated before a build
-
-    def dataset_file(self, split: str) -> Path:
-        return self.data_dir / f"synth_{split}_db.pt"
-
-    def features_file(self, split: str) -> Path:
-        return self.data_dir / f"synth_{split}_db{FEATURES_SUFFIX}.pt"
-
-    def best_checkpoint(self, recipe: str) -> Path:
-        from training.recipes import load_recipe
-        from training.train.checkpoint import BEST
-
-        return self.runs_dir / load_recipe(recipe).name / BEST
-
-
-FEATURES_SUFFIX = "_features"
+    evaluation: Evaluation
+    minutes: dict[StepName, float]  # measured wall time of each step on 2 CPU cores
 
 
 def load_plan(path: str | Path = DEFAULT_PLAN) -> BundlePlan:
-    """Read and validate a plan file."""
-    return BundlePlan.model_validate(yaml.safe_load(Path(path).read_text()))
+    """Read and validate a plan file; its ``network`` and ``record`` made absolute."""
+    path = Path(path)
+    plan = BundlePlan.model_validate(yaml.safe_load(path.read_text()))
+    folder = path.resolve().parent
+    return plan.model_copy(
+        update={"network": folder / plan.network, "record": folder / plan.record}
+    )
 
 
 @dataclass(frozen=True)
@@ -96,7 +88,7 @@ def _up_to_date(outputs: list[Path], inputs: list[Path]) -> Callable[[], bool]:
 
 def _readable(bundle: Path) -> bool:
     """Whether this meshcast reads the bundle's manifest (a bundle of an older schema, e.g.
-    without the front-end, is exported again)."""
+    an image bundle of an earlier meshcast, is exported again)."""
     from service.bundle import read_manifest
 
     try:
@@ -106,90 +98,134 @@ def _readable(bundle: Path) -> bool:
     return True
 
 
-def _training(plan: BundlePlan, name: StepName, recipe_name: str) -> BuildStep:
+def _export_step(plan: BundlePlan, network: Path) -> BuildStep:
+    def export() -> None:
+        from export.bundle import export_bundle
+
+        export_bundle(network, plan.body, plan.bundle)
+
+    exported = _up_to_date([plan.bundle / "manifest.json"], [network])
+    return BuildStep(
+        "export",
+        f"export to {plan.bundle}",
+        lambda: exported() and _readable(plan.bundle),
+        export,
+    )
+
+
+def rebuilt_network(plan: BundlePlan) -> Path:
+    """Where ``--rebuild`` writes the network it trains."""
+    return plan.runs_dir / plan.recipe / NETWORK_FILE
+
+
+def _training_step(plan: BundlePlan, name: StepName, recipe_name: str) -> BuildStep:
     from training.recipes import load_recipe
     from training.train.checkpoint import LATEST, run_is_finished
-    from training.train.loop import train
 
     recipe = load_recipe(recipe_name)
     run_dir = plan.runs_dir / recipe.name
 
-    def run() -> None:
+    def train() -> None:
+        from training.train.loop import train as train_recipe
+
         # An interrupted run goes on exactly where it stopped.
-        train(recipe, run_dir, resume=(run_dir / LATEST).exists())
+        train_recipe(recipe, run_dir, resume=(run_dir / LATEST).exists(), device="cpu")
 
-    return BuildStep(name, f"training {recipe.name}", lambda: run_is_finished(run_dir, recipe), run)
+    return BuildStep(
+        name, f"training {recipe.name}", lambda: run_is_finished(run_dir, recipe), train
+    )
 
 
-def build_steps(plan: BundlePlan) -> list[BuildStep]:
-    """The plan's steps in order, each knowing when it is done and how to do it."""
-    from training.data.features import add_features
-    from training.synth import generate_dataset
+def build_steps(plan: BundlePlan, *, rebuild: bool = False) -> list[BuildStep]:
+    """The plan's steps in order, each knowing when it is done and how to do it: the export
+    of the shipped network, or (``rebuild``) training, evaluation and export."""
+    if not rebuild:
+        return [_export_step(plan, plan.network)]
+    from training.train.checkpoint import BEST
 
-    encoder_best = plan.best_checkpoint(plan.encoder_recipe)
-    model_best = plan.best_checkpoint(plan.model_recipe)
-    dataset_files = [plan.dataset_file(d.split) for d in plan.datasets]
-    feature_files = [plan.features_file(d.split) for d in plan.datasets]
+    run_dir = plan.runs_dir / plan.recipe
+    network, record = rebuilt_network(plan), run_dir / RECORD_FILE
 
-    def synth() -> None:
-        for dataset in plan.datasets:
-            if not plan.dataset_file(dataset.split).exists():
-                generate_dataset(
-                    plan.data_dir,
-                    body=plan.body,
-                    num_videos=dataset.videos,
-                    frames_per_video=plan.frames_per_video,
-                    people=plan.people,
-                    image_size=plan.image_size,
-                    seed=dataset.seed,
-                    split=dataset.split,
-                    clips=dataset.clips,
-                )
+    def evaluate() -> None:
+        write_record(plan, run_dir / BEST, network, record)
 
-    def features() -> None:
-        add_features(encoder_best, dataset_files, FEATURES_SUFFIX)
-
-    def export() -> None:
-        from export.bundle import export_bundle
-
-        export_bundle(model_best, plan.body, plan.bundle, encoder_checkpoint=encoder_best)
-
-    manifest = plan.bundle / "manifest.json"
-    exported = _up_to_date([manifest], [encoder_best, model_best])
     return [
-        BuildStep("synth", "synthetic videos", _up_to_date(dataset_files, []), synth),
-        _training(plan, "encoder", plan.encoder_recipe),
+        _training_step(plan, "pretrain", plan.pretrain_recipe),
+        _training_step(plan, "train", plan.recipe),
         BuildStep(
-            "features", "encoder features", _up_to_date(feature_files, [encoder_best]), features
+            "evaluate",
+            "evaluation on held-out synthetic landmarks",
+            _up_to_date([network, record], [run_dir / BEST]),
+            evaluate,
         ),
-        _training(plan, "model", plan.model_recipe),
-        BuildStep(
-            "export",
-            f"export to {plan.bundle}",
-            lambda: exported() and _readable(plan.bundle),
-            export,
-        ),
+        _export_step(plan, network),
     ]
+
+
+def write_record(plan: BundlePlan, checkpoint: Path, network: Path, record: Path) -> None:
+    """The weights of ``checkpoint`` to ``network``, and their record to ``record``: recipe,
+    steps, digest, and the papers' table on held-out sequences, exact and noisy."""
+    from service.bundle import file_sha256
+    from training.body import load_body_model
+    from training.evaluation.landmark_sequences import evaluate_on_sequences
+    from training.train.checkpoint import load_network, save_network_only
+
+    save_network_only(checkpoint, network)
+    recipe, model = load_network(network)
+    body = load_body_model(plan.body)
+    tables = {
+        noise: evaluate_on_sequences(
+            model, recipe, body, count=plan.evaluation.sequences,
+            frames=plan.evaluation.frames, seed=plan.evaluation.seed, noise=noise,
+        )
+        for noise in ("exact", "noisy")
+    }  # fmt: skip
+    import torch
+
+    contents = torch.load(network, map_location="cpu", weights_only=False)
+    record.write_text(
+        json.dumps(
+            {
+                "recipe": recipe.name,
+                "iterations": contents["iteration"],
+                "network_sha256": file_sha256(network),
+                "evaluation": {
+                    "data": f"{plan.evaluation.sequences} held-out synthetic landmark sequences "
+                    f"of {plan.evaluation.frames} frames (seed {plan.evaluation.seed}, the "
+                    "recipe's val_clips), scored on the stand-in's 14 LSP joints (mm)",
+                    **{
+                        noise: {key: round(value, 1) for key, value in table.items()}
+                        for noise, table in tables.items()
+                    },
+                },
+                "made_by": "meshcast demo --rebuild --build-only",
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 def _minutes(minutes: float) -> str:
     return f"{minutes:.0f} min" if minutes >= 1 else "a minute or less"
 
 
-def build_bundle(plan: BundlePlan, console: Console | None = None) -> Path:
+def build_bundle(
+    plan: BundlePlan, console: Console | None = None, *, rebuild: bool = False
+) -> Path:
     """Make the plan's bundle, running only the steps whose outputs are missing or stale.
 
-    Each step shows its own progress bars; before the first, the measured duration of what
-    is left is printed. Returns the bundle folder.
+    Before the first step, the measured duration of what is left is printed. Returns the
+    bundle folder.
     """
     console = console or Console(stderr=True)
-    steps = build_steps(plan)
+    steps = build_steps(plan, rebuild=rebuild)
     todo = [step for step in steps if not step.is_done()]
     if not todo:
         return plan.bundle
     left = sum(plan.minutes[step.name] for step in todo)
     console.print(
-        f"Building the default bundle {plan.bundle} ({len(todo)} of {len(steps)} steps left): "
+        f"Making the default bundle {plan.bundle} ({len(todo)} of {len(steps)} steps left): "
         f"about {_minutes(left)} on 2 CPU cores, once; later runs reuse it."
     )
     for number, step in enumerate(steps, start=1):

@@ -1,4 +1,5 @@
-"""``meshcast models``: the recipes of both papers and their networks' sizes against the papers."""
+"""``meshcast models``: the recipes of both papers (and of their keypoint families) and their
+networks' sizes against the papers."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ class ParameterRow:
 
 @click.group("models")
 def command() -> None:
-    """The networks of SPS-Net and MAED: recipes and parameter counts."""
+    """The networks of SPS-Net and MAED (on images and on keypoints): recipes and parameter
+    counts."""
 
 
 @command.command("list")
@@ -45,9 +47,14 @@ def list_command() -> None:
     Console().print(table)
 
 
-def _reports_parameters(name: str) -> bool:
-    reported = load_recipe(name).reported
-    return reported is not None and reported.parameters_m is not None
+def _listed_by_default(name: str) -> bool:
+    """The recipes whose paper reports a parameter count, and the keypoint families."""
+    recipe = load_recipe(name)
+    reported = recipe.reported
+    reads_landmarks = getattr(recipe.model, "encoder", None) == "landmarks" or (
+        getattr(recipe.model, "tokens", None) == "landmarks"
+    )
+    return reads_landmarks or (reported is not None and reported.parameters_m is not None)
 
 
 @command.command("params")
@@ -55,8 +62,9 @@ def _reports_parameters(name: str) -> bool:
 @click.option("--markdown", is_flag=True, help="Print a Markdown table (for docs/).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def params_command(recipes: tuple[str, ...], markdown: bool, as_json: bool) -> None:
-    """Parameter counts of RECIPES (default: every recipe whose paper reports one)."""
-    names = list(recipes) or [name for name in list_recipes() if _reports_parameters(name)]
+    """Parameter counts of RECIPES (default: every recipe whose paper reports one, and the
+    keypoint families)."""
+    names = list(recipes) or [name for name in list_recipes() if _listed_by_default(name)]
     rows = []
     for name in names:
         recipe = load_recipe(name)

@@ -1,4 +1,5 @@
-"""``meshcast score``: what ``meshcast run`` found in a synthetic video, against its truth."""
+"""``meshcast score``: what ``meshcast run`` found in a synthetic video, against its truth; in
+any video, its meshes against the front-end's own 2D landmarks."""
 
 from __future__ import annotations
 
@@ -18,16 +19,15 @@ SHOWN_ERRORS = ("pa_mpjpe", "mpjpe", "accel_error")  # all in mm
 
 @click.command("score")
 @click.argument("result", type=click.Path(path_type=Path))
-@click.argument("dataset_file", type=click.Path(path_type=Path))
-@click.option(
-    "--video", required=True, help="The synthetic video, as its tracks name it: video000."
-)
+@click.argument("dataset_file", type=click.Path(path_type=Path), required=False)
+@click.option("--video", default=None, help="The synthetic video, as its tracks name it: video000.")
 @click.option(
     "--json",
     "json_path",
     type=click.Path(path_type=Path),
     default=None,
-    help="File for the score as JSON; default: score_VIDEO.json beside result.npz.",
+    help="File for the score as JSON; default: score_VIDEO.json (or score_landmarks.json) "
+    "beside result.npz.",
 )
 @click.option(
     "--body", default=None, help="Body model that poses the result; default: the result's."
@@ -41,17 +41,24 @@ SHOWN_ERRORS = ("pa_mpjpe", "mpjpe", "accel_error")  # all in mm
 )
 def command(
     result: Path,
-    dataset_file: Path,
-    video: str,
+    dataset_file: Path | None,
+    video: str | None,
     json_path: Path | None,
     body: str | None,
     min_iou: float,
 ) -> None:
     """Score RESULT (`meshcast run`'s output folder, or its result.npz) of a synthetic video
-    against the video's ground truth in DATASET_FILE (`meshcast synth`): tracks matched to
-    true people by box IoU, then MPJPE and PA-MPJPE (mm, 14 LSP joints) of the matched
-    person-frames, recall and identity switches."""
+    against the video's ground truth in DATASET_FILE (`meshcast synth`) and --video: tracks
+    matched to true people by box IoU, then MPJPE and PA-MPJPE (mm, 14 LSP joints) of the
+    matched person-frames, recall and identity switches. Without DATASET_FILE (any video):
+    the meshes' projected limb joints against the visible 2D landmarks the keypoint model
+    found, as shares of the person box's height."""
     result_npz = result if result.is_file() else result / RESULT_NPZ
+    if dataset_file is None:
+        _score_landmarks(result_npz, json_path)
+        return
+    if video is None:
+        raise click.UsageError("--video names the synthetic video DATASET_FILE is scored on")
     scored = score_video_result(
         result_npz,
         dataset_file,
@@ -64,7 +71,8 @@ def command(
 
     errors = {METRIC_TITLES[name]: getattr(scored, name) for name in SHOWN_ERRORS}
     table = Table(*errors, "matched", "recall", "people", "tracks", "id switches",
-                  title=f"{video} (mm; people: found/true)")  # fmt: skip
+                  "landmark error", "no landmarks",
+                  title=f"{video} (mm; landmarks: share of box height)")  # fmt: skip
     table.add_row(
         *("—" if value is None else f"{value:.1f}" for value in errors.values()),
         f"{scored.matched_frames}/{scored.person_frames}",
@@ -72,6 +80,26 @@ def command(
         f"{scored.people_found}/{scored.people}",
         str(scored.predicted_tracks),
         str(scored.identity_switches),
+        *("—" if value is None else f"{value:.1%}"
+          for value in (scored.landmark_error, scored.landmark_missed)),
+    )  # fmt: skip
+    Console().print(table)
+    click.echo(f"written to {json_path}")
+
+
+def _score_landmarks(result_npz: Path, json_path: Path | None) -> None:
+    from training.evaluation.landmark_agreement import landmark_agreement
+
+    agreement = landmark_agreement(result_npz)
+    json_path = json_path or result_npz.with_name("score_landmarks.json")
+    json_path.write_text(agreement.model_dump_json(indent=2) + "\n")
+    title = "projected joints against detected landmarks (share of box height)"
+    table = Table("median", "90th percentile", "points", "person-frames", "tracks", title=title)
+    table.add_row(
+        *("—" if value is None else f"{value:.1%}" for value in (agreement.median, agreement.p90)),
+        str(agreement.points),
+        str(agreement.person_frames),
+        str(agreement.tracks),
     )
     Console().print(table)
     click.echo(f"written to {json_path}")

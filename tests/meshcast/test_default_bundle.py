@@ -1,66 +1,40 @@
-"""The default bundle's build and `meshcast demo`, on a tiny plan: the real steps (synthetic
-data, two trainings, features, export) at a size that runs in seconds, then the demo's run
-on the committed clip with the bundle they made."""
+"""The default bundle and `meshcast demo`: the plan in the repository and the network it ships,
+and, on a tiny plan (an untrained tiny network of the default's family), the export on first
+use, its reuse, its staleness, and the demo's run on the committed clip. `--rebuild` trains
+the real recipe for an hour: make test-slow."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from rich.console import Console
 
 from meshcast.default_bundle import BundlePlan, build_bundle, build_steps, load_plan
-from service.bundle import load_bundle
+from service.bundle import LandmarkInputSpec, file_sha256, load_bundle
 from tests.meshcast.test_run import meshcast, one_error_line
-from training.train.checkpoint import BEST, LATEST
+from tests.support.bundles import LANDMARK_BUNDLES, tiny_checkpoint
+from training.train.checkpoint import load_network
 
-TINY = Path(__file__).resolve().parents[1] / "support" / "recipes"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-STEPS = 2  # training steps of each tiny recipe
-TINY_TRAINING = {"clip_stride": 2, "batch_size": 2, "epochs": 1, "iterations_per_epoch": STEPS,
-                 "lr": 1e-3, "num_workers": 0}  # fmt: skip
 
 
 def tiny_plan(root: Path) -> Path:
-    """A plan file under ``root`` with the default plan's steps at a tiny size."""
-    data, runs = root / "data", root / "runs"
-    common = {"motion": [], "body": "standin", "crop_size": 64, "crop_scale": 1.2}
-    # The default plan's recipes with the tiny recipes' widths and a few steps.
-    widths = yaml.safe_load((TINY / "spsnet_tiny.yaml").read_text())["model"]
-    del widths["encoder"], widths["feature_dim"]
-    encoder = {
-        "extends": "spsnet_image_cpu",
-        "name": "tiny_encoder",
-        "model": widths,
-        "training": {**TINY_TRAINING, "clip_length": 1},
-        "data": {"train": [str(data / "synth_train_db.pt")],
-                 "val": [str(data / "synth_val_db.pt")], **common},
-    }  # fmt: skip
-    model = {
-        "extends": "spsnet_cpu",
-        "name": "tiny_model",
-        "model": widths,
-        "training": {**TINY_TRAINING, "clip_length": 4,
-                     "init_from": str(runs / "tiny_encoder" / BEST)},
-        "data": {"train": [str(data / "synth_train_db_features.pt")],
-                 "val": [str(data / "synth_val_db_features.pt")], **common},
-    }  # fmt: skip
-    for recipe in (encoder, model):
-        (root / f"{recipe['name']}.yaml").write_text(yaml.safe_dump(recipe))
+    """A plan file under ``root`` whose shipped network is a tiny untrained one."""
+    base, changes = LANDMARK_BUNDLES["spsnet"]
+    network = tiny_checkpoint(root, "tiny_network", base, changes)
     plan = {
         **yaml.safe_load(load_plan().model_dump_json()),
         "bundle": str(root / "bundle"),
-        "data_dir": str(data),
-        "runs_dir": str(runs),
-        "frames_per_video": 8,
-        "image_size": [160, 120],
-        "datasets": [{"split": "train", "videos": 2, "seed": 0, "clips": ["walk"]},
-                     {"split": "val", "videos": 1, "seed": 1, "clips": ["walk"]}],
-        "encoder_recipe": str(root / "tiny_encoder.yaml"),
-        "model_recipe": str(root / "tiny_model.yaml"),
-    }  # fmt: skip
+        "network": str(network),
+        "record": str(root / "record.json"),
+        "runs_dir": str(root / "runs"),
+    }
     path = root / "plan.yaml"
     path.write_text(yaml.safe_dump(plan))
     return path
@@ -75,72 +49,106 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[BundlePlan, Path, s
     return plan, plan_file, console.export_text()
 
 
-def test_the_built_plan_in_the_repository_is_valid() -> None:
+def test_the_plan_in_the_repository_ships_its_trained_network_and_record() -> None:
     plan = load_plan()
-    assert {d.split for d in plan.datasets} >= {"train", "val"}
-    assert set(plan.minutes) == {step.name for step in build_steps(plan)}
+    assert set(plan.minutes) == {step.name for step in build_steps(plan, rebuild=True)}
+    recipe, _ = load_network(plan.network)
+    assert recipe.name == plan.recipe
+    record = json.loads(plan.record.read_text())
+    assert record["recipe"] == plan.recipe
+    assert record["network_sha256"] == file_sha256(plan.network)
+    contents = torch.load(plan.network, map_location="cpu", weights_only=False)
+    assert set(contents) == {"recipe", "network", "iteration"}  # weights only, no optimiser
+    assert record["iterations"] == contents["iteration"]
+    # what the README states (96.7 mm; the issue asks for 45, which this training does not reach)
+    assert record["evaluation"]["exact"]["pa_mpjpe"] <= 100.0
 
 
-def test_a_build_runs_every_step_and_makes_a_bundle_that_loads(built) -> None:
+def test_first_use_exports_a_landmark_bundle_that_loads(built) -> None:
     plan, _, log = built
-    for number in range(1, 6):
-        assert f"[{number}/5]" in log
+    assert "[1/1] export" in log
     assert all(step.is_done() for step in build_steps(plan))
     bundle = load_bundle(plan.bundle)
-    assert bundle.manifest.recipe == "tiny_model"
-    encoder_run = plan.runs_dir / "tiny_encoder"
-    assert str(encoder_run / BEST) in json.dumps(bundle.manifest.provenance.model_dump(mode="json"))
+    assert isinstance(bundle.manifest.input, LandmarkInputSpec)
+    assert bundle.manifest.variants["fp32"].encoder is None
+    assert str(plan.network) in json.dumps(bundle.manifest.provenance.model_dump(mode="json"))
 
 
-def test_a_second_build_runs_nothing(built) -> None:
+def test_a_second_use_exports_nothing(built) -> None:
     plan, _, _ = built
-    latest = plan.runs_dir / "tiny_model" / LATEST
-    before = latest.stat().st_mtime_ns
+    manifest = plan.bundle / "manifest.json"
+    before = manifest.stat().st_mtime_ns
     console = Console(record=True)
     build_bundle(plan, console)
     assert console.export_text() == ""
-    assert latest.stat().st_mtime_ns == before
+    assert manifest.stat().st_mtime_ns == before
 
 
-def test_a_newer_encoder_makes_its_features_and_the_bundle_stale(built) -> None:
+def test_a_newer_network_or_an_older_schema_makes_the_bundle_stale(built) -> None:
     plan, _, _ = built
-    steps = {step.name: step for step in build_steps(plan)}
-    encoder_best = plan.runs_dir / "tiny_encoder" / BEST
-    encoder_best.touch()
-    try:
-        assert steps["encoder"].is_done()
-        assert steps["model"].is_done()
-        assert not steps["features"].is_done()
-        assert not steps["export"].is_done()
-    finally:
-        for stale in (*plan.data_dir.glob("*_features.pt"), plan.bundle / "manifest.json"):
-            stale.touch()
-
-
-def test_a_bundle_of_an_older_schema_is_exported_again(built) -> None:
-    plan, _, _ = built
-    steps = {step.name: step for step in build_steps(plan)}
+    (export,) = build_steps(plan)
     manifest = plan.bundle / "manifest.json"
     written = manifest.read_text()
-    assert steps["export"].is_done()
+    plan.network.touch()
     try:
-        manifest.write_text(written.replace('"schema_version": 2', '"schema_version": 1', 1))
-        assert not steps["export"].is_done()
+        assert not export.is_done()
+    finally:
+        manifest.touch()
+    assert export.is_done()
+    try:
+        manifest.write_text(written.replace('"schema_version": 3', '"schema_version": 2', 1))
+        assert not export.is_done()
     finally:
         manifest.write_text(written)
 
 
-def test_demo_runs_the_clip_with_the_built_bundle(built, tmp_path) -> None:
+def test_demo_runs_the_clip_with_the_bundle(built, tmp_path) -> None:
     _, plan_file, _ = built
     out = tmp_path / "out"
-    result = meshcast("demo", "--plan", str(plan_file), "--out", str(out))
+    result = meshcast("demo", "--plan", str(plan_file), "--out", str(out), "--formats", "json")
     assert result.returncode == 0, result.stderr
     document = json.loads((out / "result.json").read_text())
     assert len(document["tracks"]) >= 2  # the clip's walkers
-    assert list((out / "tracks").glob("*.glb"))
-    assert (out / "preview.mp4").is_file()
 
 
 def test_demo_with_a_missing_plan_is_one_line(tmp_path) -> None:
     line = one_error_line(meshcast("demo", "--plan", str(tmp_path / "none.yaml")))
     assert "none.yaml" in line
+
+
+# The rebuilt network's figures may differ from the shipped one's by this much (mm): the
+# training is seeded, but a run on other cores, threads or library versions sums in another
+# order and drifts.
+REBUILD_TOLERANCE_MM = 10.0
+REBUILD_TIMEOUT_S = 3 * 3600
+
+
+@pytest.mark.slow
+def test_rebuild_reproduces_the_shipped_network_from_its_recipes(tmp_path: Path) -> None:
+    """`meshcast demo --rebuild --build-only` from scratch: about 40 minutes on 2 cores."""
+    plan = load_plan()
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(
+        yaml.safe_dump(
+            {
+                **yaml.safe_load(plan.model_dump_json()),
+                "bundle": str(tmp_path / "bundle"),
+                "runs_dir": "runs",  # the recipes' init_from paths are relative to runs/
+            }
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "meshcast", "demo", "--plan", str(plan_file), "--rebuild",
+         "--build-only"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=REBUILD_TIMEOUT_S,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rebuilt = json.loads((tmp_path / "runs" / plan.recipe / "record.json").read_text())
+    shipped = json.loads(plan.record.read_text())
+    for noise in ("exact", "noisy"):
+        for metric in ("pa_mpjpe", "mpjpe"):
+            assert rebuilt["evaluation"][noise][metric] == pytest.approx(
+                shipped["evaluation"][noise][metric], abs=REBUILD_TOLERANCE_MM
+            )
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.manifest.recipe == plan.recipe

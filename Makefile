@@ -69,12 +69,15 @@ SYNTHETIC = $(BIN)/meshcast eval runs/$(1)/best.pt --synthetic $(2)
 CLIPS = backflip,cartwheel,crawl,dance_a,getup_facedown,jump,punch,roll,spin,spinkick,walk
 SYNTH = $(BIN)/meshcast synth data/synth --frames 64 --size 320x240 --people 1-2
 
-# The README's keypoint-family figures: SPS-Net and MAED on landmarks and their frame-only
-# baselines, trained on synthetic landmark sequences and evaluated on held-out ones (exact and
-# with the front-end's noise). About an hour and a half on 2 cores; replaces their runs.
+# The README's keypoint-family figures: SPS-Net and MAED on landmarks, the single-frame models
+# they start from and their frame-only baselines, trained on synthetic landmark sequences and
+# evaluated on held-out ones (exact and with the front-end's noise). About an hour and a half on
+# 2 cores, one after another; replaces their runs.
+KEYPOINT_RECIPES = spsnet_keypoints_single spsnet_keypoints spsnet_keypoints_frame \
+	maed_keypoints_single maed_keypoints maed_keypoints_frame
 results-keypoints: $(INSTALLED)
-	rm -rf runs/spsnet_keypoints runs/spsnet_keypoints_frame runs/maed_keypoints runs/maed_keypoints_frame
-	$(foreach recipe,spsnet_keypoints spsnet_keypoints_frame maed_keypoints maed_keypoints_frame,\
+	rm -rf $(addprefix runs/,$(KEYPOINT_RECIPES))
+	$(foreach recipe,$(KEYPOINT_RECIPES),\
 		$(call TRAIN,$(recipe)) && $(call SYNTHETIC,$(recipe),exact) && \
 		$(call SYNTHETIC,$(recipe),noisy) &&) true
 

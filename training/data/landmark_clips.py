@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -64,6 +65,7 @@ MIN_IN_FRAME = 0.6
 # Processes that pose a split's clips (each clip from its own seed: the same clips however many).
 POSING_PROCESSES = 2
 POSING_CHUNK = 64
+PARALLEL_POSING_MIN_ITEMS = 1000  # below, starting the processes costs more than it saves
 
 
 def box_vertices(body: BodyModel) -> np.ndarray:
@@ -333,13 +335,10 @@ class LandmarkClips(Dataset[LandmarkClip]):
         if path is not None and path.is_file():
             with np.load(path) as arrays:
                 return PosedClips(**{name: arrays[name] for name in PosedClips._fields})
-        with (
-            ProcessPoolExecutor(POSING_PROCESSES, mp_context=get_context("fork")) as pool,
-            Progress(transient=True) as progress,
-        ):
+        with Progress(transient=True) as progress:
             task = progress.add_task(f"posing {self.items} {self.split} clips", total=self.items)
             clips = []
-            for clip in pool.map(self._pose, range(self.items), chunksize=POSING_CHUNK):
+            for clip in self._posed_clips():
                 clips.append(clip)
                 progress.advance(task)
         posed = stack(clips)
@@ -349,6 +348,17 @@ class LandmarkClips(Dataset[LandmarkClip]):
             np.savez(partial, **posed._asdict())
             os.replace(partial, path)
         return posed
+
+    def _posed_clips(self) -> Iterator[PosedClips]:
+        """Every item posed, in order: in worker processes for a large split. They are spawned,
+        not forked: a fork of a process whose thread pools (torch's, onnxruntime's) hold locks
+        can hang for ever (it did, under pytest)."""
+        if self.items < PARALLEL_POSING_MIN_ITEMS:
+            yield from map(self._pose, range(self.items))
+            return
+        context = get_context("spawn")
+        with ProcessPoolExecutor(POSING_PROCESSES, mp_context=context) as pool:
+            yield from pool.map(self._pose, range(self.items), chunksize=POSING_CHUNK)
 
     def _pose(self, index: int) -> PosedClips:
         config = self.config

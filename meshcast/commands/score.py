@@ -71,8 +71,7 @@ def command(
 
     errors = {METRIC_TITLES[name]: getattr(scored, name) for name in SHOWN_ERRORS}
     table = Table(*errors, "matched", "recall", "people", "tracks", "id switches",
-                  "landmark error", "no landmarks",
-                  title=f"{video} (mm; landmarks: share of box height)")  # fmt: skip
+                  title=f"{video} (mm; people: found/true)")  # fmt: skip
     table.add_row(
         *("—" if value is None else f"{value:.1f}" for value in errors.values()),
         f"{scored.matched_frames}/{scored.person_frames}",
@@ -80,10 +79,14 @@ def command(
         f"{scored.people_found}/{scored.people}",
         str(scored.predicted_tracks),
         str(scored.identity_switches),
-        *("—" if value is None else f"{value:.1%}"
-          for value in (scored.landmark_error, scored.landmark_missed)),
-    )  # fmt: skip
+    )
     Console().print(table)
+    if scored.landmark_error is not None and scored.landmark_missed is not None:
+        click.echo(
+            f"front-end: limb landmarks {scored.landmark_error:.1%} of the box height from the "
+            f"true joints (median); no landmarks in {scored.landmark_missed:.1%} of the matched "
+            "person-frames"
+        )
     click.echo(f"written to {json_path}")
 
 

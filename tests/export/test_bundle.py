@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from unittest.mock import patch
 
@@ -26,8 +25,8 @@ from export.benchmark import benchmark_bundle, eager_graphs
 from export.bundle import export_bundle
 from export.graphs import BodyGraph, network_graphs, with_standardised_kernels
 from meshcast.cli import cli, main
-from service.bundle import CPU_PROVIDER, MANIFEST_FILE, Bundle, Manifest, Sessions, load_bundle
-from tests.support.bundles import tiny_checkpoint
+from service.bundle import CPU_PROVIDER, MANIFEST_FILE, Manifest, Sessions, load_bundle
+from tests.support.bundles import Exported, tiny_checkpoint
 from training.body import BodyModel, load_body_model
 from training.data.batch import IMAGE_MEAN, IMAGE_STD
 from training.data.crops import crop_transform, square_box, warp_to_crop
@@ -68,17 +67,6 @@ RECIPES = {
 def save_network(folder: Path, name: str) -> Path:
     """A checkpoint of RECIPES[name]'s network, seeded, as ``load_network`` reads it."""
     return tiny_checkpoint(folder, name, *RECIPES[name])
-
-
-@dataclass(frozen=True)
-class Exported:
-    """A bundle, its fp32 sessions on the CPU, and the network(s) it came from."""
-
-    bundle: Bundle
-    sessions: Sessions
-    recipe: Recipe
-    network: nn.Module
-    encoder: SPSNet | None  # the network whose ResNet-50 a features-reading SPS-Net reads
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

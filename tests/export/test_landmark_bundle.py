@@ -6,7 +6,6 @@ all-zero pose correctives."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,21 +14,19 @@ import onnxruntime
 import pytest
 import torch
 from click.testing import CliRunner
-from torch import nn
 
 from export.benchmark import benchmark_bundle, eager_graphs
 from export.bundle import export_onnx
 from export.graphs import BodyGraph, body_graph, example_landmarks, network_graphs
 from meshcast.cli import cli
-from service.bundle import CPU_PROVIDER, Bundle, LandmarkInputSpec, Sessions, load_bundle
-from tests.support.bundles import landmark_bundle
+from service.bundle import CPU_PROVIDER, LandmarkInputSpec, Sessions, load_bundle
+from tests.support.bundles import Exported, landmark_bundle
 from training.body import BodyModel, load_body_model
 from training.geometry import axis_angle_to_rotmat
 from training.models.landmark_input import LANDMARK_CHANNELS
 from training.models.maed import MAED
 from training.models.resnet import ResNet50
 from training.models.spsnet import SPSNet
-from training.recipes import Recipe
 from training.train.checkpoint import load_network
 
 TOLERANCE = 1e-4  # on rotation matrix entries and camera, as the image families' export
@@ -44,16 +41,6 @@ BODY_SHARE_OF_CORRECTIVES = 0.25
 # Pose correctives of a test body: small offsets (metres per unit of R - I), as SMPL's are.
 POSEDIRS_STD = 0.01
 BODY_VERTEX_STEP = 50  # the small test body keeps one stand-in vertex in this many
-
-
-@dataclass(frozen=True)
-class Exported:
-    """A bundle, its fp32 sessions on the CPU, and the network it came from."""
-
-    bundle: Bundle
-    sessions: Sessions
-    recipe: Recipe
-    network: nn.Module
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

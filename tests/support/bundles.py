@@ -5,15 +5,19 @@ Parity and plumbing need no trained weights; these make the networks in seconds.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
+from torch import nn
 
 from export.bundle import export_bundle
+from service.bundle import Bundle, Sessions
 from training.models import build_model
-from training.recipes import load_recipe
+from training.models.spsnet import SPSNet
+from training.recipes import Recipe, load_recipe
 
 TINY_RECIPES = Path(__file__).parent / "recipes"
 # The service's tests' bundle: SPS-Net on tiny crops and short windows, exported in seconds.
@@ -80,3 +84,14 @@ def landmark_bundle(folder: Path, family: str = "spsnet", *, fp16: bool = False)
     """A tiny keypoint-family bundle (no encoder: its temporal graph reads landmarks) of
     ``family``, "spsnet" or "maed" (:data:`LANDMARK_BUNDLES`)."""
     return tiny_bundle(folder, f"{family}_keypoints", *LANDMARK_BUNDLES[family], fp16=fp16)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """A bundle, its fp32 sessions on the CPU, and the network(s) it came from."""
+
+    bundle: Bundle
+    sessions: Sessions
+    recipe: Recipe
+    network: nn.Module
+    encoder: SPSNet | None = None  # the network whose ResNet-50 a features-reading SPS-Net reads

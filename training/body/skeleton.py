@@ -49,6 +49,16 @@ SMPL_FLIP_PERMUTATION: tuple[int, ...] = tuple(
 )
 
 
+# The body's five chains below the pelvis, by joint index: what a limb-swapped pose exchanges.
+SMPL_CHAINS: dict[str, tuple[int, ...]] = {
+    "spine_and_head": (3, 6, 9, 12, 15),
+    "left_leg": (1, 4, 7, 10),
+    "right_leg": (2, 5, 8, 11),
+    "left_arm": (13, 16, 18, 20, 22),
+    "right_arm": (14, 17, 19, 21, 23),
+}
+
+
 def ancestors(joint: int) -> list[int]:
     """The chain from ``joint``'s parent up to the root, nearest first."""
     chain = []

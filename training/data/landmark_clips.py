@@ -3,7 +3,8 @@
 Each item is one person over T frames. Posing it is the costly part and is done once per item
 (:func:`pose_clip`, from the item's own seed): the body (stand-in or SMPL) with a random shape
 plays a varied motion of the library (:func:`training.synth.scene.sample_person`: speed,
-mirroring, blending into a second clip, smooth joint noise), seen by a random camera
+mirroring, blending into a second clip, smooth joint noise; chains of joints swapped with
+another such motion, :func:`swap_chains`), seen by a random camera
 (:func:`training.synth.scene.sample_camera`, with the ranges of :data:`CAMERA_RANGES`) at a
 frame rate drawn from the recipe's range; its BlazePose landmarks come from the mesh
 (:mod:`training.body.landmarks`). Every draw of the item then lays them out as the service gives
@@ -26,6 +27,7 @@ camera frame, the pose with its camera-frame orientation, β. Item ``i`` is pose
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -44,10 +46,11 @@ from torch.utils.data import Dataset
 
 from training.body import BodyModel, load_body_model
 from training.body.landmarks import HIP_LANDMARKS, NUM_LANDMARKS, landmark_regressor
+from training.body.skeleton import SMPL_CHAINS
 from training.models.landmark_input import NUM_CHANNELS
 from training.recipes.schema import LandmarkDataConfig, LandmarkNoise
 from training.synth.generate import posed_in_camera, project
-from training.synth.scene import sample_camera, sample_person
+from training.synth.scene import Person, sample_camera, sample_person
 
 # Wider than the rendered videos': people from a fifth to most of the frame height, cameras
 # from knee height to a first floor (street cameras such as vtest.avi's look down on people).
@@ -171,17 +174,39 @@ def in_frame_share(vertex_pixels: np.ndarray, width: int, height: int) -> np.nda
     return np.prod(inside, axis=1) / np.maximum(np.prod(high - low, axis=1), 1e-9)
 
 
+def swap_chains(
+    person: Person, donor: Person, probability: float, rng: np.random.Generator
+) -> Person:
+    """``person`` with each of the body's chains (:data:`SMPL_CHAINS`: spine and head, each
+    leg, each arm) played by ``donor`` instead, with ``probability`` a chain, frame for frame.
+
+    Every joint's rotation stays one that a real motion made (within the body's limits), while
+    the combinations of the 11 training motions multiply: a punch's arms over a crawl's legs.
+    """
+    pose = person.pose.reshape(len(person.pose), -1, 3).copy()
+    donated = donor.pose.reshape(len(donor.pose), -1, 3)
+    for joints in SMPL_CHAINS.values():
+        if rng.random() < probability:
+            pose[:, joints] = donated[:, joints]
+    return dataclasses.replace(person, pose=pose.reshape(person.pose.shape))
+
+
 def pose_clip(
     body: BodyModel, regressor: Tensor, config: LandmarkDataConfig, frames: int,
-    clips: tuple[str, ...], rng: np.random.Generator,
+    clips: tuple[str, ...], rng: np.random.Generator, chain_swap_probability: float = 0.0,
 ) -> PosedClips:  # fmt: skip
-    """One exact clip (N = 1): a varied motion of ``clips`` seen by a random camera, drawn
+    """One exact clip (N = 1): a varied motion of ``clips`` (its chains swapped with another's
+    at ``chain_swap_probability``, :func:`swap_chains`) seen by a random camera, drawn
     again until the person stays at least :data:`MIN_IN_FRAME` in the frame throughout (a
     detector draws no box on a sliver of a person, and a sliver's box would put its landmarks
     hundreds of crop widths away)."""
     width, height = config.image_size
     while True:
-        person = sample_person(rng, frames, rng.uniform(*config.fps), clips)
+        fps = rng.uniform(*config.fps)
+        person = sample_person(rng, frames, fps, clips)
+        if chain_swap_probability > 0.0:
+            donor = sample_person(rng, frames, fps, clips)
+            person = swap_chains(person, donor, chain_swap_probability, rng)
         camera = sample_camera(rng, frames, config.image_size, **CAMERA_RANGES)
         pose, vertices, joints = posed_in_camera(body, person, camera)
         vertex_pixels = project(vertices.numpy(), camera.intrinsics)
@@ -313,7 +338,10 @@ class LandmarkClips(Dataset[LandmarkClip]):
     def _cache_file(self) -> Path | None:
         if self.cache_dir is None:
             return None
-        config = self.config.model_dump(mode="json", exclude={"noise", "crop_scale", "cache_dir"})
+        unused = {"noise", "crop_scale", "cache_dir"}
+        if self.split != "train":
+            unused.add("chain_swap_probability")
+        config = self.config.model_dump(mode="json", exclude=unused)
         key = json.dumps(
             [
                 config,
@@ -362,8 +390,9 @@ class LandmarkClips(Dataset[LandmarkClip]):
 
     def _pose(self, index: int) -> PosedClips:
         config = self.config
+        swap = config.chain_swap_probability if self.split == "train" else 0.0
         return pose_clip(
-            self.body, self.regressor, config, config.frames, self.clips, self._rng(index)
+            self.body, self.regressor, config, config.frames, self.clips, self._rng(index), swap
         )
 
     def __getitem__(self, index: int) -> LandmarkClip:

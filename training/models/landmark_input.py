@@ -7,11 +7,16 @@ y down, z away from the camera). A frame the keypoint model did not see is all z
 
 Two ways in, one per family:
 
-* :class:`LandmarkEncoder` (SPS-Net's E): the frame's 33 × 6 numbers through two FC layers
-  with a LeakyReLU between them, as SPS-Net's own modules (§4.1), to one feature ``f_i``, layer
-  normalised: SPS-Net's attention (Eq. 1) has no 1/√d, so its features' scale must not drift,
-  and a LeakyReLU after the last layer left most of them in its flat negative part (features
-  of ~0.06 that the regressors could not read);
+* :class:`LandmarkEncoder` (SPS-Net's E): the frame's 33 × 6 numbers through an FC layer, a
+  LeakyReLU, ``blocks`` residual blocks and a last FC layer to one feature ``f_i``, layer
+  normalised. The residual blocks are Martinez et al.'s lifting network ("A simple yet
+  effective baseline for 3d human pose estimation", ICCV 2017: two Linear–norm–ReLU–dropout
+  layers and a skip, width 1024): HMR's regressor is linear between its rotations (no
+  activation between fc1 and fc2), so the encoder carries all the non-linearity of landmarks →
+  joint rotations, and one hidden layer of 512 left the single-frame model at ~98 mm PA-MPJPE.
+  The output is layer normalised because SPS-Net's attention (Eq. 1) has no 1/√d, so its
+  features' scale must not drift, and a LeakyReLU after the last layer left most of them in its
+  flat negative part (features of ~0.06 that the regressors could not read);
 * :class:`LandmarkTokens` (MAED's patch embedding): one token per landmark, a Linear of its six
   numbers, so that the STE's spatial attention runs between body parts as it does between
   image patches.
@@ -27,14 +32,38 @@ LANDMARK_CHANNELS = ("x", "y", "visibility", "world_x", "world_y", "world_z")
 NUM_CHANNELS = len(LANDMARK_CHANNELS)
 
 
+class ResidualBlock(nn.Module):
+    """Martinez et al.'s block: ``x + (Linear → LayerNorm → ReLU → Dropout) × 2 (x)``; layer
+    rather than batch norm, as one clip's frames are far from independent samples."""
+
+    def __init__(self, width: int, dropout: float) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            *(
+                module
+                for _ in range(2)
+                for module in (
+                    nn.Linear(width, width),
+                    nn.LayerNorm(width),
+                    nn.ReLU(),
+                    nn.Dropout(dropout),
+                )
+            )
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.layers(x)
+
+
 class LandmarkEncoder(nn.Module):
     """``landmarks (N, 33, 6)`` → ``features (N, dim)``."""
 
-    def __init__(self, hidden: int, dim: int) -> None:
+    def __init__(self, hidden: int, dim: int, blocks: int = 0, dropout: float = 0.0) -> None:
         super().__init__()
         self.mlp = nn.Sequential(
             nn.Linear(NUM_LANDMARKS * NUM_CHANNELS, hidden),
             nn.LeakyReLU(),
+            *(ResidualBlock(hidden, dropout) for _ in range(blocks)),
             nn.Linear(hidden, dim),
             nn.LayerNorm(dim),
         )

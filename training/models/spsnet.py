@@ -120,7 +120,9 @@ class SPSNet(nn.Module):
         self.encoder: ResNet50 | LandmarkEncoder | None = None
         self.frozen_encoder = False
         if config.encoder == "landmarks":
-            self.encoder = LandmarkEncoder(config.landmark_hidden, dim)
+            self.encoder = LandmarkEncoder(
+                config.landmark_hidden, dim, config.landmark_blocks, config.dropout
+            )
         elif config.encoder == "resnet50":
             if dim != FEATURE_DIM:
                 raise ValueError(f"ResNet-50 gives {FEATURE_DIM}-d features, not feature_dim={dim}")

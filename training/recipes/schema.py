@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
 
 class _Strict(BaseModel):
@@ -25,6 +25,7 @@ class SPSNetConfig(_Strict):
     # "landmarks" (an MLP on a frame's 33 BlazePose landmarks: the keypoint family).
     encoder: Literal["resnet50", "features", "landmarks"] = "resnet50"
     landmark_hidden: PositiveInt = 512  # the landmark encoder's hidden width
+    landmark_blocks: NonNegativeInt = 0  # its residual blocks (Martinez et al. 2017)
     freeze_encoder: bool = True
     feature_dim: PositiveInt = 2048
     # Temporal module: the self-attention A (Eq. 1-2), a GRU instead of A, or none (w/o A).
@@ -157,6 +158,8 @@ class LandmarkDataConfig(_Strict):
     crop_scale: float = Field(1.2, gt=0.0)  # the crop's side over the box's longer side
     fps: tuple[float, float] = (10.0, 30.0)  # the video's frame rate is drawn in this range
     image_size: tuple[PositiveInt, PositiveInt] = (768, 576)  # (W, H)
+    # Chance that each of the body's five chains plays a second motion (training clips only).
+    chain_swap_probability: float = Field(0.0, ge=0.0, le=1.0)
     train_items: PositiveInt = 12_000  # clips posed once; each draw adds fresh noise
     # Frames posed per clip: at least the longest clip a recipe of this data reads (T + 1 with
     # L_camera), so that recipes of different T share the posed clips.

@@ -11,14 +11,17 @@ import torch
 from training.body import BodyModel, load_body_model
 from training.body.joint_sets import SPIN49_NAMES
 from training.body.landmarks import BLAZEPOSE_NAMES, HIP_LANDMARKS
+from training.body.skeleton import SMPL_CHAINS
 from training.data.landmark_clips import (
     GUESSED_VISIBILITY,
     LandmarkClips,
     crop_squares,
     in_frame_share,
+    swap_chains,
     to_crop,
 )
 from training.recipes import LandmarkDataConfig, LandmarkNoise
+from training.synth.scene import sample_person
 
 FRAMES = 6
 EXACT = LandmarkNoise()
@@ -141,3 +144,27 @@ def test_a_person_stays_in_the_frame_so_the_crop_coordinates_stay_bounded(
 def test_in_frame_share() -> None:
     pixels = np.array([[[-10.0, 0.0], [10.0, 10.0]]])  # half of a 20 × 10 box left of the frame
     np.testing.assert_allclose(in_frame_share(pixels, 100, 100), [0.5])
+
+
+def test_swapped_chains_play_the_donor_and_the_rest_stays(body: BodyModel) -> None:
+    rng = np.random.default_rng(0)
+    person = sample_person(rng, FRAMES, 30.0, ("walk",))
+    donor = sample_person(rng, FRAMES, 30.0, ("cartwheel",))
+    every = swap_chains(person, donor, 1.0, rng).pose.reshape(FRAMES, 24, 3)
+    none = swap_chains(person, donor, 0.0, rng).pose.reshape(FRAMES, 24, 3)
+    chains = [joint for joints in SMPL_CHAINS.values() for joint in joints]
+    np.testing.assert_array_equal(every[:, chains], donor.pose.reshape(FRAMES, 24, 3)[:, chains])
+    np.testing.assert_array_equal(every[:, 0], person.pose.reshape(FRAMES, 24, 3)[:, 0])
+    np.testing.assert_array_equal(none, person.pose.reshape(FRAMES, 24, 3))
+
+
+def test_only_training_clips_are_swapped(body: BodyModel) -> None:
+    def split(name: str, probability: float) -> LandmarkClips:
+        config = LandmarkDataConfig(
+            kind="landmarks", clips=("walk", "jump"), train_items=2, val_items=2,
+            chain_swap_probability=probability,
+        )  # fmt: skip
+        return LandmarkClips(config, FRAMES, split=name, seed=3, body=body)
+
+    assert not np.array_equal(split("train", 0.0).posed.pose, split("train", 1.0).posed.pose)
+    np.testing.assert_array_equal(split("val", 0.0).posed.pose, split("val", 1.0).posed.pose)

@@ -3,8 +3,9 @@
 Each item is one person over T frames. Posing it is the costly part and is done once per item
 (:func:`pose_clip`, from the item's own seed): the body (stand-in or SMPL) with a random shape
 plays a varied motion of the library (:func:`training.synth.scene.sample_person`: speed,
-mirroring, blending into a second clip, smooth joint noise; chains of joints swapped with
-another such motion, :func:`swap_chains`), seen by a random camera
+mirroring, blending into a second clip, smooth joint noise; for training clips, chains of
+joints swapped with another such motion, :func:`swap_chains`, and the body tilted,
+:func:`tilt_body`), seen by a random camera
 (:func:`training.synth.scene.sample_camera`, with the ranges of :data:`CAMERA_RANGES`) at a
 frame rate drawn from the recipe's range; its BlazePose landmarks come from the mesh
 (:mod:`training.body.landmarks`). Every draw of the item then lays them out as the service gives
@@ -30,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import zlib
 from collections.abc import Iterator
@@ -41,6 +43,7 @@ from typing import NamedTuple, TypedDict
 import numpy as np
 import torch
 from rich.progress import Progress
+from scipy.spatial.transform import Rotation
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -191,12 +194,25 @@ def swap_chains(
     return dataclasses.replace(person, pose=pose.reshape(person.pose.shape))
 
 
+def tilt_body(person: Person, max_degrees: float, rng: np.random.Generator) -> Person:
+    """``person`` turned as a whole about a random horizontal axis through the pelvis by up
+    to ``max_degrees`` (one turn for the clip): a standing pose becomes one lying on its back,
+    side or front, which the motions hold only in passing (getting up, rolling)."""
+    heading = rng.uniform(-np.pi, np.pi)
+    axis = np.array([math.cos(heading), 0.0, math.sin(heading)])
+    tilt = Rotation.from_rotvec(axis * math.radians(rng.uniform(-max_degrees, max_degrees)))
+    pose = person.pose.astype(np.float64).copy()
+    pose[:, :3] = (tilt * Rotation.from_rotvec(pose[:, :3])).as_rotvec()
+    return dataclasses.replace(person, pose=pose.astype(np.float32))
+
+
 def pose_clip(
     body: BodyModel, regressor: Tensor, config: LandmarkDataConfig, frames: int,
-    clips: tuple[str, ...], rng: np.random.Generator, chain_swap_probability: float = 0.0,
+    clips: tuple[str, ...], rng: np.random.Generator, variety: bool = False,
 ) -> PosedClips:  # fmt: skip
-    """One exact clip (N = 1): a varied motion of ``clips`` (its chains swapped with another's
-    at ``chain_swap_probability``, :func:`swap_chains`) seen by a random camera, drawn
+    """One exact clip (N = 1): a varied motion of ``clips`` (with ``variety``, the training
+    split's, its chains swapped with another's, :func:`swap_chains`, and the body tilted,
+    :func:`tilt_body`, as ``config`` says) seen by a random camera, drawn
     again until the person stays at least :data:`MIN_IN_FRAME` in the frame throughout (a
     detector draws no box on a sliver of a person, and a sliver's box would put its landmarks
     hundreds of crop widths away)."""
@@ -204,9 +220,11 @@ def pose_clip(
     while True:
         fps = rng.uniform(*config.fps)
         person = sample_person(rng, frames, fps, clips)
-        if chain_swap_probability > 0.0:
+        if variety and config.chain_swap_probability > 0.0:
             donor = sample_person(rng, frames, fps, clips)
-            person = swap_chains(person, donor, chain_swap_probability, rng)
+            person = swap_chains(person, donor, config.chain_swap_probability, rng)
+        if variety and config.tilt_probability > 0.0 and rng.random() < config.tilt_probability:
+            person = tilt_body(person, config.tilt_max_degrees, rng)
         camera = sample_camera(rng, frames, config.image_size, **CAMERA_RANGES)
         pose, vertices, joints = posed_in_camera(body, person, camera)
         vertex_pixels = project(vertices.numpy(), camera.intrinsics)
@@ -340,7 +358,7 @@ class LandmarkClips(Dataset[LandmarkClip]):
             return None
         unused = {"noise", "crop_scale", "cache_dir"}
         if self.split != "train":
-            unused.add("chain_swap_probability")
+            unused |= {"chain_swap_probability", "tilt_probability", "tilt_max_degrees"}
         config = self.config.model_dump(mode="json", exclude=unused)
         key = json.dumps(
             [
@@ -390,9 +408,9 @@ class LandmarkClips(Dataset[LandmarkClip]):
 
     def _pose(self, index: int) -> PosedClips:
         config = self.config
-        swap = config.chain_swap_probability if self.split == "train" else 0.0
+        variety = self.split == "train"
         return pose_clip(
-            self.body, self.regressor, config, config.frames, self.clips, self._rng(index), swap
+            self.body, self.regressor, config, config.frames, self.clips, self._rng(index), variety
         )
 
     def __getitem__(self, index: int) -> LandmarkClip:

@@ -160,6 +160,9 @@ class LandmarkDataConfig(_Strict):
     image_size: tuple[PositiveInt, PositiveInt] = (768, 576)  # (W, H)
     # Chance that each of the body's five chains plays a second motion (training clips only).
     chain_swap_probability: float = Field(0.0, ge=0.0, le=1.0)
+    # Chance that a training clip's body is tilted as a whole (lying, leaning), and how far.
+    tilt_probability: float = Field(0.0, ge=0.0, le=1.0)
+    tilt_max_degrees: float = Field(90.0, ge=0.0, le=180.0)
     train_items: PositiveInt = 12_000  # clips posed once; each draw adds fresh noise
     # Frames posed per clip: at least the longest clip a recipe of this data reads (T + 1 with
     # L_camera), so that recipes of different T share the posed clips.

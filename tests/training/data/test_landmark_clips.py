@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
 
 from training.body import BodyModel, load_body_model
 from training.body.joint_sets import SPIN49_NAMES
@@ -18,6 +19,7 @@ from training.data.landmark_clips import (
     crop_squares,
     in_frame_share,
     swap_chains,
+    tilt_body,
     to_crop,
 )
 from training.recipes import LandmarkDataConfig, LandmarkNoise
@@ -158,13 +160,27 @@ def test_swapped_chains_play_the_donor_and_the_rest_stays(body: BodyModel) -> No
     np.testing.assert_array_equal(none, person.pose.reshape(FRAMES, 24, 3))
 
 
-def test_only_training_clips_are_swapped(body: BodyModel) -> None:
-    def split(name: str, probability: float) -> LandmarkClips:
+def test_a_tilted_body_turns_whole_about_a_horizontal_axis_within_its_bound() -> None:
+    rng = np.random.default_rng(1)
+    person = sample_person(rng, FRAMES, 30.0, ("walk",))
+    tilted = tilt_body(person, 40.0, rng)
+    before, after = person.pose.reshape(FRAMES, 24, 3), tilted.pose.reshape(FRAMES, 24, 3)
+    np.testing.assert_array_equal(after[:, 1:], before[:, 1:])
+    turn = Rotation.from_rotvec(after[:, 0]) * Rotation.from_rotvec(before[:, 0]).inv()
+    angles = turn.magnitude()
+    assert 0.0 < angles[0] <= np.radians(40.0) + 1e-6
+    np.testing.assert_allclose(angles, angles[0], atol=1e-5)  # one turn for the whole clip
+    axes = turn.as_rotvec() / angles[:, None]
+    np.testing.assert_allclose(axes[:, 1], 0.0, atol=1e-5)  # horizontal: Y is up
+
+
+@pytest.mark.parametrize("variety", [{"chain_swap_probability": 1.0}, {"tilt_probability": 1.0}])
+def test_only_training_clips_get_the_variety(body: BodyModel, variety: dict[str, float]) -> None:
+    def split(name: str, **changes: float) -> LandmarkClips:
         config = LandmarkDataConfig(
-            kind="landmarks", clips=("walk", "jump"), train_items=2, val_items=2,
-            chain_swap_probability=probability,
-        )  # fmt: skip
+            kind="landmarks", clips=("walk", "jump"), train_items=2, val_items=2, **changes
+        )
         return LandmarkClips(config, FRAMES, split=name, seed=3, body=body)
 
-    assert not np.array_equal(split("train", 0.0).posed.pose, split("train", 1.0).posed.pose)
-    np.testing.assert_array_equal(split("val", 0.0).posed.pose, split("val", 1.0).posed.pose)
+    assert not np.array_equal(split("train").posed.pose, split("train", **variety).posed.pose)
+    np.testing.assert_array_equal(split("val").posed.pose, split("val", **variety).posed.pose)

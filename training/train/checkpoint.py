@@ -164,11 +164,22 @@ def load_network(path: Path) -> tuple[Recipe, nn.Module]:
 def save_network_only(source: Path, target: Path) -> None:
     """Write checkpoint ``source``'s recipe, network weights and the step it reached, without
     optimisers, discriminator or random states: what a trained model ships as
-    (:func:`load_network` reads it; a run cannot resume from it)."""
+    (:func:`load_network` reads it; a run cannot resume from it).
+
+    Floating-point weights are stored in half precision, which halves what ships in the
+    repository; :func:`load_network` reads them back into the network's float32 parameters
+    (the evaluation in a shipped record is of the stored weights)."""
     contents = torch.load(source, map_location="cpu", weights_only=False)
+    weights = {
+        name: tensor.half() if tensor.is_floating_point() else tensor
+        for name, tensor in contents["network"].items()
+    }
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
-    torch.save({key: contents[key] for key in ("recipe", "network", "iteration")}, partial)
+    torch.save(
+        {"recipe": contents["recipe"], "network": weights, "iteration": contents["iteration"]},
+        partial,
+    )
     os.replace(partial, target)
 
 

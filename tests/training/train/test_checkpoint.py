@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from training.models import build_model
-from training.train.checkpoint import initialise_from, saved_recipe
+from training.train.checkpoint import (
+    initialise_from,
+    load_network,
+    save_network_only,
+    saved_recipe,
+)
 from training.train.loop import train
 
 STEPS = 4
@@ -81,3 +86,24 @@ def test_init_from_a_missing_or_unrelated_checkpoint_is_an_error(local_recipe, t
     torch.save({"network": {"other.weight": torch.zeros(2)}}, tmp_path / "unrelated.pt")
     with pytest.raises(ValueError, match="no tensor"):
         initialise_from(network, tmp_path / "unrelated.pt")
+
+
+def test_a_shipped_network_is_half_the_size_and_predicts_as_the_checkpoint(
+    local_recipe, body, training_data, tmp_path
+):
+    recipe = local_recipe("spsnet_train")
+    train(recipe, tmp_path / "run", max_iterations=1, data=training_data, body=body, device="cpu")
+    checkpoint, shipped = tmp_path / "run" / "latest.pt", tmp_path / "network.pt"
+    save_network_only(checkpoint, shipped)
+    stored = torch.load(shipped, weights_only=False)["network"]
+    assert {tensor.dtype for tensor in stored.values() if tensor.is_floating_point()} == {
+        torch.float16
+    }
+    _, full = load_network(checkpoint)
+    _, half = load_network(shipped)
+    assert all(p.dtype == torch.float32 for p in half.parameters())
+    features = torch.randn(2, 4, recipe.model.feature_dim)
+    with torch.no_grad():
+        expected, actual = full(features=features), half(features=features)
+    torch.testing.assert_close(actual["rotmat"], expected["rotmat"], atol=2e-2, rtol=0)
+    assert not torch.equal(actual["rotmat"], expected["rotmat"])  # the weights were rounded

@@ -64,8 +64,9 @@ def test_the_plan_in_the_repository_ships_its_trained_network_and_record() -> No
     contents = torch.load(plan.network, map_location="cpu", weights_only=False)
     assert set(contents) == {"recipe", "network", "iteration"}  # weights only, no optimiser
     assert record["iterations"] == contents["iteration"]
-    # what the README states (96.7 mm; the issue asks for 45, which this training does not reach)
-    assert record["evaluation"]["exact"]["pa_mpjpe"] <= 100.0
+    # what the README states (56.9 mm; the issue asks for 45, which this training does not reach)
+    assert record["evaluation"]["exact"]["pa_mpjpe"] <= 60.0
+    assert record["evaluation"]["exact"]["mpjpe"] <= 80.0
 
 
 def test_first_use_exports_a_landmark_bundle_that_loads(built) -> None:

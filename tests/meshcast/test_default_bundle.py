@@ -24,7 +24,10 @@ from training.train.checkpoint import load_network
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 MIN_WALKERS = 6  # tracks on the committed clip: the default bundle's run keeps 8
-MAX_MEDIAN_DISAGREEMENT = 0.06
+# The limb joints' median distance from the detected landmarks on the clip, as a share of the
+# box height: 3.1 % measured (README), 4.0 % with the earlier network; room for other machines.
+MAX_MEDIAN_DISAGREEMENT = 0.04
+RECORD_TOLERANCE_MM = 0.5  # the record's figures are rounded to 0.1 mm; float arithmetic
 
 
 def tiny_plan(root: Path) -> Path:
@@ -67,6 +70,22 @@ def test_the_plan_in_the_repository_ships_its_trained_network_and_record() -> No
     # what the README states (56.9 mm; the issue asks for 45, which this training does not reach)
     assert record["evaluation"]["exact"]["pa_mpjpe"] <= 60.0
     assert record["evaluation"]["exact"]["mpjpe"] <= 80.0
+
+
+def test_the_shipped_network_scores_what_its_record_says_on_held_out_landmarks() -> None:
+    from training.body import load_body_model
+    from training.evaluation.landmark_sequences import evaluate_on_sequences
+
+    plan = load_plan()
+    recipe, network = load_network(plan.network)
+    evaluation = plan.evaluation
+    table = evaluate_on_sequences(
+        network, recipe, load_body_model(plan.body), count=evaluation.sequences,
+        frames=evaluation.frames, seed=evaluation.seed, noise="exact",
+    )  # fmt: skip
+    recorded = json.loads(plan.record.read_text())["evaluation"]["exact"]
+    for metric in ("pa_mpjpe", "mpjpe", "accel_error"):
+        assert table[metric] == pytest.approx(recorded[metric], abs=RECORD_TOLERANCE_MM)
 
 
 def test_first_use_exports_a_landmark_bundle_that_loads(built) -> None:
@@ -114,8 +133,7 @@ def test_demo_puts_a_body_on_the_clips_walkers(built, tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     agreement = landmark_agreement(out / "result.npz")
     assert agreement.tracks >= MIN_WALKERS
-    # The meshes sit on the people: their limb joints against the detected landmarks
-    # (README: a median of 4.6 % of the box height on this clip).
+    # The meshes sit on the people: their limb joints against the detected landmarks.
     assert agreement.median is not None
     assert agreement.median <= MAX_MEDIAN_DISAGREEMENT
 

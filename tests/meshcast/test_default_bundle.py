@@ -28,6 +28,15 @@ MIN_WALKERS = 6  # tracks on the committed clip: the default bundle's run keeps 
 # box height: 3.1 % measured (README), 4.0 % with the earlier network; room for other machines.
 MAX_MEDIAN_DISAGREEMENT = 0.04
 RECORD_TOLERANCE_MM = 0.5  # the record's figures are rounded to 0.1 mm; float arithmetic
+# The README's whole-pipeline video000 (held-out motions, seed 100, 640×480, 64 frames, two
+# people): recall 1.00, PA-MPJPE 102.7 mm, MPJPE 181.5 mm measured; room for other machines.
+HELD_OUT_VIDEO = [
+    "--split", "test", "--videos", "1", "--frames", "64", "--size", "640x480", "--people", "1-3",
+    "--seed", "100", "--clips", "run,kick,dance_b,getup_faceup",
+]  # fmt: skip
+MIN_RECALL = 0.95
+MAX_PIPELINE_PA_MPJPE_MM = 110.0  # the earlier default network: 112.0
+MAX_PIPELINE_MPJPE_MM = 200.0
 
 
 def tiny_plan(root: Path) -> Path:
@@ -136,6 +145,26 @@ def test_demo_puts_a_body_on_the_clips_walkers(built, tmp_path) -> None:
     # The meshes sit on the people: their limb joints against the detected landmarks.
     assert agreement.median is not None
     assert agreement.median <= MAX_MEDIAN_DISAGREEMENT
+
+
+def test_the_whole_pipeline_follows_the_people_of_a_held_out_synthetic_video(
+    built, tmp_path
+) -> None:
+    plan, _, _ = built
+    data, out = tmp_path / "synth", tmp_path / "out"
+    made = meshcast("synth", str(data), *HELD_OUT_VIDEO)
+    assert made.returncode == 0, made.stderr
+    video = data / "test" / "videos" / "video000.mp4"
+    ran = meshcast("run", str(video), "--bundle", str(plan.bundle), "--out", str(out),
+                   "--formats", "npz")  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    scored = meshcast("score", str(out), str(data / "synth_test_db.pt"), "--video", "video000")
+    assert scored.returncode == 0, scored.stderr
+    score = json.loads((out / "score_video000.json").read_text())
+    assert score["people_found"] == score["people"] == 2
+    assert score["recall"] >= MIN_RECALL
+    assert score["pa_mpjpe"] <= MAX_PIPELINE_PA_MPJPE_MM
+    assert score["mpjpe"] <= MAX_PIPELINE_MPJPE_MM
 
 
 def test_demo_with_a_missing_plan_is_one_line(tmp_path) -> None:

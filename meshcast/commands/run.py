@@ -40,7 +40,7 @@ STAGE_TITLES = {
               help="'nanodet' (the bundle's), 'hog' (OpenCV's, built in) or the path of an "
                    "ONNX detector in YOLO's export layout.")  # fmt: skip
 @click.option("--min-track-length", type=click.IntRange(min=1), default=None,
-              help="Frames a track needs to be kept; default: the tracker's (25).")  # fmt: skip
+              help="Frames a track needs to be kept; default: the tracker's (8).")  # fmt: skip
 @click.option("--smooth", is_flag=True, help="One-Euro smoothing of the outputs.")
 @click.option("--fp16", is_flag=True, help="The bundle's float16 graphs (a GPU's).")
 @click.option("--formats", default="json,npz,obj,ply,glb,preview", show_default=True,

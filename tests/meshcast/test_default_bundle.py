@@ -28,13 +28,16 @@ MIN_WALKERS = 6  # tracks on the committed clip: the default bundle's run keeps 
 # box height: 3.1 % measured (README), 4.0 % with the earlier network; room for other machines.
 MAX_MEDIAN_DISAGREEMENT = 0.04
 RECORD_TOLERANCE_MM = 0.5  # the record's figures are rounded to 0.1 mm; float arithmetic
-# The README's whole-pipeline video000 (held-out motions, seed 100, 640×480, 64 frames, two
-# people): recall 1.00, PA-MPJPE 102.7 mm, MPJPE 181.5 mm measured; room for other machines.
+# The README's whole-pipeline videos (held-out motions, seed 100, 640×480, 64 frames); video000
+# (two people): recall 1.00, PA-MPJPE 102.7 mm, MPJPE 181.5 mm measured; room for other machines.
 HELD_OUT_VIDEO = [
-    "--split", "test", "--videos", "1", "--frames", "64", "--size", "640x480", "--people", "1-3",
+    "--split", "test", "--videos", "2", "--frames", "64", "--size", "640x480", "--people", "1-3",
     "--seed", "100", "--clips", "run,kick,dance_b,getup_faceup",
 ]  # fmt: skip
 MIN_RECALL = 0.95
+# video001: a kicking person who fills the frame and leaves it; tracks of 8 frames keep him
+# (recall 0.55 measured), VIBE's 25 found nobody.
+MIN_CLOSE_UP_RECALL = 0.45
 MAX_PIPELINE_PA_MPJPE_MM = 110.0  # the earlier default network: 112.0
 MAX_PIPELINE_MPJPE_MM = 200.0
 
@@ -165,6 +168,16 @@ def test_the_whole_pipeline_follows_the_people_of_a_held_out_synthetic_video(
     assert score["recall"] >= MIN_RECALL
     assert score["pa_mpjpe"] <= MAX_PIPELINE_PA_MPJPE_MM
     assert score["mpjpe"] <= MAX_PIPELINE_MPJPE_MM
+    close_up = data / "test" / "videos" / "video001.mp4"
+    ran = meshcast("run", str(close_up), "--bundle", str(plan.bundle), "--out", str(out / "1"),
+                   "--formats", "npz")  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    truth = str(data / "synth_test_db.pt")
+    scored = meshcast("score", str(out / "1"), truth, "--video", "video001")
+    assert scored.returncode == 0, scored.stderr
+    score = json.loads((out / "1" / "score_video001.json").read_text())
+    assert score["people_found"] == score["people"] == 1
+    assert score["recall"] >= MIN_CLOSE_UP_RECALL
 
 
 def test_demo_with_a_missing_plan_is_one_line(tmp_path) -> None:

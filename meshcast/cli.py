@@ -74,6 +74,10 @@ COMMANDS: dict[str, CommandSpec] = {
         "meshcast.commands.score",
         "Score `meshcast run` on a synthetic video against its truth: MPJPE, PA-MPJPE, recall.",
     ),
+    "frontend-error": CommandSpec(
+        "meshcast.commands.frontend_error",
+        "Measure the front-end's 3D landmark error on synthetic videos, as training noise.",
+    ),
     "bench": CommandSpec(
         "meshcast.commands.bench",
         "Benchmarks as JSON: the networks, the pipeline, the gateway under load.",

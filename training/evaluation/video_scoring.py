@@ -156,6 +156,25 @@ def match_by_iou(
     )
 
 
+def match_tracks(
+    result: VideoResult,
+    true_frames: np.ndarray,
+    true_boxes: np.ndarray,
+    min_iou: float = MIN_MATCH_IOU,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`match_by_iou` of every track-frame of ``result`` (rows of :func:`track_column`)
+    with the truth's person-frames: ``(T,)`` frames and ``(T, 4)`` boxes cx, cy, w, h (a dataset
+    file's ``bbox``), both sides' boxes cut to the frame first."""
+    size = (result.width, result.height)
+    return match_by_iou(
+        track_column(result, "frame_ids", (), np.int64),
+        clip_boxes(track_column(result, "boxes", (4,), np.float64), *size),
+        true_frames,
+        clip_boxes(_corner_boxes(true_boxes), *size),
+        min_iou,
+    )
+
+
 def identity_switches(people: np.ndarray, frames: np.ndarray, track_ids: np.ndarray) -> int:
     """How often a person's matched track id differs from the one at their previous matched
     frame (MOT's identity switches), given one row per match: ``(M,)`` true person, frame and
@@ -200,20 +219,15 @@ def score_video_result(
         np.array([t.track_id for t in result.tracks], dtype=np.int64),
         [len(t) for t in result.tracks],
     )
-    predicted_frames = _track_column(result, "frame_ids", (), np.int64)
-    frame_size = (result.width, result.height)
-    predicted_boxes = clip_boxes(_track_column(result, "boxes", (4,), np.float64), *frame_size)
-    true_boxes = clip_boxes(_corner_boxes(truth["bbox"]), *frame_size)
-    predicted, true = match_by_iou(
-        predicted_frames, predicted_boxes, truth["frame_id"], true_boxes, min_iou
-    )
+    predicted_frames = track_column(result, "frame_ids", (), np.int64)
+    predicted, true = match_tracks(result, truth["frame_id"], truth["bbox"], min_iou)
     people = person_names(truth["vid_name"])
     table: Mapping[str, float] = {}
     landmark_error = landmark_missed = None
     if len(true):
         matched = Predictions(
-            rotmat=_track_column(result, "rotmat", (NUM_JOINTS, 3, 3), np.float32)[predicted],
-            betas=_track_column(result, "betas", (NUM_BETAS,), np.float32)[predicted],
+            rotmat=track_column(result, "rotmat", (NUM_JOINTS, 3, 3), np.float32)[predicted],
+            betas=track_column(result, "betas", (NUM_BETAS,), np.float32)[predicted],
         )
         table = score(matched, {key: truth[key][true] for key in TRUTH_COLUMNS}, body)
         landmark_error, landmark_missed = _landmark_errors(result, truth, predicted, true)
@@ -249,7 +263,7 @@ def _landmark_errors(
     """The median limb landmark error (share of the true box's height) over the matched
     person-frames the keypoint model saw, and the share it did not see."""
     names = list(result.landmark_names)
-    landmarks = _track_column(result, "landmarks", (len(names), 3), np.float32)[predicted]
+    landmarks = track_column(result, "landmarks", (len(names), 3), np.float32)[predicted]
     rows = [names.index(name) for name in LIMB_JOINTS]
     columns = [SPIN49_NAMES.index(name) for name in LIMB_JOINTS]
     seen = np.isfinite(landmarks[:, rows, :2]).all(axis=(1, 2))  # (M,)
@@ -287,7 +301,7 @@ def _corner_boxes(centre_boxes: np.ndarray) -> np.ndarray:
     return np.concatenate([centre_boxes[:, :2] - half, centre_boxes[:, :2] + half], axis=1)
 
 
-def _track_column(
+def track_column(
     result: VideoResult, field: str, row_shape: tuple[int, ...], dtype: type[np.generic]
 ) -> np.ndarray:
     """One per-frame field of every track, stacked in track order: ``(sum N, *row_shape)``."""

@@ -23,7 +23,7 @@ joints2d          (N, 24, 2) px   joints2d         ``joints2d`` are the 2D keypo
 landmarks         (N, 33, 3)      landmarks        — (the keypoint model's 33: x, y in pixels,
                                                    visibility 0–1)
 world_landmarks   (N, 33, 3) m    world_landmarks  — (the same 33 in metres, hip-centred,
-                                                   the camera's axes)
+                                                   axes of a camera turned to look at the person)
 keypoint_score    (N,)            keypoint_score   — (the keypoint model's confidence that a
                                                    person is in the crop)
 verts             (N, V, 3) m     (posed)          ``verts``, the same (NPZ only, if asked)
@@ -165,7 +165,8 @@ class TrackDocument(BaseModel):
     )
     world_landmarks: list[Landmarks | None] = Field(
         description="the same 33 landmarks as metric 3D points, each x, y, z in metres from"
-        " the centre of the hips, along the camera's axes (x right, y down, z forward); null"
+        " the centre of the hips, along the axes of a camera turned to look straight at the"
+        " person, as the keypoint model sees its crop (x right, y down, z forward); null"
         " where landmarks is"
     )
     keypoint_score: list[float] = Field(

@@ -88,7 +88,8 @@ class PoseEstimates:
     """The keypoint model's answer for ``K`` people of one frame."""
 
     landmarks: np.ndarray  # (K, 33, 3) float32: x, y image pixels, visibility in [0, 1]
-    world_landmarks: np.ndarray  # (K, 33, 3) float32: metres, hip-centred, image axes
+    # (K, 33, 3) float32: metres, hip-centred, in the axes of a camera looking at the person
+    world_landmarks: np.ndarray
     scores: np.ndarray  # (K,) float32: the pose flag, how sure the model is a person is there
     next_rois: Rois  # the ROIs these landmarks give for the next frame
 

@@ -43,7 +43,8 @@ class TrackResult:
     rest_joints: np.ndarray  # (24, 3) float32
     # The keypoint model's 33 landmarks (names: VideoResult.landmark_names), every frame.
     landmarks: np.ndarray  # (N, 33, 3) float32: x, y in image pixels, visibility in [0, 1]
-    world_landmarks: np.ndarray  # (N, 33, 3) float32: metres, hip-centred, camera axes
+    # (N, 33, 3) float32: metres, hip-centred, in the axes of a camera looking at the person
+    world_landmarks: np.ndarray
     keypoint_score: np.ndarray  # (N,) float32: the keypoint model's confidence a person is there
 
     def __len__(self) -> int:

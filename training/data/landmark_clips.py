@@ -17,8 +17,10 @@ them to the network (:mod:`training.models.landmark_input`) with fresh front-end
 * every landmark's 2D position gets Gaussian noise, a few are outliers; landmarks outside the
   frame, and a random share of the others, are reported with a low visibility and a worse
   position (BlazePose still guesses them); some frames are missed altogether (all zeros);
-* the metric 3D points are the landmarks in the camera frame less their hips' midpoint, with
-  Gaussian noise.
+* the metric 3D points are the landmarks less their hips' midpoint, in the axes of a camera
+  looking straight at the hips (:func:`view_axes`: BlazePose's), turned as a whole as
+  BlazePose's come turned (:func:`world_turns`: a constant turn, a drift, runs of frames turned
+  far), with Gaussian noise.
 
 Labels follow :class:`~training.data.batch.Clip`: SPIN's 49 joints in the same crop and in the
 camera frame, the pose with its camera-frame orientation, β. Item ``i`` is posed from
@@ -62,6 +64,8 @@ CAMERA_RANGES = {"person_fraction": (0.15, 0.9), "camera_height": (0.4, 6.0)}
 SEEN_VISIBILITY = (0.75, 1.0)
 GUESSED_VISIBILITY = (0.0, 0.4)
 GUESSED_NOISE_FACTOR = 3.0  # a guessed landmark's position error, times a seen one's
+# How far a failed frame's metric points are turned (LandmarkNoise.world_failure_probability).
+WORLD_FAILURE_DEGREES = (60.0, 180.0)
 _X, _Y, _VISIBILITY, _WORLD = 0, 1, 2, slice(3, 6)
 # One vertex in this many outlines the body for its box (~550 of the stand-in's 13,718: the
 # box comes out within a centimetre of the whole mesh's).
@@ -121,6 +125,56 @@ def jitter_boxes(boxes: np.ndarray, noise: LandmarkNoise, rng: np.random.Generat
     return np.concatenate([centre - size / 2.0, centre + size / 2.0], axis=1)
 
 
+def view_axes(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Camera-frame ``points (F, J, 3)`` in the axes of the camera turned (the least turn) to
+    look straight at each frame's ``centres (F, 3)``.
+
+    BlazePose sees a person's crop as if straight ahead, so its metric points come in those
+    axes, not the real camera's: a person at the edge of a wide view, seen partly from the side
+    by the camera, faces BlazePose's axes as if in the middle (measured on meshcast synth videos:
+    the turn between its points and the camera-frame ones follows the person's bearing).
+    """
+    directions = centres / np.linalg.norm(centres, axis=-1, keepdims=True)  # (F, 3)
+    axes = np.cross(directions, [0.0, 0.0, 1.0])  # (F, 3)
+    sines = np.linalg.norm(axes, axis=-1, keepdims=True)
+    angles = np.arctan2(sines, directions[:, 2:3])
+    turns = Rotation.from_rotvec(axes / np.maximum(sines, 1e-12) * angles).as_matrix()
+    return np.einsum("fij,fkj->fki", turns, points)
+
+
+def world_turns(frames: int, noise: LandmarkNoise, rng: np.random.Generator) -> np.ndarray:
+    """``(frames, 3, 3)`` the turns of one clip's metric points by the front-end's error: a
+    constant turn, a drift correlated from frame to frame, and runs of failed frames turned far
+    about a random axis (see :class:`~training.recipes.LandmarkNoise`)."""
+    correlation = noise.world_drift_correlation
+    drift_std = np.radians(noise.world_drift)
+    drift = np.zeros((frames, 3))
+    drift[0] = rng.normal(0.0, drift_std)
+    for frame in range(1, frames):
+        innovation = rng.normal(0.0, drift_std) * math.sqrt(1.0 - correlation**2)
+        drift[frame] = correlation * drift[frame - 1] + innovation
+    turns = Rotation.from_rotvec(rng.normal(0.0, np.radians(noise.world_turn)) + drift)
+    # Failures as a two-state Markov chain: runs of mean length L, a share p of the frames.
+    share = noise.world_failure_probability
+    leave = 1.0 / noise.world_failure_length if share < 1.0 else 0.0
+    enter = min(1.0, share / (1.0 - share) * leave) if share < 1.0 else 1.0
+    failure = _far_turn(rng) if rng.random() < share else None
+    matrices = turns.as_matrix()  # (frames, 3, 3)
+    for frame in range(frames):
+        if frame and rng.random() < (enter if failure is None else leave):
+            failure = _far_turn(rng) if failure is None else None
+        if failure is not None:
+            matrices[frame] = failure @ matrices[frame]
+    return matrices
+
+
+def _far_turn(rng: np.random.Generator) -> np.ndarray:
+    """``(3, 3)`` a turn of :data:`WORLD_FAILURE_DEGREES` about a random axis."""
+    axis = rng.normal(size=3)
+    angle = math.radians(rng.uniform(*WORLD_FAILURE_DEGREES))
+    return Rotation.from_rotvec(axis / np.linalg.norm(axis) * angle).as_matrix()
+
+
 def noisy_landmarks(
     crop: np.ndarray,
     world: np.ndarray,
@@ -132,7 +186,8 @@ def noisy_landmarks(
     """The network's input ``(F, 33, 6)`` from exact landmarks with the front-end's error.
 
     Args:
-        crop: ``(F, 33, 2)`` exact crop coordinates; world: ``(F, 33, 3)`` hip-centred metres.
+        crop: ``(F, 33, 2)`` exact crop coordinates; world: ``(F, 33, 3)`` hip-centred metres
+            in :func:`view_axes`.
         in_frame: ``(F, 33)`` whether each landmark lies inside the frame.
         scale: crop units a share of the box's longer side spans (``2 / crop_scale``).
     """
@@ -148,7 +203,8 @@ def noisy_landmarks(
     out = np.zeros((frames, NUM_LANDMARKS, NUM_CHANNELS), dtype=np.float32)
     out[..., _X], out[..., _Y] = position[..., 0], position[..., 1]
     out[..., _VISIBILITY] = visibility
-    out[..., _WORLD] = world + rng.normal(0.0, noise.world, world.shape)
+    turned = np.einsum("fij,fkj->fki", world_turns(frames, noise, rng), world)
+    out[..., _WORLD] = turned + rng.normal(0.0, noise.world, world.shape)
     missed = rng.random(frames) < noise.missed_frame_probability
     out[missed] = 0.0
     return out
@@ -264,9 +320,10 @@ def noisy_clip(
         (pixels[..., 0] >= 0) & (pixels[..., 0] < width)
         & (pixels[..., 1] >= 0) & (pixels[..., 1] < height)
     )  # fmt: skip
-    hips = points[:, HIP_LANDMARKS].mean(axis=1, keepdims=True)
+    hips = points[:, HIP_LANDMARKS].mean(axis=1, keepdims=True)  # (T, 1, 3)
+    world = view_axes(points - hips, hips[:, 0])
     landmarks = noisy_landmarks(
-        to_crop(pixels, squares), points - hips, in_frame, 2.0 / crop_scale, noise, rng
+        to_crop(pixels, squares), world, in_frame, 2.0 / crop_scale, noise, rng
     )
     joints = posed.joints[item, window]
     keypoints = to_crop(posed.joint_pixels[item, window], squares)

@@ -3,7 +3,9 @@
 Per landmark: ``x, y`` in the person's square crop scaled to [−1, 1] (the crop is the square
 of side ``crop_scale`` × the box's longer side around the box's centre; x right, y down), the
 keypoint model's visibility in [0, 1], and its metric 3D point (metres, hip-centred, x right,
-y down, z away from the camera). A frame the keypoint model did not see is all zeros.
+y down, z away, in the axes of a camera looking straight at the person: BlazePose sees its crop
+as if ahead, :func:`training.data.landmark_clips.view_axes`). A frame the keypoint model did
+not see is all zeros.
 
 Two ways in, one per family:
 

@@ -140,6 +140,16 @@ class LandmarkNoise(_Strict):
     outlier_probability: float = Field(0.0, ge=0.0, le=1.0)  # a landmark far off
     outlier: float = Field(0.0, ge=0.0)  # the std of an outlier's offset
     world: float = Field(0.0, ge=0.0)  # metres: std of each metric 3D point, per axis
+    # BlazePose's metric points come turned as a whole, the turn drifting over frames: degrees
+    # (std about x, y, z) of a clip's constant turn and of its drift, whose frame-to-frame
+    # correlation is world_drift_correlation.
+    world_turn: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    world_drift: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    world_drift_correlation: float = Field(0.0, ge=0.0, lt=1.0)
+    # Runs of frames (world_failure_length long on average) whose metric points are turned by
+    # 60-180° about a random axis (BlazePose's front-back and sideways confusions).
+    world_failure_probability: float = Field(0.0, ge=0.0, le=1.0)  # share of frames
+    world_failure_length: float = Field(1.0, ge=1.0)  # frames
     hidden_probability: float = Field(0.0, ge=0.0, le=1.0)  # a landmark reported invisible
     missed_frame_probability: float = Field(0.0, ge=0.0, le=1.0)  # no landmarks at all
     box_shift: float = Field(0.0, ge=0.0)  # std of the box centre's offset

@@ -21,6 +21,8 @@ from training.data.landmark_clips import (
     swap_chains,
     tilt_body,
     to_crop,
+    view_axes,
+    world_turns,
 )
 from training.recipes import LandmarkDataConfig, LandmarkNoise
 from training.synth.scene import sample_person
@@ -67,20 +69,64 @@ def test_exact_landmarks_agree_with_the_joint_labels_of_the_same_crop(body: Body
             atol=1e-4,
             rtol=0,
         )
-    # the metric points are the camera-frame points about the hips' midpoint
+    # the metric points are the points about the hips' midpoint, in the axes of a camera
+    # looking straight at the hips
     world = landmarks[..., 3:]
     torch.testing.assert_close(world[:, list(HIP_LANDMARKS)].mean(dim=1), torch.zeros(FRAMES, 3))
-    knee = clip["joints_3d"][:, SPIN49_NAMES.index("right_knee"), :3]
-    ankle = clip["joints_3d"][:, SPIN49_NAMES.index("right_ankle"), :3]
+    joints = clip["joints_3d"][..., :3].numpy().astype(np.float64)
+
+    def joint(name: str) -> np.ndarray:
+        return joints[:, SPIN49_NAMES.index(name)]
+
+    hips = (joint("left_hip") + joint("right_hip")) / 2
     knee_row, ankle_row = BLAZEPOSE_NAMES.index("right_knee"), BLAZEPOSE_NAMES.index("right_ankle")
+    shin = view_axes((joint("right_knee") - joint("right_ankle"))[:, None], hips)[:, 0]
     torch.testing.assert_close(
         world[:, knee_row] - world[:, ankle_row],
-        knee - ankle,
+        torch.from_numpy(shin).float(),
         atol=1e-5,
         rtol=0,
     )
     # a tight crop of a person in view: its landmarks lie inside the square
     assert landmarks[..., :2].abs().max() <= 1.0
+
+
+def test_view_axes_look_straight_at_the_centre_and_keep_lengths() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0.0, 2.0, (50, 3)) + np.array([0.0, 0.0, 6.0])
+    points = rng.normal(0.0, 0.5, (50, 7, 3))
+    turned = view_axes(np.concatenate([centres[:, None], points], axis=1), centres)
+    distance = np.linalg.norm(centres, axis=1)
+    np.testing.assert_allclose(turned[:, 0], np.stack([0 * distance, 0 * distance, distance], 1),
+                               atol=1e-9)  # fmt: skip
+    np.testing.assert_allclose(np.linalg.norm(turned[:, 1:], axis=-1),
+                               np.linalg.norm(points, axis=-1))  # fmt: skip
+    on_axis = np.array([[0.0, 0.0, 4.0]])
+    np.testing.assert_allclose(view_axes(points[:1], on_axis), points[:1], atol=1e-12)
+
+
+def _angles(turns: np.ndarray) -> np.ndarray:
+    return np.degrees(Rotation.from_matrix(turns).magnitude())
+
+
+def test_world_turns_drift_and_fail_in_runs_as_configured() -> None:
+    rng = np.random.default_rng(1)
+    np.testing.assert_allclose(world_turns(20, EXACT, rng), np.broadcast_to(np.eye(3), (20, 3, 3)))
+    drifting = EXACT.model_copy(
+        update={"world_drift": (0.0, 10.0, 0.0), "world_drift_correlation": 0.7}
+    )
+    yaw = Rotation.from_matrix(world_turns(20_000, drifting, rng)).as_rotvec()[:, 1]
+    assert np.degrees(yaw.std()) == pytest.approx(10.0, rel=0.1)
+    assert np.corrcoef(yaw[1:], yaw[:-1])[0, 1] == pytest.approx(0.7, abs=0.05)
+    failing = EXACT.model_copy(
+        update={"world_failure_probability": 0.16, "world_failure_length": 4.0}
+    )
+    failed = _angles(world_turns(20_000, failing, rng)) > 1.0
+    assert failed.mean() == pytest.approx(0.16, abs=0.03)
+    runs = np.count_nonzero(failed[1:] & ~failed[:-1])
+    assert failed.sum() / runs == pytest.approx(4.0, rel=0.2)
+    assert (_angles(world_turns(50, failing.model_copy(
+        update={"world_failure_probability": 1.0}), rng)) >= 60.0 - 1e-6).all()  # fmt: skip
 
 
 def test_noise_hides_landmarks_and_drops_whole_frames(body: BodyModel) -> None:

@@ -8,13 +8,11 @@ import click
 import yaml
 
 from training.body import load_body_model
-from training.evaluation.frontend_error import world_error
+from training.evaluation.frontend_error import FrontendError, frontend_error
 from training.evaluation.video_scoring import TRACK_NAME
 
-NOISE_FIELDS = (
-    "world", "world_turn", "world_drift", "world_drift_correlation",
-    "world_failure_probability", "world_failure_length",
-)  # fmt: skip
+# What the measurement reports beyond LandmarkNoise's fields.
+NOT_NOISE = ("videos", "person_frames", "median_turn")
 
 
 @click.command("frontend-error")
@@ -25,9 +23,10 @@ NOISE_FIELDS = (
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="File for the figures; default: frontend_error.json in RESULTS.")  # fmt: skip
 def command(dataset_file: Path, results: Path, body: str, json_path: Path | None) -> None:
-    """Measure BlazePose's metric 3D landmarks against the truth of DATASET_FILE's videos
-    (`meshcast synth`), from `meshcast run`'s results in RESULTS/VIDEO/result.npz (video000, …),
-    as the keypoint families' training noise (LandmarkNoise's world fields)."""
+    """Measure the front-end's landmarks and metric 3D points against the truth of
+    DATASET_FILE's videos (`meshcast synth`), from `meshcast run`'s results in
+    RESULTS/VIDEO/result.npz (video000, …), as the keypoint families' training noise (a
+    recipe's data.noise)."""
     found = sorted(
         (folder.name, folder / "result.npz")
         for folder in results.iterdir()
@@ -35,17 +34,22 @@ def command(dataset_file: Path, results: Path, body: str, json_path: Path | None
     )
     if not found:
         raise click.UsageError(f"no VIDEO/result.npz in {results}: run `meshcast run` first")
-    measured = world_error(found, dataset_file, load_body_model(body))
+    measured = frontend_error(found, dataset_file, load_body_model(body))
     json_path = json_path or results / "frontend_error.json"
     json_path.write_text(measured.model_dump_json(indent=2) + "\n")
-    figures = measured.model_dump()
     click.echo(
-        f"{measured.person_frames} person-frames of {measured.videos} videos; median turn "
-        f"{measured.median_turn:.1f}°. As a recipe's data.noise:"
+        f"{measured.person_frames} person-frames of {measured.videos} videos; median turn of "
+        f"the metric points {measured.median_turn:.1f}°. As a recipe's data.noise:"
     )
-    rounded = {
-        name: [round(v, 1) for v in value] if isinstance(value, list | tuple) else round(value, 3)
-        for name, value in ((name, figures[name]) for name in NOISE_FIELDS)
-    }
-    click.echo(yaml.safe_dump(rounded, sort_keys=False, default_flow_style=None).rstrip())
+    click.echo(_as_noise(measured))
     click.echo(f"written to {json_path}")
+
+
+def _as_noise(measured: FrontendError) -> str:
+    """The figures as YAML a recipe's ``data.noise`` takes, rounded."""
+    rounded = {
+        name: [round(v, 2) for v in value] if isinstance(value, tuple) else round(value, 3)
+        for name, value in measured.model_dump().items()
+        if name not in NOT_NOISE
+    }
+    return yaml.safe_dump(rounded, sort_keys=False, default_flow_style=None).rstrip()

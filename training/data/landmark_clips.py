@@ -19,8 +19,10 @@ them to the network (:mod:`training.models.landmark_input`) with fresh front-end
   position (BlazePose still guesses them); some frames are missed altogether (all zeros);
 * the metric 3D points are the landmarks less their hips' midpoint, in the axes of a camera
   looking straight at the hips (:func:`view_axes`: BlazePose's), turned as a whole as
-  BlazePose's come turned (:func:`world_turns`: a constant turn, a drift, runs of frames turned
-  far), with Gaussian noise.
+  BlazePose's come turned (:func:`world_turns`: a constant turn, a drift), with Gaussian noise;
+* in runs of failed frames (:func:`failed_frames`), BlazePose reports a wrong person with
+  confidence: a skeleton mirrored, turned, scaled and shifted (:func:`failed_skeletons`), its
+  metric points turned far.
 
 Labels follow :class:`~training.data.batch.Clip`: SPIN's 49 joints in the same crop and in the
 camera frame, the pose with its camera-frame orientation, β. Item ``i`` is posed from
@@ -50,7 +52,12 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from training.body import BodyModel, load_body_model
-from training.body.landmarks import HIP_LANDMARKS, NUM_LANDMARKS, landmark_regressor
+from training.body.landmarks import (
+    BLAZEPOSE_FLIP_PERMUTATION,
+    HIP_LANDMARKS,
+    NUM_LANDMARKS,
+    landmark_regressor,
+)
 from training.body.skeleton import SMPL_CHAINS
 from training.models.landmark_input import NUM_CHANNELS
 from training.recipes.schema import LandmarkDataConfig, LandmarkNoise
@@ -142,10 +149,30 @@ def view_axes(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return np.einsum("fij,fkj->fki", turns, points)
 
 
-def world_turns(frames: int, noise: LandmarkNoise, rng: np.random.Generator) -> np.ndarray:
+def failed_frames(frames: int, noise: LandmarkNoise, rng: np.random.Generator) -> np.ndarray:
+    """``(frames,)`` run ids of a clip's failed frames (−1 where none; one id per run), drawn
+    as a two-state Markov chain whose runs last ``failure_length`` frames on average and fill a
+    share ``failure_probability`` of the frames."""
+    share = noise.failure_probability
+    leave = 1.0 / noise.failure_length if share < 1.0 else 0.0
+    enter = min(1.0, share / (1.0 - share) * leave) if share < 1.0 else 1.0
+    runs = np.full(frames, -1)
+    failed, run = bool(rng.random() < share), 0
+    for frame in range(frames):
+        if frame and rng.random() < (leave if failed else enter):
+            failed = not failed
+            run += failed
+        if failed:
+            runs[frame] = run
+    return runs
+
+
+def world_turns(
+    frames: int, failures: np.ndarray, noise: LandmarkNoise, rng: np.random.Generator
+) -> np.ndarray:
     """``(frames, 3, 3)`` the turns of one clip's metric points by the front-end's error: a
-    constant turn, a drift correlated from frame to frame, and runs of failed frames turned far
-    about a random axis (see :class:`~training.recipes.LandmarkNoise`)."""
+    constant turn, a drift correlated from frame to frame, and each run of ``failures``
+    (:func:`failed_frames`) turned far about a random axis."""
     correlation = noise.world_drift_correlation
     drift_std = np.radians(noise.world_drift)
     drift = np.zeros((frames, 3))
@@ -154,25 +181,38 @@ def world_turns(frames: int, noise: LandmarkNoise, rng: np.random.Generator) -> 
         innovation = rng.normal(0.0, drift_std) * math.sqrt(1.0 - correlation**2)
         drift[frame] = correlation * drift[frame - 1] + innovation
     turns = Rotation.from_rotvec(rng.normal(0.0, np.radians(noise.world_turn)) + drift)
-    # Failures as a two-state Markov chain: runs of mean length L, a share p of the frames.
-    share = noise.world_failure_probability
-    leave = 1.0 / noise.world_failure_length if share < 1.0 else 0.0
-    enter = min(1.0, share / (1.0 - share) * leave) if share < 1.0 else 1.0
-    failure = _far_turn(rng) if rng.random() < share else None
     matrices = turns.as_matrix()  # (frames, 3, 3)
-    for frame in range(frames):
-        if frame and rng.random() < (enter if failure is None else leave):
-            failure = _far_turn(rng) if failure is None else None
-        if failure is not None:
-            matrices[frame] = failure @ matrices[frame]
+    for run in np.unique(failures[failures >= 0]):
+        axis = rng.normal(size=3)
+        angle = math.radians(rng.uniform(*WORLD_FAILURE_DEGREES))
+        far = Rotation.from_rotvec(axis / np.linalg.norm(axis) * angle).as_matrix()
+        matrices[failures == run] = far @ matrices[failures == run]
     return matrices
 
 
-def _far_turn(rng: np.random.Generator) -> np.ndarray:
-    """``(3, 3)`` a turn of :data:`WORLD_FAILURE_DEGREES` about a random axis."""
-    axis = rng.normal(size=3)
-    angle = math.radians(rng.uniform(*WORLD_FAILURE_DEGREES))
-    return Rotation.from_rotvec(axis / np.linalg.norm(axis) * angle).as_matrix()
+def failed_skeletons(
+    crop: np.ndarray, failures: np.ndarray, scale: float, noise: LandmarkNoise,
+    rng: np.random.Generator,
+) -> np.ndarray:  # fmt: skip
+    """``crop (F, 33, 2)`` with each run of ``failures`` replaced by a wrong skeleton: the
+    true one mirrored left for right (sometimes), turned, scaled and shifted about its centre,
+    one draw a run, and every landmark off by ``failure_position`` (shares of the box side,
+    ``scale`` crop units each)."""
+    out = crop.copy()
+    for run in np.unique(failures[failures >= 0]):
+        rows = failures == run
+        skeleton = crop[rows]  # (R, 33, 2)
+        if rng.random() < noise.failure_mirror_probability:
+            skeleton = skeleton[:, BLAZEPOSE_FLIP_PERMUTATION]
+        angle = math.radians(rng.normal(0.0, noise.failure_turn))
+        turn = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+        size = math.exp(rng.uniform(*np.log(noise.failure_scale)))
+        centre = skeleton.mean(axis=1, keepdims=True)
+        shift = rng.normal(0.0, noise.failure_shift * scale, 2)
+        out[rows] = centre + shift + size * (skeleton - centre) @ turn.T
+    noisy = failures >= 0
+    out[noisy] += rng.normal(0.0, noise.failure_position * scale, out[noisy].shape)
+    return out
 
 
 def noisy_landmarks(
@@ -192,6 +232,8 @@ def noisy_landmarks(
         scale: crop units a share of the box's longer side spans (``2 / crop_scale``).
     """
     frames = len(crop)
+    failures = failed_frames(frames, noise, rng)
+    crop = failed_skeletons(crop, failures, scale, noise, rng)
     guessed = ~in_frame | (rng.random(in_frame.shape) < noise.hidden_probability)
     std = np.where(guessed, GUESSED_NOISE_FACTOR, 1.0)[..., None] * noise.position * scale
     position = crop + rng.normal(0.0, 1.0, crop.shape) * std
@@ -203,7 +245,7 @@ def noisy_landmarks(
     out = np.zeros((frames, NUM_LANDMARKS, NUM_CHANNELS), dtype=np.float32)
     out[..., _X], out[..., _Y] = position[..., 0], position[..., 1]
     out[..., _VISIBILITY] = visibility
-    turned = np.einsum("fij,fkj->fki", world_turns(frames, noise, rng), world)
+    turned = np.einsum("fij,fkj->fki", world_turns(frames, failures, noise, rng), world)
     out[..., _WORLD] = turned + rng.normal(0.0, noise.world, world.shape)
     missed = rng.random(frames) < noise.missed_frame_probability
     out[missed] = 0.0

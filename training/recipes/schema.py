@@ -146,10 +146,18 @@ class LandmarkNoise(_Strict):
     world_turn: tuple[float, float, float] = (0.0, 0.0, 0.0)
     world_drift: tuple[float, float, float] = (0.0, 0.0, 0.0)
     world_drift_correlation: float = Field(0.0, ge=0.0, lt=1.0)
-    # Runs of frames (world_failure_length long on average) whose metric points are turned by
-    # 60-180° about a random axis (BlazePose's front-back and sideways confusions).
-    world_failure_probability: float = Field(0.0, ge=0.0, le=1.0)  # share of frames
-    world_failure_length: float = Field(1.0, ge=1.0)  # frames
+    # Failed frames: runs (failure_length frames long on average, a share failure_probability
+    # of the frames) where BlazePose reports a wrong person with confidence: its metric points
+    # turned 60-180° about a random axis, its 2D skeleton turned (std failure_turn degrees),
+    # scaled (log-uniform in failure_scale), shifted (std failure_shift), mirrored left for
+    # right (failure_mirror_probability), each landmark off by failure_position more.
+    failure_probability: float = Field(0.0, ge=0.0, le=1.0)
+    failure_length: float = Field(1.0, ge=1.0)  # frames
+    failure_turn: float = Field(0.0, ge=0.0)
+    failure_scale: tuple[float, float] = (1.0, 1.0)
+    failure_shift: float = Field(0.0, ge=0.0)
+    failure_position: float = Field(0.0, ge=0.0)
+    failure_mirror_probability: float = Field(0.0, ge=0.0, le=1.0)
     hidden_probability: float = Field(0.0, ge=0.0, le=1.0)  # a landmark reported invisible
     missed_frame_probability: float = Field(0.0, ge=0.0, le=1.0)  # no landmarks at all
     box_shift: float = Field(0.0, ge=0.0)  # std of the box centre's offset

@@ -17,6 +17,8 @@ from training.data.landmark_clips import (
     GUESSED_VISIBILITY,
     LandmarkClips,
     crop_squares,
+    failed_frames,
+    failed_skeletons,
     in_frame_share,
     swap_chains,
     tilt_body,
@@ -109,24 +111,60 @@ def _angles(turns: np.ndarray) -> np.ndarray:
     return np.degrees(Rotation.from_matrix(turns).magnitude())
 
 
-def test_world_turns_drift_and_fail_in_runs_as_configured() -> None:
+def test_failed_frames_come_in_runs_of_the_configured_length_and_share() -> None:
     rng = np.random.default_rng(1)
-    np.testing.assert_allclose(world_turns(20, EXACT, rng), np.broadcast_to(np.eye(3), (20, 3, 3)))
+    assert (failed_frames(50, EXACT, rng) == -1).all()
+    failing = EXACT.model_copy(update={"failure_probability": 0.16, "failure_length": 4.0})
+    runs = failed_frames(20_000, failing, rng)
+    failed = runs >= 0
+    assert failed.mean() == pytest.approx(0.16, abs=0.03)
+    assert failed.sum() / len(np.unique(runs[failed])) == pytest.approx(4.0, rel=0.2)
+    always = failing.model_copy(update={"failure_probability": 1.0})
+    assert (failed_frames(50, always, rng) == 0).all()  # one run, never left
+
+
+def test_world_turns_drift_as_configured_and_failed_runs_turn_far() -> None:
+    rng = np.random.default_rng(2)
+    none = np.full(20, -1)
+    np.testing.assert_allclose(
+        world_turns(20, none, EXACT, rng), np.broadcast_to(np.eye(3), (20, 3, 3))
+    )
     drifting = EXACT.model_copy(
         update={"world_drift": (0.0, 10.0, 0.0), "world_drift_correlation": 0.7}
     )
-    yaw = Rotation.from_matrix(world_turns(20_000, drifting, rng)).as_rotvec()[:, 1]
-    assert np.degrees(yaw.std()) == pytest.approx(10.0, rel=0.1)
-    assert np.corrcoef(yaw[1:], yaw[:-1])[0, 1] == pytest.approx(0.7, abs=0.05)
-    failing = EXACT.model_copy(
-        update={"world_failure_probability": 0.16, "world_failure_length": 4.0}
+    yaw = Rotation.from_matrix(world_turns(20_000, np.full(20_000, -1), drifting, rng))
+    yaw_angles = yaw.as_rotvec()[:, 1]
+    assert np.degrees(yaw_angles.std()) == pytest.approx(10.0, rel=0.1)
+    assert np.corrcoef(yaw_angles[1:], yaw_angles[:-1])[0, 1] == pytest.approx(0.7, abs=0.05)
+    runs = np.array([-1, 0, 0, -1, 1, 1, 1, -1])
+    angles = _angles(world_turns(len(runs), runs, EXACT, rng))
+    assert (angles[runs >= 0] >= 60.0 - 1e-6).all()
+    assert (angles[runs < 0] < 1e-6).all()
+    turns = world_turns(len(runs), runs, EXACT, rng)
+    np.testing.assert_allclose(turns[1], turns[2])  # one turn a run
+    assert not np.allclose(turns[2], turns[4])
+
+
+def test_failed_skeletons_move_only_failed_frames_and_one_way_a_run() -> None:
+    rng = np.random.default_rng(3)
+    crop = rng.uniform(-0.8, 0.8, (6, 33, 2))
+    runs = np.array([-1, 0, 0, -1, 1, -1])
+    wrong = EXACT.model_copy(
+        update={"failure_turn": 60.0, "failure_scale": (0.2, 0.9), "failure_shift": 0.1,
+                "failure_mirror_probability": 1.0}
+    )  # fmt: skip
+    moved = failed_skeletons(crop, runs, 1.0, wrong, rng)
+    np.testing.assert_array_equal(moved[runs < 0], crop[runs < 0])
+    assert not np.allclose(moved[runs >= 0], crop[runs >= 0])
+
+    # frames 1 and 2 share one similarity: distances between landmarks scale alike
+    def spread(frame: np.ndarray) -> float:
+        return float(np.linalg.norm(frame - frame.mean(axis=0), axis=1).sum())
+
+    assert spread(moved[1]) / spread(crop[1]) == pytest.approx(
+        spread(moved[2]) / spread(crop[2]), rel=1e-9
     )
-    failed = _angles(world_turns(20_000, failing, rng)) > 1.0
-    assert failed.mean() == pytest.approx(0.16, abs=0.03)
-    runs = np.count_nonzero(failed[1:] & ~failed[:-1])
-    assert failed.sum() / runs == pytest.approx(4.0, rel=0.2)
-    assert (_angles(world_turns(50, failing.model_copy(
-        update={"world_failure_probability": 1.0}), rng)) >= 60.0 - 1e-6).all()  # fmt: skip
+    assert 0.2 - 1e-9 <= spread(moved[1]) / spread(crop[1]) <= 0.9 + 1e-9
 
 
 def test_noise_hides_landmarks_and_drops_whole_frames(body: BodyModel) -> None:

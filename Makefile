@@ -85,9 +85,9 @@ results-keypoints: $(INSTALLED)
 # (640×480, 1-3 people, 4 motions training never saw, other seeds), each scored against its
 # truth (recall, PA-MPJPE); and on real video, the meshes' joints against the detected
 # landmarks. About 15 minutes on 2 cores.
-# The front-end's 3D landmark error on synthetic videos of the training motions (another seed
-# than the held-out videos'): the keypoint recipes' data.noise world fields. A video where the
-# front-end finds nobody is skipped.
+# The front-end's error on synthetic videos of the training motions (another seed than the
+# held-out videos'), as a recipe's data.noise: spsnet_keypoints_measured's. A video where the
+# front-end finds nobody is skipped. About 20 minutes on 2 cores.
 FRONTEND_VIDEOS = 00 01 02 03 04 05 06 07 08 09 10 11
 TRAINING_CLIPS = backflip,cartwheel,crawl,dance_a,getup_facedown,jump,punch,roll,spin,spinkick,walk
 results-frontend: $(INSTALLED)

@@ -17,9 +17,10 @@ them to the network (:mod:`training.models.landmark_input`) with fresh front-end
 * every landmark's 2D position gets Gaussian noise, a few are outliers; landmarks outside the
   frame, and a random share of the others, are reported with a low visibility and a worse
   position (BlazePose still guesses them); some frames are missed altogether (all zeros);
-* the metric 3D points are the landmarks less their hips' midpoint, in the axes of a camera
-  looking straight at the hips (:func:`view_axes`: BlazePose's), turned as a whole as
-  BlazePose's come turned (:func:`world_turns`: a constant turn, a drift), with Gaussian noise;
+* the metric 3D points are the landmarks less their hips' midpoint, in the camera's axes or
+  (``world_axes: view``) those of a camera looking straight at the hips (:func:`view_axes`:
+  BlazePose's), turned as a whole as BlazePose's come turned (:func:`world_turns`: a constant
+  turn, a drift), with Gaussian noise;
 * in runs of failed frames (:func:`failed_frames`), BlazePose reports a wrong person with
   confidence: a skeleton mirrored, turned, scaled and shifted (:func:`failed_skeletons`), its
   metric points turned far.
@@ -59,7 +60,7 @@ from training.body.landmarks import (
     landmark_regressor,
 )
 from training.body.skeleton import SMPL_CHAINS
-from training.models.landmark_input import NUM_CHANNELS
+from training.models.landmark_input import NUM_CHANNELS, WORLD_CHANNELS
 from training.recipes.schema import LandmarkDataConfig, LandmarkNoise
 from training.synth.generate import posed_in_camera, project
 from training.synth.scene import Person, sample_camera, sample_person
@@ -73,7 +74,7 @@ GUESSED_VISIBILITY = (0.0, 0.4)
 GUESSED_NOISE_FACTOR = 3.0  # a guessed landmark's position error, times a seen one's
 # How far a failed frame's metric points are turned (LandmarkNoise.world_failure_probability).
 WORLD_FAILURE_DEGREES = (60.0, 180.0)
-_X, _Y, _VISIBILITY, _WORLD = 0, 1, 2, slice(3, 6)
+_X, _Y, _VISIBILITY = 0, 1, 2
 # One vertex in this many outlines the body for its box (~550 of the stand-in's 13,718: the
 # box comes out within a centimetre of the whole mesh's).
 BOX_VERTEX_STEP = 25
@@ -154,9 +155,11 @@ def failed_frames(frames: int, noise: LandmarkNoise, rng: np.random.Generator) -
     as a two-state Markov chain whose runs last ``failure_length`` frames on average and fill a
     share ``failure_probability`` of the frames."""
     share = noise.failure_probability
+    runs = np.full(frames, -1)
+    if share == 0.0:  # no draws: a recipe without failures keeps its noise as it was
+        return runs
     leave = 1.0 / noise.failure_length if share < 1.0 else 0.0
     enter = min(1.0, share / (1.0 - share) * leave) if share < 1.0 else 1.0
-    runs = np.full(frames, -1)
     failed, run = bool(rng.random() < share), 0
     for frame in range(frames):
         if frame and rng.random() < (leave if failed else enter):
@@ -173,6 +176,8 @@ def world_turns(
     """``(frames, 3, 3)`` the turns of one clip's metric points by the front-end's error: a
     constant turn, a drift correlated from frame to frame, and each run of ``failures``
     (:func:`failed_frames`) turned far about a random axis."""
+    if not any(noise.world_turn + noise.world_drift) and (failures < 0).all():
+        return np.broadcast_to(np.eye(3), (frames, 3, 3))  # no draws, as failed_frames
     correlation = noise.world_drift_correlation
     drift_std = np.radians(noise.world_drift)
     drift = np.zeros((frames, 3))
@@ -226,8 +231,7 @@ def noisy_landmarks(
     """The network's input ``(F, 33, 6)`` from exact landmarks with the front-end's error.
 
     Args:
-        crop: ``(F, 33, 2)`` exact crop coordinates; world: ``(F, 33, 3)`` hip-centred metres
-            in :func:`view_axes`.
+        crop: ``(F, 33, 2)`` exact crop coordinates; world: ``(F, 33, 3)`` hip-centred metres.
         in_frame: ``(F, 33)`` whether each landmark lies inside the frame.
         scale: crop units a share of the box's longer side spans (``2 / crop_scale``).
     """
@@ -246,7 +250,7 @@ def noisy_landmarks(
     out[..., _X], out[..., _Y] = position[..., 0], position[..., 1]
     out[..., _VISIBILITY] = visibility
     turned = np.einsum("fij,fkj->fki", world_turns(frames, failures, noise, rng), world)
-    out[..., _WORLD] = turned + rng.normal(0.0, noise.world, world.shape)
+    out[..., WORLD_CHANNELS] = turned + rng.normal(0.0, noise.world, world.shape)
     missed = rng.random(frames) < noise.missed_frame_probability
     out[missed] = 0.0
     return out
@@ -347,23 +351,27 @@ def noisy_clip(
     posed: PosedClips,
     item: int,
     frames: int,
-    crop_scale: float,
+    config: LandmarkDataConfig,
     noise: LandmarkNoise,
     rng: np.random.Generator,
 ) -> LandmarkClip:
     """``frames`` consecutive frames of clip ``item`` of ``posed``, from a start drawn from
-    ``rng``, as the network reads them, with the front-end's error."""
+    ``rng``, as the network reads them (``config``'s crop and metric axes), with the
+    front-end's error ``noise``."""
     start = int(rng.integers(posed.pose.shape[1] - frames + 1))
     window = slice(start, start + frames)
     pixels, points = posed.landmark_pixels[item, window], posed.landmark_points[item, window]
     width, height = posed.frame_size[item]
+    crop_scale = config.crop_scale
     squares = crop_squares(jitter_boxes(posed.boxes[item, window], noise, rng), crop_scale)
     in_frame = (
         (pixels[..., 0] >= 0) & (pixels[..., 0] < width)
         & (pixels[..., 1] >= 0) & (pixels[..., 1] < height)
     )  # fmt: skip
     hips = points[:, HIP_LANDMARKS].mean(axis=1, keepdims=True)  # (T, 1, 3)
-    world = view_axes(points - hips, hips[:, 0])
+    world = points - hips
+    if config.world_axes == "view":
+        world = view_axes(world, hips[:, 0])
     landmarks = noisy_landmarks(
         to_crop(pixels, squares), world, in_frame, 2.0 / crop_scale, noise, rng
     )
@@ -443,7 +451,7 @@ class LandmarkClips(Dataset[LandmarkClip]):
     def make_clip(self, rng: np.random.Generator) -> LandmarkClip:
         """A clip posed and made noisy from ``rng`` alone (not one of the posed items)."""
         posed = pose_clip(self.body, self.regressor, self.config, self.clip_length, self.clips, rng)
-        return noisy_clip(posed, 0, self.clip_length, self.config.crop_scale, self.noise, rng)
+        return noisy_clip(posed, 0, self.clip_length, self.config, self.noise, rng)
 
     @property
     def posed(self) -> PosedClips:
@@ -455,7 +463,7 @@ class LandmarkClips(Dataset[LandmarkClip]):
     def _cache_file(self) -> Path | None:
         if self.cache_dir is None:
             return None
-        unused = {"noise", "crop_scale", "cache_dir"}
+        unused = {"noise", "crop_scale", "world_axes", "cache_dir"}
         if self.split != "train":
             unused |= {"chain_swap_probability", "tilt_probability", "tilt_max_degrees"}
         config = self.config.model_dump(mode="json", exclude=unused)
@@ -515,5 +523,4 @@ class LandmarkClips(Dataset[LandmarkClip]):
     def __getitem__(self, index: int) -> LandmarkClip:
         epoch = self.epoch if self.split == "train" else 0
         rng = self._rng(index, epoch)
-        crop_scale = self.config.crop_scale
-        return noisy_clip(self.posed, index, self.clip_length, crop_scale, self.noise, rng)
+        return noisy_clip(self.posed, index, self.clip_length, self.config, self.noise, rng)

@@ -3,13 +3,14 @@
 Per landmark: ``x, y`` in the person's square crop scaled to [−1, 1] (the crop is the square
 of side ``crop_scale`` × the box's longer side around the box's centre; x right, y down), the
 keypoint model's visibility in [0, 1], and its metric 3D point (metres, hip-centred, x right,
-y down, z away, in the axes of a camera looking straight at the person: BlazePose sees its crop
-as if ahead, :func:`training.data.landmark_clips.view_axes`). A frame the keypoint model did
-not see is all zeros.
+y down, z away; BlazePose's come in the axes of a camera looking straight at the person, as it
+sees its crop as if ahead, :func:`training.data.landmark_clips.view_axes`). A frame the keypoint
+model did not see is all zeros.
 
 Two ways in, one per family:
 
-* :class:`LandmarkEncoder` (SPS-Net's E): the frame's 33 × 6 numbers through an FC layer, a
+* :class:`LandmarkEncoder` (SPS-Net's E): the frame's 33 × 6 numbers (or 33 × 3, the metric
+  points left out: ``landmark_world: false``) through an FC layer, a
   LeakyReLU, ``blocks`` residual blocks and a last FC layer to one feature ``f_i``, layer
   normalised. The residual blocks are Martinez et al.'s lifting network ("A simple yet
   effective baseline for 3d human pose estimation", ICCV 2017: two Linear–norm–ReLU–dropout
@@ -32,6 +33,7 @@ from training.body.landmarks import NUM_LANDMARKS
 
 LANDMARK_CHANNELS = ("x", "y", "visibility", "world_x", "world_y", "world_z")
 NUM_CHANNELS = len(LANDMARK_CHANNELS)
+WORLD_CHANNELS = slice(3, 6)  # the metric point's x, y, z
 
 
 class ResidualBlock(nn.Module):
@@ -58,12 +60,16 @@ class ResidualBlock(nn.Module):
 
 
 class LandmarkEncoder(nn.Module):
-    """``landmarks (N, 33, 6)`` → ``features (N, dim)``."""
+    """``landmarks (N, 33, 6)`` → ``features (N, dim)``; without ``world``, it reads only each
+    landmark's x, y and visibility (the metric points left out)."""
 
-    def __init__(self, hidden: int, dim: int, blocks: int = 0, dropout: float = 0.0) -> None:
+    def __init__(
+        self, hidden: int, dim: int, blocks: int = 0, dropout: float = 0.0, world: bool = True
+    ) -> None:
         super().__init__()
+        self.channels = NUM_CHANNELS if world else WORLD_CHANNELS.start
         self.mlp = nn.Sequential(
-            nn.Linear(NUM_LANDMARKS * NUM_CHANNELS, hidden),
+            nn.Linear(NUM_LANDMARKS * self.channels, hidden),
             nn.LeakyReLU(),
             *(ResidualBlock(hidden, dropout) for _ in range(blocks)),
             nn.Linear(hidden, dim),
@@ -71,7 +77,7 @@ class LandmarkEncoder(nn.Module):
         )
 
     def forward(self, landmarks: Tensor) -> Tensor:
-        return self.mlp(landmarks.flatten(1))
+        return self.mlp(landmarks[..., : self.channels].flatten(1))
 
 
 class LandmarkTokens(nn.Module):

@@ -121,8 +121,9 @@ class SPSNet(nn.Module):
         self.frozen_encoder = False
         if config.encoder == "landmarks":
             self.encoder = LandmarkEncoder(
-                config.landmark_hidden, dim, config.landmark_blocks, config.dropout
-            )
+                config.landmark_hidden, dim, config.landmark_blocks, config.dropout,
+                world=config.landmark_world,
+            )  # fmt: skip
         elif config.encoder == "resnet50":
             if dim != FEATURE_DIM:
                 raise ValueError(f"ResNet-50 gives {FEATURE_DIM}-d features, not feature_dim={dim}")

@@ -26,6 +26,8 @@ class SPSNetConfig(_Strict):
     encoder: Literal["resnet50", "features", "landmarks"] = "resnet50"
     landmark_hidden: PositiveInt = 512  # the landmark encoder's hidden width
     landmark_blocks: NonNegativeInt = 0  # its residual blocks (Martinez et al. 2017)
+    # Whether it reads the landmarks' metric 3D points, or only their 2D and visibility.
+    landmark_world: bool = True
     freeze_encoder: bool = True
     feature_dim: PositiveInt = 2048
     # Temporal module: the self-attention A (Eq. 1-2), a GRU instead of A, or none (w/o A).
@@ -186,6 +188,9 @@ class LandmarkDataConfig(_Strict):
     # L_camera), so that recipes of different T share the posed clips.
     frames: PositiveInt = 17
     val_items: PositiveInt = 256
+    # The metric 3D points' axes: the camera's, or "view", those of a camera turned to look
+    # straight at the person, as BlazePose gives them (landmark_clips.view_axes).
+    world_axes: Literal["camera", "view"] = "camera"
     # The posed clips, shared by recipes of the same data; None: posed anew by every run.
     cache_dir: str | None = "data/landmarks"
     noise: LandmarkNoise = LandmarkNoise()

@@ -42,10 +42,15 @@ def body() -> BodyModel:
     return load_body_model("standin")
 
 
-def clips(body: BodyModel, noise: LandmarkNoise, cache: Path | None = None) -> LandmarkClips:
-    config = LandmarkDataConfig(
-        kind="landmarks", clips=("walk", "jump"), train_items=4, val_items=2, noise=noise
-    )
+def clips(
+    body: BodyModel, noise: LandmarkNoise, cache: Path | None = None, world_axes: str = "camera"
+) -> LandmarkClips:
+    config = LandmarkDataConfig.model_validate(
+        {
+            "kind": "landmarks", "clips": ("walk", "jump"), "train_items": 4, "val_items": 2,
+            "noise": noise, "world_axes": world_axes,
+        }
+    )  # fmt: skip
     return LandmarkClips(config, FRAMES, split="train", seed=3, body=body, cache_dir=cache)
 
 
@@ -60,8 +65,11 @@ def test_a_clip_holds_every_field_a_training_batch_needs(body: BodyModel) -> Non
     assert clip["has_smpl"].all()
 
 
-def test_exact_landmarks_agree_with_the_joint_labels_of_the_same_crop(body: BodyModel) -> None:
-    clip = clips(body, EXACT)[1]
+@pytest.mark.parametrize("world_axes", ["camera", "view"])
+def test_exact_landmarks_agree_with_the_joint_labels_of_the_same_crop(
+    body: BodyModel, world_axes: str
+) -> None:
+    clip = clips(body, EXACT, world_axes=world_axes)[1]
     landmarks, keypoints = clip["landmarks"], clip["keypoints_2d"]
     for name in ("left_hip", "right_knee", "left_wrist", "right_shoulder"):
         # the same joint of the body, projected into the same crop
@@ -71,8 +79,8 @@ def test_exact_landmarks_agree_with_the_joint_labels_of_the_same_crop(body: Body
             atol=1e-4,
             rtol=0,
         )
-    # the metric points are the points about the hips' midpoint, in the axes of a camera
-    # looking straight at the hips
+    # the metric points are the points about the hips' midpoint, in the camera's axes or in
+    # those of a camera looking straight at the hips
     world = landmarks[..., 3:]
     torch.testing.assert_close(world[:, list(HIP_LANDMARKS)].mean(dim=1), torch.zeros(FRAMES, 3))
     joints = clip["joints_3d"][..., :3].numpy().astype(np.float64)
@@ -82,7 +90,11 @@ def test_exact_landmarks_agree_with_the_joint_labels_of_the_same_crop(body: Body
 
     hips = (joint("left_hip") + joint("right_hip")) / 2
     knee_row, ankle_row = BLAZEPOSE_NAMES.index("right_knee"), BLAZEPOSE_NAMES.index("right_ankle")
-    shin = view_axes((joint("right_knee") - joint("right_ankle"))[:, None], hips)[:, 0]
+    shin = (joint("right_knee") - joint("right_ankle"))[:, None]
+    if world_axes == "view":
+        shin = view_axes(shin, hips)
+        assert np.degrees(np.arccos(hips[:, 2] / np.linalg.norm(hips, axis=1))).max() > 1.0
+    shin = shin[:, 0]
     torch.testing.assert_close(
         world[:, knee_row] - world[:, ankle_row],
         torch.from_numpy(shin).float(),
@@ -113,7 +125,9 @@ def _angles(turns: np.ndarray) -> np.ndarray:
 
 def test_failed_frames_come_in_runs_of_the_configured_length_and_share() -> None:
     rng = np.random.default_rng(1)
+    state = rng.bit_generator.state
     assert (failed_frames(50, EXACT, rng) == -1).all()
+    assert rng.bit_generator.state == state  # noise that is off draws nothing
     failing = EXACT.model_copy(update={"failure_probability": 0.16, "failure_length": 4.0})
     runs = failed_frames(20_000, failing, rng)
     failed = runs >= 0
@@ -126,9 +140,11 @@ def test_failed_frames_come_in_runs_of_the_configured_length_and_share() -> None
 def test_world_turns_drift_as_configured_and_failed_runs_turn_far() -> None:
     rng = np.random.default_rng(2)
     none = np.full(20, -1)
+    state = rng.bit_generator.state
     np.testing.assert_allclose(
         world_turns(20, none, EXACT, rng), np.broadcast_to(np.eye(3), (20, 3, 3))
     )
+    assert rng.bit_generator.state == state  # a recipe without turns keeps its draws
     drifting = EXACT.model_copy(
         update={"world_drift": (0.0, 10.0, 0.0), "world_drift_correlation": 0.7}
     )

@@ -40,3 +40,15 @@ def test_a_tiny_keypoint_network_fits_a_few_clips(name: str, tmp_path: Path) -> 
     assert summary.losses["total"] < (1 - REQUIRED_DROP) * first.losses["total"]
     print(name, first.losses["total"], summary.losses["total"])
     assert summary.best_validation is not None
+
+
+@pytest.mark.parametrize("world", [True, False])
+def test_the_landmark_encoder_reads_the_metric_points_only_when_asked(world: bool) -> None:
+    torch.manual_seed(0)
+    encoder = LandmarkEncoder(hidden=32, dim=16, world=world).eval()
+    landmarks = torch.randn(5, 33, 6)
+    moved = landmarks.clone()
+    moved[..., 3:] += 1.0  # other metric points, the same 2D and visibility
+    with torch.no_grad():
+        changed = not torch.allclose(encoder(landmarks), encoder(moved))
+    assert changed == world

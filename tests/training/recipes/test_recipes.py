@@ -62,8 +62,37 @@ KEYPOINT_RECIPES = {
 }  # fmt: skip
 
 
+# Variants of spsnet_keypoints and of its single-frame model: (base, what differs but the
+# name, the source, the run they start from).
+KEYPOINT_VARIANTS = {
+    "spsnet_keypoints_2d": ("spsnet_keypoints", {"model.landmark_world"}),
+    "spsnet_keypoints_2d_single": ("spsnet_keypoints_single", {"model.landmark_world"}),
+    "spsnet_keypoints_measured": ("spsnet_keypoints", {"data.world_axes", "data.noise"}),
+    "spsnet_keypoints_measured_single": (
+        "spsnet_keypoints_single", {"data.world_axes", "data.noise"}
+    ),
+}  # fmt: skip
+
+
 def test_every_recipe_is_a_base_or_a_listed_ablation():
-    assert set(list_recipes()) == set(ABLATIONS) | BASE_RECIPES | CPU_RECIPES | KEYPOINT_RECIPES
+    assert set(list_recipes()) == (
+        set(ABLATIONS) | BASE_RECIPES | CPU_RECIPES | KEYPOINT_RECIPES | set(KEYPOINT_VARIANTS)
+    )
+
+
+@pytest.mark.parametrize(("name", "expected"), KEYPOINT_VARIANTS.items())
+def test_each_keypoint_variant_is_its_base_with_its_switches(name, expected):
+    base, switches = expected
+    ours, theirs = load_recipe(name), load_recipe(base)
+    differ = {
+        f"{section}.{key}"
+        for section in ("model", "losses", "data", "training")
+        for key, value in getattr(ours, section).model_dump().items()
+        if value != getattr(theirs, section).model_dump()[key]
+    }
+    assert differ - {"training.init_from"} == switches
+    if ours.training.init_from is not None:  # a video model starts from its own single-frame one
+        assert ours.training.init_from == f"runs/{name}_single/best.pt"
 
 
 @pytest.mark.parametrize(

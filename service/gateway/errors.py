@@ -26,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from service.gateway.header_numbers import header_number
+
 logger = logging.getLogger(__name__)
 
 
@@ -225,9 +227,10 @@ async def _body_drained(request: Request, code: ErrorCode) -> bool:
     declared = request.headers.get("content-length")
     if declared is None:
         return "transfer-encoding" not in request.headers  # no body at all
-    if not declared.isdigit() or int(declared) > DRAIN_MAX_BYTES:
+    length = header_number(declared)
+    if length is None or length > DRAIN_MAX_BYTES:
         return False
-    if int(declared) == 0:
+    if length == 0:
         return True
     if code is ErrorCode.UPLOAD_TOO_LARGE:
         return False

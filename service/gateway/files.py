@@ -15,10 +15,12 @@ from typing import Literal
 from fastapi.responses import StreamingResponse
 
 from service.gateway.errors import ApiError, ErrorCode
+from service.gateway.header_numbers import capped_int
 from service.jobs import StoredFile
 
-# bytes=first-last, bytes=first- (to the end) or bytes=-length (the last length bytes).
-_RANGE = re.compile(r"bytes=(?P<first>\d*)-(?P<last>\d*)")
+# bytes=first-last, bytes=first- (to the end) or bytes=-length (the last length bytes);
+# numbers of any length, capped (a range past any file's end is refused as such).
+_RANGE = re.compile(r"bytes=(?P<first>[0-9]*)-(?P<last>[0-9]*)", re.ASCII)
 Disposition = Literal["inline", "attachment"]
 
 
@@ -35,12 +37,12 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     if match is None or (not match["first"] and not match["last"]):
         return None
     if not match["first"]:  # a suffix: the last N bytes
-        length = int(match["last"])
+        length = capped_int(match["last"])
         if length == 0 or size == 0:
             raise _unsatisfiable(size)
         return max(0, size - length), size
-    start = int(match["first"])
-    stop = size if not match["last"] else min(size, int(match["last"]) + 1)
+    start = capped_int(match["first"])
+    stop = size if not match["last"] else min(size, capped_int(match["last"]) + 1)
     if start >= size:
         raise _unsatisfiable(size)
     if stop <= start:  # last < first: not a valid range, so ignored

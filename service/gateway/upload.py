@@ -45,6 +45,7 @@ from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 
 from service.gateway.errors import ApiError, ErrorCode, mark_body_read, validation_message
+from service.gateway.header_numbers import header_number
 from service.jobs import JobClosedError, JobOptions, JobRecord, JobStore, VideoTooLargeError
 from service.pipeline.video import VideoError, VideoInfo, probe
 from service.settings import UploadLimits
@@ -127,8 +128,8 @@ def form_boundary(headers: Headers, limits: UploadLimits) -> bytes:
     boundary = params.get(b"boundary")
     if not boundary:
         raise ApiError(ErrorCode.INVALID_MULTIPART, "the Content-Type names no form boundary")
-    length = headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > body_limit(limits):
+    length = header_number(headers.get("content-length") or "")
+    if length is not None and length > body_limit(limits):
         raise too_large(limits)
     return boundary
 

@@ -175,6 +175,25 @@ def test_byte_ranges_of_a_stored_file(
     assert past_the_end.headers["content-range"] == f"bytes */{size}"
 
 
+def test_a_range_of_numbers_of_any_length_is_read(
+    gateway: RunningGateway, job_id: str, outputs: Outputs
+) -> None:
+    # Python parses no int of more than 4300 digits: such a range once answered 500.
+    whole = outputs.stored["preview.mp4"].read_bytes()
+    url = f"/jobs/{job_id}/preview.mp4"
+    huge = "9" * 5000
+    with gateway.client() as client:
+        to_the_end = client.get(url, headers={"Range": f"bytes=10-{huge}"})
+        past_the_end = client.get(url, headers={"Range": f"bytes={huge}-"})
+        whole_as_suffix = client.get(url, headers={"Range": f"bytes=-{huge}"})
+        zeros = client.get(url, headers={"Range": f"bytes={'0' * 5000}10-19"})
+    assert (to_the_end.status_code, to_the_end.content) == (HTTPStatus.PARTIAL_CONTENT, whole[10:])
+    assert error_of(past_the_end) == (HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
+                                      "range_not_satisfiable")  # fmt: skip
+    assert whole_as_suffix.content == whole
+    assert zeros.content == whole[10:20]
+
+
 def test_a_range_across_the_stores_chunks(
     gateway: RunningGateway, job_id: str, outputs: Outputs
 ) -> None:

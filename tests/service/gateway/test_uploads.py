@@ -303,6 +303,18 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read(
     assert gateway.leftovers() == []
 
 
+@pytest.mark.parametrize("length", ["9" * 5000, "\u00b2"], ids=["5000-digits", "superscript"])
+def test_a_length_that_is_no_plain_number_is_answered_not_a_500(
+    make_gateway: MakeGateway, length: str
+) -> None:
+    # int() refuses both (too many digits; a digit isdigit() takes but int() does not).
+    gateway = make_gateway(upload={"max_bytes": SMALL_LIMIT_BYTES})
+    headers = {**_auth_and_form(), "Content-Length": length, "Expect": "100-continue"}
+    response = raw_request(gateway.url, "POST", "/jobs", headers)
+    assert HTTPStatus.BAD_REQUEST <= response.status < HTTPStatus.INTERNAL_SERVER_ERROR
+    assert gateway.leftovers() == []
+
+
 def test_an_upload_just_over_the_limit_is_refused_with_httpx_too(
     make_gateway: MakeGateway, video: bytes
 ) -> None:

@@ -99,6 +99,7 @@ class GatewaySettings(BaseModel):
     upload: UploadLimits = UploadLimits()
     rate_limit: RateLimit = RateLimit()
     max_event_streams: PositiveInt = 64  # open SSE streams; each holds a thread
+    max_event_streams_per_key: PositiveInt = 8  # of them, open with one API key
     # /readyz wants a worker that answered within this long (Celery's ping)...
     worker_ping_timeout_s: PositiveFloat = 1.0
     # ...unless this is off: then it asks Redis alone. A cluster turns it off, since a gateway

@@ -72,7 +72,9 @@ def create_app(settings: ServiceSettings, body: FrameBody) -> FastAPI:
         limiter=RateLimiter(client, Keys(settings.store.prefix)),
         celery=celery_app(settings),
         metrics=metrics,
-        streams=StreamSlots(settings.gateway.max_event_streams, metrics),
+        streams=StreamSlots(
+            settings.gateway.max_event_streams, settings.gateway.max_event_streams_per_key, metrics
+        ),
         body=body,
     )
 

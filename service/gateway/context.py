@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import Counter
 from dataclasses import dataclass
+from enum import Enum
 
 import redis
 from celery import Celery
@@ -29,8 +31,8 @@ class StreamSlot:
     before the stream began never runs its generator's ``finally``.
     """
 
-    def __init__(self, slots: StreamSlots) -> None:
-        self._release = weakref.finalize(self, slots._give_back)
+    def __init__(self, slots: StreamSlots, owner: str) -> None:
+        self._release = weakref.finalize(self, slots._give_back, owner)
 
     def release(self) -> None:
         """Give the place back (once; later calls do nothing)."""
@@ -38,33 +40,46 @@ class StreamSlot:
 
 
 class StreamSlots:
-    """At most ``capacity`` event streams at once: each holds a thread of the pool while it is
-    open (:meth:`JobStore.events <service.jobs.JobStore.events>` blocks on Redis)."""
+    """At most ``capacity`` event streams at once, and ``per_owner`` of one API key, so that
+    one client cannot take every place: each holds a thread of the pool while it is open
+    (:meth:`JobStore.events <service.jobs.JobStore.events>` blocks on Redis)."""
 
-    def __init__(self, capacity: int, metrics: GatewayMetrics) -> None:
+    def __init__(self, capacity: int, per_owner: int, metrics: GatewayMetrics) -> None:
         self.capacity = capacity
+        self.per_owner = per_owner
         self._metrics = metrics
-        self._open = 0
+        self._by_owner: Counter[str] = Counter()
         self._lock = threading.Lock()  # taken by the event loop and by the pool's threads
 
     @property
     def open(self) -> int:
         """Streams open now."""
-        return self._open
+        return self._by_owner.total()
 
-    def acquire(self) -> StreamSlot | None:
-        """A place for one more stream, or ``None`` when all are taken."""
+    def acquire(self, owner: str) -> StreamSlot | StreamRefusal:
+        """A place for one more stream of ``owner``, or why there is none."""
         with self._lock:
-            if self._open >= self.capacity:
-                return None
-            self._open += 1
+            if self._by_owner.total() >= self.capacity:
+                return StreamRefusal.GATEWAY_FULL
+            if self._by_owner[owner] >= self.per_owner:
+                return StreamRefusal.OWNER_FULL
+            self._by_owner[owner] += 1
             self._metrics.event_streams.inc()
-        return StreamSlot(self)
+        return StreamSlot(self, owner)
 
-    def _give_back(self) -> None:
+    def _give_back(self, owner: str) -> None:
         with self._lock:
-            self._open -= 1
+            self._by_owner[owner] -= 1
+            if self._by_owner[owner] <= 0:
+                del self._by_owner[owner]
             self._metrics.event_streams.dec()
+
+
+class StreamRefusal(Enum):
+    """Why :meth:`StreamSlots.acquire` found no place."""
+
+    GATEWAY_FULL = "gateway"
+    OWNER_FULL = "owner"
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ caps how many it keeps open. An asyncio twin of every method would double this m
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ MIB = 1 << 20
 REDIS_STRING_MAX_BYTES = 512 * MIB  # Redis's limit on one string (proto-max-bulk-len)
 DAY_S = 24 * 3600.0
 MS_PER_S = 1000
+# How often a quiet event stream looks whether its reader asked it to stop.
+STOP_POLL_S = 0.5
 # start()'s script's answers: started, or (with the lock taken, to settle the job) a cancel
 # was asked for, or the job has had max_attempts starts.
 _STARTED, _START_CANCEL, _START_EXHAUSTED = "started", "cancel", "exhausted"
@@ -245,10 +248,14 @@ class JobStore:
             return JobState.CANCELLED
         return JobState(state)
 
-    def events(self, job_id: str) -> Iterator[ProgressEvent | None]:
+    def events(
+        self, job_id: str, stop: threading.Event | None = None
+    ) -> Iterator[ProgressEvent | None]:
         """The job's events as they come: first where it stands, then each change, until a
-        final one (an ended or deleted job). ``None`` is a keep-alive, every ``events_idle_s``
-        without news. Nothing when there is no such job.
+        final one (an ended or deleted job) or until ``stop`` is set (looked at every
+        :data:`STOP_POLL_S`: a reader in another thread that leaves sets it, and this ends
+        soon, rather than at the next keep-alive). ``None`` is a keep-alive, every
+        ``events_idle_s`` without news. Nothing when there is no such job.
 
         The subscription is confirmed before the job is read, so no event falls between.
         """
@@ -262,14 +269,22 @@ class JobStore:
             yield ProgressEvent.of_record(record)
             if record.state.terminal:
                 return
-            while True:
-                message = pubsub.get_message(timeout=self.config.events_idle_s)
+            quiet_since = time.monotonic()
+            while stop is None or not stop.is_set():
+                wait = self.config.events_idle_s - (time.monotonic() - quiet_since)
+                if stop is not None:
+                    wait = min(wait, STOP_POLL_S)
+                message = pubsub.get_message(timeout=max(wait, 0.0))
                 if message is not None and message["type"] == "message":
                     event = ProgressEvent.model_validate_json(message["data"])
                     yield event
                     if event.final:
                         return
+                    quiet_since = time.monotonic()
                     continue
+                if time.monotonic() - quiet_since < self.config.events_idle_s:
+                    continue
+                quiet_since = time.monotonic()
                 record = self.get(job_id)  # quiet: did it expire, or end unheard?
                 if record is None:
                     yield ProgressEvent(kind=EventKind.DELETED, job_id=job_id)

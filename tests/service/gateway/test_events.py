@@ -7,15 +7,25 @@ import time
 from http import HTTPStatus
 from pathlib import Path
 
-from tests.support.gateway import MakeGateway, RunningGateway, error_of, sse_events, upload
+from tests.support.gateway import (
+    ALICE,
+    BOB,
+    MakeGateway,
+    RunningGateway,
+    error_of,
+    sse_events,
+    upload,
+)
+from tests.support.redis_server import PrivateRedis
 
 WORKER = "test-host:1:w"
-IDLE_S = 0.2  # keep-alives this often: a client that left is noticed soon
-RELEASE_TIMEOUT_S = 10.0
+QUIET_IDLE_S = 60.0  # keep-alives this seldom: a client that left must be noticed without one
+RELEASE_TIMEOUT_S = 5.0
+POLL_S = 0.1
 
 
-def queued_job(gateway: RunningGateway, video: bytes) -> str:
-    with gateway.client() as client:
+def queued_job(gateway: RunningGateway, video: bytes, who: str = ALICE) -> str:
+    with gateway.client(who) as client:
         response = upload(client, video)
     assert response.status_code == HTTPStatus.ACCEPTED, response.text
     job_id: str = response.json()["id"]
@@ -78,24 +88,62 @@ def test_open_streams_are_capped(make_gateway: MakeGateway, video: bytes) -> Non
             assert [name for name, _ in sse_events(second)] == ["state"]
 
 
-def test_a_client_that_leaves_gives_its_place_back(make_gateway: MakeGateway, video: bytes) -> None:
-    """The job goes on, but its listener left: the next keep-alive finds the connection
-    closed, and the stream's place is given back."""
-    gateway = make_gateway(max_event_streams=1, store={"events_idle_s": IDLE_S})
+def test_a_client_that_leaves_gives_its_place_back_at_once(
+    make_gateway: MakeGateway, video: bytes
+) -> None:
+    """The job goes on, but its listener left: Starlette notices the closed connection, and
+    the stream's place is given back well before the next keep-alive."""
+    gateway = make_gateway(max_event_streams=1, store={"events_idle_s": QUIET_IDLE_S})
     job_id = queued_job(gateway, video)
     with gateway.client() as client:
         with client.stream("GET", f"/jobs/{job_id}/events") as first:
             next(sse_events(first))
         # The response is closed: httpx dropped the connection.
-        deadline = time.monotonic() + RELEASE_TIMEOUT_S
+        left = time.monotonic()
         while True:
             with client.stream("GET", f"/jobs/{job_id}/events") as again:
                 if again.status_code == HTTPStatus.OK:
                     break
                 again.read()
                 assert error_of(again) == (HTTPStatus.SERVICE_UNAVAILABLE, "too_many_streams")
-            assert time.monotonic() < deadline, "the stream's place was never given back"
-            time.sleep(IDLE_S)
+            assert time.monotonic() - left < RELEASE_TIMEOUT_S, "the place was not given back"
+            time.sleep(POLL_S)
+
+
+def test_one_key_cannot_take_every_stream(make_gateway: MakeGateway, video: bytes) -> None:
+    gateway = make_gateway(max_event_streams=4, max_event_streams_per_key=1)
+    alices, bobs = queued_job(gateway, video), queued_job(gateway, video, who=BOB)
+    with (
+        gateway.client() as alice,
+        gateway.client(BOB) as bob,
+        alice.stream("GET", f"/jobs/{alices}/events") as first,
+    ):
+        received = sse_events(first)  # kept: dropping it would close the stream
+        next(received)
+        refused = alice.get(f"/jobs/{alices}/events")
+        assert error_of(refused) == (HTTPStatus.SERVICE_UNAVAILABLE, "too_many_streams")
+        assert "this API key" in refused.json()["error"]["message"]
+        with bob.stream("GET", f"/jobs/{bobs}/events") as others:
+            assert others.status_code == HTTPStatus.OK
+            assert next(sse_events(others))[0] == "state"
+
+
+def test_a_stream_that_loses_redis_ends_with_an_error_event(
+    make_gateway: MakeGateway, video: bytes
+) -> None:
+    private = PrivateRedis.start()
+    try:
+        gateway = make_gateway(redis_url_override=private.url)
+        job_id = queued_job(gateway, video)
+        with gateway.client() as client, client.stream("GET", f"/jobs/{job_id}/events") as stream:
+            received = sse_events(stream)
+            assert next(received)[0] == "state"
+            private.stop()
+            rest = list(received)  # ends: the server closes the stream
+        assert [name for name, _ in rest] == ["error"]
+        assert rest[0][1]["error"]["code"] == "store_unavailable"  # type: ignore[index]
+    finally:
+        private.stop()
 
 
 def _event(

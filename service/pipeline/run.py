@@ -173,7 +173,7 @@ def process_video(
     decoded = costs.frames
     if not tracks:
         raise NoPeopleError(
-            f"no person was found in {Path(video).name} for at least "
+            "no person was found in the video for at least "
             f"{config.tracker.min_length} frames: is anyone fully in view?"
         )
 

@@ -26,6 +26,7 @@ from service.outputs import read_result_npz
 from service.outputs.meshes import MESH_FORMATS
 from service.outputs.result_files import VERTICES_KEY
 from service.queue import QUEUE, broker_prefix
+from service.worker.tasks import VIDEO_FILE
 from tests.support.worker_process import (
     SHORT_FRAMES,
     Videos,
@@ -151,6 +152,7 @@ def test_a_bad_upload_fails_with_the_pipelines_code_once(
     assert (record.state, record.error_code) == (JobState.FAILED, code), service.logs()
     assert record.error_message is not None
     assert len(record.error_message.split()) > 5  # a sentence, for a person
+    assert VIDEO_FILE not in record.error_message.split()  # the worker's copy is no news to them
     assert record.attempts == 1
     assert service.store.list_files(record.id) == {}
     # Not retried: no message of it is left, queued or waiting for a retry's time.

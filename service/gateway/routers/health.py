@@ -57,7 +57,10 @@ def readyz(services: Annotated[Gateway, Depends(gateway)]) -> Readiness:
         return Readiness(workers=None)
     timeout_s = services.settings.gateway.worker_ping_timeout_s
     try:
-        replies = services.celery.control.ping(timeout=timeout_s) or []
+        # A connection of its own: one pooled from before a Redis restart is dead, and the
+        # first probe after it would fail on it. A probe every few seconds can afford to dial.
+        with services.celery.connection_for_write() as connection:
+            replies = services.celery.control.ping(timeout=timeout_s, connection=connection) or []
     except (OperationalError, redis.ConnectionError, redis.TimeoutError) as error:
         raise ApiError(
             ErrorCode.NOT_READY, f"the job queue does not answer ({type(error).__name__})"

@@ -25,7 +25,7 @@ from tests.support.gateway import (
     gateway_settings,
     upload,
 )
-from tests.support.redis_server import free_loopback_port
+from tests.support.redis_server import PrivateRedis, free_loopback_port
 
 PING_TIMEOUT_S = 0.2
 COMMAND_START_TIMEOUT_S = 60.0
@@ -49,6 +49,22 @@ def test_readyz_is_503_without_a_worker(make_gateway: MakeGateway) -> None:
         response = client.get("/readyz")
     assert error_of(response) == (HTTPStatus.SERVICE_UNAVAILABLE, "not_ready")
     assert "no worker answered" in response.json()["error"]["message"]
+
+
+def test_readyz_after_a_redis_restart_asks_the_queue_afresh(make_gateway: MakeGateway) -> None:
+    """A connection to the broker kept from before the restart is dead; the first probe after
+    it once answered "the job queue does not answer" from that connection."""
+    private = PrivateRedis.start()
+    try:
+        gateway = make_gateway(redis_url_override=private.url, worker_ping_timeout_s=PING_TIMEOUT_S)
+        with gateway.client(None) as client:
+            before = client.get("/readyz").json()["error"]["message"]
+            private.restart()
+            after = client.get("/readyz").json()["error"]["message"]
+        assert "no worker answered" in before
+        assert "no worker answered" in after, after
+    finally:
+        private.stop()
 
 
 def test_readyz_asks_redis_alone_where_told_not_to_require_a_worker(

@@ -24,7 +24,6 @@ job with ``time_limit``.
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -42,6 +41,7 @@ from service.pipeline.video import VideoError
 from service.queue import PROCESS_JOB
 from service.settings import Precision
 from service.worker.attempt import CancelRequestedError, Heartbeat, JobLostError, ProgressReporter
+from service.worker.job_folders import job_folder, sweep_orphan_folders
 from service.worker.runtime import WorkerRuntime, runtime
 
 # Redis unreachable, restarting (BusyLoadingError is a ConnectionError) or silent: worth a retry.
@@ -108,8 +108,9 @@ def run_job(current: WorkerRuntime, job_id: str) -> Outcome:
         log.info("job %s: not to run (gone, ended, held by a live worker, or settled)", job_id)
         return Outcome.SKIPPED
     log.info("job %s: attempt %d started", job_id, record.attempts)
+    sweep_orphan_folders()
     with (
-        tempfile.TemporaryDirectory(prefix="meshcast-job-") as folder,
+        job_folder() as folder,
         Heartbeat(store, job_id, worker) as heartbeat,
     ):
         reporter = ProgressReporter(

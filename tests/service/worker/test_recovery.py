@@ -6,12 +6,14 @@ leaves the job running for good, and the worker serves the next job."""
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from service.jobs import JobOptions, JobState
+from service.worker.job_folders import PREFIX as JOB_FOLDER_PREFIX
 from tests.support.redis_server import PrivateRedis
 from tests.support.worker_process import (
     Videos,
@@ -34,6 +36,7 @@ def test_a_job_survives_its_worker_killed_mid_job(
 ) -> None:
     service = make_service()
     service.start_workers(2, "pair")
+    folders_before = job_folders()
     job_id = service.submit(videos.long, OPTIONS)
     running = service.wait_running(job_id)
     assert running.worker is not None
@@ -58,6 +61,13 @@ def test_a_job_survives_its_worker_killed_mid_job(
     left = [key.decode() for key in service.client.scan_iter(match=f"{prefix}job:*")]
     assert not [key for key in left if ":stage:" in key or key.endswith(":staging")], left
     assert service.store.running_jobs() == {}
+    # The victim's scratch folder (with its copy of the upload) was swept by the next attempt.
+    assert job_folders() - folders_before == set()
+
+
+def job_folders() -> set[Path]:
+    """The workers' scratch folders in the temp folder now."""
+    return set(Path(tempfile.gettempdir()).glob(f"{JOB_FOLDER_PREFIX}*"))
 
 
 @pytest.fixture

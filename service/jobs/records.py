@@ -12,11 +12,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, field_validator
 
 from service.outputs import MESH_FORMATS, OUTPUT_FORMATS, OutputFormat
+
+# The longest track a job may ask for before a person is kept: 40 s at 25 fps. Longer asks
+# keep nobody in most videos, after every frame was decoded, detected and tracked for nothing.
+MAX_MIN_TRACK_LENGTH = 1000
 
 
 class JobState(StrEnum):
@@ -42,7 +46,7 @@ class JobOptions(BaseModel):
     smooth: bool = False  # smooth each track's parameters over time
     formats: list[OutputFormat] = Field(default_factory=lambda: list(OUTPUT_FORMATS))
     # Frames a track needs to be estimated; None: the pipeline's default.
-    min_track_length: PositiveInt | None = None
+    min_track_length: Annotated[int, Field(ge=1, le=MAX_MIN_TRACK_LENGTH)] | None = None
     # The preview draws each person's keypoint landmarks and skeleton over the meshes.
     preview_keypoints: bool = False
 

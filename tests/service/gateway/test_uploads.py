@@ -187,6 +187,10 @@ def test_a_portrait_limit_takes_a_landscape_video(make_gateway: MakeGateway, vid
             HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_options", id="a track length of 0",
         ),
         pytest.param(
+            lambda client, video: upload(client, video, data={"min_track_length": "9" * 12}),
+            HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_options", id="a track length past 1000",
+        ),
+        pytest.param(
             lambda client, video: upload(client, video, data={"options": "{not json"}),
             HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_options", id="options not JSON",
         ),

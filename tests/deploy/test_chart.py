@@ -442,7 +442,7 @@ def test_every_pod_and_container_is_locked_down(objects: list[Manifest]) -> None
 def test_the_redis_url_comes_from_a_secret(objects: list[Manifest]) -> None:
     """MESHCAST_REDIS_URL names the chart's Redis Service (and its password, if any)."""
     redis = one(objects, "StatefulSet", "meshcast-redis")["spec"]["template"]["spec"]
-    password = env(redis["containers"][0]).get("REDIS_PASSWORD")
+    password = env(redis["containers"][0]).get("REDISCLI_AUTH")
     for workload in ("meshcast-gateway", "meshcast-worker"):
         container = one(objects, "Deployment", workload)["spec"]["template"]["spec"]["containers"][
             0
@@ -483,13 +483,22 @@ def test_redis_persists_its_append_only_file(objects: list[Manifest]) -> None:
 
 
 def test_production_redis_requires_its_password(production_objects: list[Manifest]) -> None:
-    container = one(production_objects, "StatefulSet", "meshcast-redis")["spec"]["template"][
-        "spec"
-    ]["containers"][0]
+    redis = one(production_objects, "StatefulSet", "meshcast-redis")
+    container = redis["spec"]["template"]["spec"]["containers"][0]
     args = container["args"]
-    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    # The password from a file of the Secret: never on the command line, which anyone on the
+    # node can read from the process list.
+    assert not [word for word in [*container["command"], *args] if "requirepass" in word]
     assert "--protected-mode" not in args
-    assert set(env(container)) == {"REDIS_PASSWORD", "REDISCLI_AUTH"}
+    assert container["command"] == ["redis-server", "/etc/redis-auth/auth.conf"]
+    assert {"name": "auth", "mountPath": "/etc/redis-auth", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    (volume,) = [v for v in redis["spec"]["template"]["spec"]["volumes"] if v["name"] == "auth"]
+    secret = one(production_objects, "Secret", volume["secret"]["secretName"])["stringData"]
+    password = PRODUCTION_INSTALL["redis"]["auth"]["password"]
+    assert secret["auth.conf"] == f"requirepass {password}\n"
+    assert set(env(container)) == {"REDISCLI_AUTH"}  # for redis-cli, the readiness probe
 
 
 def test_an_external_redis_replaces_the_statefulset() -> None:

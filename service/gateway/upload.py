@@ -376,6 +376,12 @@ class VideoForm:
                     ErrorCode.INVALID_OPTIONS,
                     f"the option '{name}' came after the video: send the options first",
                 )
+        elif b"filename" in params:  # a file in another part: the video, misnamed
+            raise ApiError(
+                ErrorCode.MISSING_VIDEO,
+                f"the form sends a file in a part named '{name}': name it '{VIDEO_FIELD}', as "
+                f"in curl -F {VIDEO_FIELD}=@clip.mp4 ...",
+            )
         else:
             known = ", ".join([VIDEO_FIELD, OPTIONS_FIELD, *sorted(OPTION_FIELDS)])
             raise ApiError(

@@ -165,9 +165,7 @@ def test_a_portrait_limit_takes_a_landscape_video(make_gateway: MakeGateway, vid
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", id="url-encoded form",
         ),
         pytest.param(
-            lambda client, video: client.post(
-                "/jobs", data={"smooth": "true"}, files={"other": ("a.txt", b"x", "text/plain")}
-            ),
+            lambda client, video: upload(client, video, data={"colour": "red"}),
             HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_options", id="an unknown field",
         ),
         pytest.param(
@@ -177,6 +175,12 @@ def test_a_portrait_limit_takes_a_landscape_video(make_gateway: MakeGateway, vid
                 headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
             ),
             HTTPStatus.BAD_REQUEST, "missing_video", id="no video",
+        ),
+        pytest.param(
+            lambda client, video: client.post(
+                "/jobs", files={"file": ("clip.mp4", video, "video/mp4")}
+            ),
+            HTTPStatus.BAD_REQUEST, "missing_video", id="the video in a part named file",
         ),
         pytest.param(
             lambda client, video: upload(client, video, data={"formats": ["json", "fbx"]}),

@@ -269,11 +269,11 @@ class JobStore:
             yield ProgressEvent.of_record(record)
             if record.state.terminal:
                 return
+            stop = stop or threading.Event()
             quiet_since = time.monotonic()
-            while stop is None or not stop.is_set():
-                wait = self.config.events_idle_s - (time.monotonic() - quiet_since)
-                if stop is not None:
-                    wait = min(wait, STOP_POLL_S)
+            while not stop.is_set():
+                quiet_for = time.monotonic() - quiet_since
+                wait = min(self.config.events_idle_s - quiet_for, STOP_POLL_S)
                 message = pubsub.get_message(timeout=max(wait, 0.0))
                 if message is not None and message["type"] == "message":
                     event = ProgressEvent.model_validate_json(message["data"])

@@ -137,19 +137,40 @@ def bench_prefix(settings: ServiceSettings) -> str:
 
 
 def bench_settings(
-    settings: ServiceSettings, prefix: str, api_key: str, requests: int
+    settings: ServiceSettings, prefix: str, api_key: str, options: BenchOptions, requests: int
 ) -> ServiceSettings:
     """``settings`` for the bench's own gateway: its keys under ``prefix``, ``api_key`` its
-    only key, and a rate limit that lets ``requests`` through in one window."""
+    only key, a rate limit that lets ``requests`` through in one window, and room for the
+    bench's uploads from that one key (a key's own caps and quotas would refuse most of them:
+    the bench measures the gateway, not them)."""
     gateway = settings.gateway
     rate_limit = gateway.rate_limit.model_copy(
         update={"requests": max(gateway.rate_limit.requests, requests)}
+    )
+    concurrent = max(gateway.upload.max_concurrent, options.concurrency)
+    upload = gateway.upload.model_copy(
+        update={"max_concurrent": concurrent, "max_concurrent_per_key": concurrent}
+    )
+    quotas = gateway.quotas.model_copy(
+        update={
+            "max_active_jobs": max(gateway.quotas.max_active_jobs, options.uploads),
+            "max_stored_bytes": max(
+                gateway.quotas.max_stored_bytes, options.uploads * options.video.stat().st_size
+            ),
+        }
     )
     key = ApiKey(id=BENCH_KEY_ID, sha256=hash_api_key(api_key))
     return settings.model_copy(
         update={
             "store": settings.store.model_copy(update={"prefix": prefix}),
-            "gateway": gateway.model_copy(update={"api_keys": [key], "rate_limit": rate_limit}),
+            "gateway": gateway.model_copy(
+                update={
+                    "api_keys": [key],
+                    "rate_limit": rate_limit,
+                    "upload": upload,
+                    "quotas": quotas,
+                }
+            ),
         }
     )
 
@@ -449,7 +470,7 @@ def _on_own_gateway(
     prefix = bench_prefix(settings)
     api_key = secrets.token_urlsafe(API_KEY_BYTES)
     requests = options.uploads + options.polls + options.uploads + WARMUP_REQUESTS  # deletes
-    ours = bench_settings(settings, prefix, api_key, requests)
+    ours = bench_settings(settings, prefix, api_key, options, requests)
     try:
         with (
             tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as folder,

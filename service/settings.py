@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 import yaml
 from pydantic import (
@@ -25,11 +25,13 @@ from pydantic import (
     PositiveInt,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
 
 from service.bundle import Precision
 from service.jobs.store import StoreConfig
 
+KIB = 1 << 10
 MIB = 1 << 20
 CONFIG_ENV = "MESHCAST_CONFIG"
 REDIS_URL_ENV = "MESHCAST_REDIS_URL"
@@ -75,6 +77,43 @@ class UploadLimits(BaseModel):
         "application/octet-stream",
     ]
     chunk_bytes: PositiveInt = MIB  # read from the request and appended to Redis at a time
+    # The decode budget: width × height × frames, what a job's decoding and detection cost
+    # grows with (ten minutes of 1080p at 30 fps). An upload of small size can declare 4K.
+    max_pixel_frames: PositiveInt = 1920 * 1080 * 18_000
+    # Slow clients: the longest pause between two pieces of the body, and the whole body's time.
+    read_timeout_s: PositiveFloat = 30.0
+    max_upload_s: PositiveFloat = 3600.0
+    # Uploads in progress at once on one gateway, and of them with one API key: each holds a
+    # connection, a temporary file and up to chunk_bytes of memory.
+    max_concurrent: PositiveInt = 32
+    max_concurrent_per_key: PositiveInt = 4
+
+
+class Quotas(BaseModel):
+    """What one API key's jobs may hold; an upload past one is refused (429), counted as it
+    begins and again once its video is whole."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_active_jobs: PositiveInt = 8  # queued or running
+    max_stored_bytes: PositiveInt = 4096 * MIB  # uploads and results of its stored jobs
+    # Worker time spent on its jobs in the current hour (a fixed window, from the epoch).
+    max_worker_seconds_per_hour: PositiveFloat = 3600.0
+
+
+class ServerLimits(BaseModel):
+    """uvicorn's own limits, per gateway process."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Connections and requests at once; past it, a request is answered 503 server_busy.
+    max_connections: PositiveInt = 1000
+    keep_alive_s: PositiveFloat = 5.0  # an idle connection is closed after this
+    # A request line and headers still incomplete past this many bytes are refused (400).
+    max_header_bytes: Annotated[int, Field(ge=1024)] = 16 * KIB
+    # Open requests (event streams last as long as their job) are closed after this on stop:
+    # within Kubernetes' default grace period of 30 s.
+    graceful_shutdown_s: PositiveFloat = 20.0
 
 
 class RateLimit(BaseModel):
@@ -97,7 +136,9 @@ class GatewaySettings(BaseModel):
     # ConfigMap. The workers never read it.
     api_keys_file: Path | None = None
     upload: UploadLimits = UploadLimits()
+    quotas: Quotas = Quotas()
     rate_limit: RateLimit = RateLimit()
+    server: ServerLimits = ServerLimits()
     max_event_streams: PositiveInt = 64  # open SSE streams; each holds a thread
     max_event_streams_per_key: PositiveInt = 8  # of them, open with one API key
     # /readyz wants a worker that answered within this long (Celery's ping)...
@@ -130,6 +171,9 @@ class WorkerSettings(BaseModel):
     # A job's progress is written (and published) at most this often, besides the first and
     # last report of each stage: a video's frames come by the thousand.
     progress_interval_s: PositiveFloat = 1.0
+    # A job whose video holds nobody in its first this many seconds fails (no_people) without
+    # decoding the rest: a long empty video costs no more than this. None: never early.
+    nobody_stop_s: PositiveFloat | None = 30.0
 
 
 class ServiceSettings(BaseModel):
@@ -144,6 +188,16 @@ class ServiceSettings(BaseModel):
     store: StoreConfig = StoreConfig()
     gateway: GatewaySettings = GatewaySettings()
     worker: WorkerSettings = WorkerSettings()
+
+    @model_validator(mode="after")
+    def _uploads_outlive_their_pauses(self) -> Self:
+        if self.store.upload_ttl_s <= self.gateway.upload.read_timeout_s:
+            raise ValueError(
+                f"store.upload_ttl_s ({self.store.upload_ttl_s:g}) must be longer than "
+                f"gateway.upload.read_timeout_s ({self.gateway.upload.read_timeout_s:g}): an "
+                "upload's stored part would expire while the gateway still waits for the rest"
+            )
+        return self
 
 
 def load_settings(path: str | Path | None = None) -> ServiceSettings:

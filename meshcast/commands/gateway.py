@@ -7,10 +7,6 @@ from pathlib import Path
 
 import click
 
-# Seconds a stopping gateway waits for open requests (event streams last as long as their
-# job) before it closes them: within Kubernetes' default grace period of 30 s.
-GRACEFUL_SHUTDOWN_S = 20
-
 
 @click.group("gateway", invoke_without_command=True)
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
@@ -37,16 +33,18 @@ def command(
     from meshcast.service_config import load_service_settings
     from service.gateway import create_app
     from service.gateway.frame_meshes import load_frame_body
+    from service.gateway.server import server_config
 
     settings = load_service_settings(config_path)
     body = load_frame_body(settings.bundle)  # a missing or broken bundle ends here, one line
     click.echo(f"meshcast gateway: meshes posed with the body of {settings.bundle}", err=True)
-    uvicorn.run(
+    config = server_config(
         create_app(settings, body),
-        host=host or settings.gateway.host,
-        port=port or settings.gateway.port,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        settings.gateway,
+        **({"host": host} if host else {}),
+        **({"port": port} if port else {}),
     )
+    uvicorn.Server(config).run()
 
 
 @command.command("hash-key")

@@ -19,13 +19,14 @@ import anyio.to_thread
 import redis
 from fastapi import FastAPI
 
-from service.gateway.context import Gateway, StreamSlots
+from service.gateway.context import Gateway, Slots
 from service.gateway.errors import install_error_handlers
 from service.gateway.frame_meshes import FrameBody
 from service.gateway.metrics import GatewayMetrics, MetricsMiddleware
 from service.gateway.routers import downloads, events, health, jobs
 from service.jobs import JobStore, Keys, RateLimiter
 from service.queue import celery_app
+from service.scratch_folders import UPLOAD_PREFIX, sweep_orphan_folders
 from service.settings import ServiceSettings, resolve_api_keys
 
 logger = logging.getLogger(__name__)
@@ -72,8 +73,15 @@ def create_app(settings: ServiceSettings, body: FrameBody) -> FastAPI:
         limiter=RateLimiter(client, Keys(settings.store.prefix)),
         celery=celery_app(settings),
         metrics=metrics,
-        streams=StreamSlots(
-            settings.gateway.max_event_streams, settings.gateway.max_event_streams_per_key, metrics
+        streams=Slots(
+            settings.gateway.max_event_streams,
+            settings.gateway.max_event_streams_per_key,
+            metrics.event_streams,
+        ),
+        uploads=Slots(
+            settings.gateway.upload.max_concurrent,
+            settings.gateway.upload.max_concurrent_per_key,
+            metrics.uploads,
         ),
         body=body,
     )
@@ -84,6 +92,8 @@ def create_app(settings: ServiceSettings, body: FrameBody) -> FastAPI:
         pool.total_tokens = REQUEST_THREADS + settings.gateway.max_event_streams
         if not settings.gateway.api_keys:
             logger.warning("no API keys are configured: every request to /jobs is refused")
+        # A gateway killed mid-upload left its upload's file: removed as the next one starts.
+        sweep_orphan_folders(UPLOAD_PREFIX)
         try:
             yield
         finally:

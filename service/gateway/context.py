@@ -1,6 +1,6 @@
 """What every route of one app shares: its settings, the job store, the rate limiter, the
-Celery app it queues jobs with, its metrics, its event-stream slots and the body model it poses
-downloaded meshes with.
+Celery app it queues jobs with, its metrics, its places for event streams and uploads, and the
+body model it poses downloaded meshes with.
 
 :func:`create_app <service.gateway.app.create_app>` builds one :class:`Gateway` and keeps it in
 ``app.state``; routes get it with ``Depends(gateway)``.
@@ -17,6 +17,7 @@ from enum import Enum
 import redis
 from celery import Celery
 from fastapi import Request
+from prometheus_client import Gauge
 
 from service.gateway.frame_meshes import FrameBody
 from service.gateway.metrics import GatewayMetrics
@@ -24,14 +25,14 @@ from service.jobs import JobStore, RateLimiter
 from service.settings import ServiceSettings
 
 
-class StreamSlot:
-    """One open event stream's place; giving it back twice is harmless.
+class Slot:
+    """One place taken in :class:`Slots`; giving it back twice is harmless.
 
     It is also given back when it is garbage-collected: a streamed response whose client left
     before the stream began never runs its generator's ``finally``.
     """
 
-    def __init__(self, slots: StreamSlots, owner: str) -> None:
+    def __init__(self, slots: Slots, owner: str) -> None:
         self._release = weakref.finalize(self, slots._give_back, owner)
 
     def release(self) -> None:
@@ -39,44 +40,44 @@ class StreamSlot:
         self._release()
 
 
-class StreamSlots:
-    """At most ``capacity`` event streams at once, and ``per_owner`` of one API key, so that
-    one client cannot take every place: each holds a thread of the pool while it is open
-    (:meth:`JobStore.events <service.jobs.JobStore.events>` blocks on Redis)."""
+class Slots:
+    """At most ``capacity`` of something at once (event streams, uploads in progress), and
+    ``per_owner`` of one API key, so that one client cannot take every place; ``gauge`` counts
+    the places taken."""
 
-    def __init__(self, capacity: int, per_owner: int, metrics: GatewayMetrics) -> None:
+    def __init__(self, capacity: int, per_owner: int, gauge: Gauge) -> None:
         self.capacity = capacity
         self.per_owner = per_owner
-        self._metrics = metrics
+        self._gauge = gauge
         self._by_owner: Counter[str] = Counter()
         self._lock = threading.Lock()  # taken by the event loop and by the pool's threads
 
     @property
-    def open(self) -> int:
-        """Streams open now."""
+    def taken(self) -> int:
+        """Places taken now."""
         return self._by_owner.total()
 
-    def acquire(self, owner: str) -> StreamSlot | StreamRefusal:
-        """A place for one more stream of ``owner``, or why there is none."""
+    def acquire(self, owner: str) -> Slot | SlotRefusal:
+        """A place for one more of ``owner``'s, or why there is none."""
         with self._lock:
             if self._by_owner.total() >= self.capacity:
-                return StreamRefusal.GATEWAY_FULL
+                return SlotRefusal.GATEWAY_FULL
             if self._by_owner[owner] >= self.per_owner:
-                return StreamRefusal.OWNER_FULL
+                return SlotRefusal.OWNER_FULL
             self._by_owner[owner] += 1
-            self._metrics.event_streams.inc()
-        return StreamSlot(self, owner)
+            self._gauge.inc()
+        return Slot(self, owner)
 
     def _give_back(self, owner: str) -> None:
         with self._lock:
             self._by_owner[owner] -= 1
             if self._by_owner[owner] <= 0:
                 del self._by_owner[owner]
-            self._metrics.event_streams.dec()
+            self._gauge.dec()
 
 
-class StreamRefusal(Enum):
-    """Why :meth:`StreamSlots.acquire` found no place."""
+class SlotRefusal(Enum):
+    """Why :meth:`Slots.acquire` found no place."""
 
     GATEWAY_FULL = "gateway"
     OWNER_FULL = "owner"
@@ -92,7 +93,8 @@ class Gateway:
     limiter: RateLimiter
     celery: Celery
     metrics: GatewayMetrics
-    streams: StreamSlots
+    streams: Slots  # event streams open
+    uploads: Slots  # uploads in progress
     body: FrameBody
 
 

@@ -18,6 +18,7 @@ from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
 
+import anyio
 import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,6 +42,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"  # no such route
     METHOD_NOT_ALLOWED = "method_not_allowed"
     INVALID_REQUEST = "invalid_request"  # a malformed path or query parameter
+    MALFORMED_REQUEST = "malformed_request"  # not HTTP/1.1, or headers past the limit (uvicorn)
     # The upload (POST /jobs)
     INVALID_MULTIPART = "invalid_multipart"
     MISSING_VIDEO = "missing_video"
@@ -58,7 +60,13 @@ class ErrorCode(StrEnum):
     VIDEO_TOO_LONG = "video_too_long"
     TOO_MANY_FRAMES = "too_many_frames"
     RESOLUTION_TOO_HIGH = "resolution_too_high"
-    JOB_CLOSED = "job_closed"  # the job was deleted while its video was uploaded
+    TOO_MANY_PIXELS = "too_many_pixels"  # width × height × frames: the decode budget
+    UPLOAD_TIMEOUT = "upload_timeout"  # a client too slow
+    # ... and what one API key may hold (Quotas)
+    TOO_MANY_UPLOADS = "too_many_uploads"
+    TOO_MANY_JOBS = "too_many_jobs"
+    STORAGE_QUOTA_EXCEEDED = "storage_quota_exceeded"
+    WORKER_TIME_QUOTA_EXCEEDED = "worker_time_quota_exceeded"
     # Jobs and their files
     JOB_NOT_FOUND = "job_not_found"
     JOB_NOT_FINISHED = "job_not_finished"
@@ -69,6 +77,7 @@ class ErrorCode(StrEnum):
     RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
     # The server
     TOO_MANY_STREAMS = "too_many_streams"
+    GATEWAY_BUSY = "gateway_busy"  # too many uploads or connections at once
     QUEUE_UNAVAILABLE = "queue_unavailable"
     STORE_UNAVAILABLE = "store_unavailable"
     NOT_READY = "not_ready"
@@ -81,6 +90,7 @@ STATUS: Mapping[ErrorCode, HTTPStatus] = {
     ErrorCode.NOT_FOUND: HTTPStatus.NOT_FOUND,
     ErrorCode.METHOD_NOT_ALLOWED: HTTPStatus.METHOD_NOT_ALLOWED,
     ErrorCode.INVALID_REQUEST: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorCode.MALFORMED_REQUEST: HTTPStatus.BAD_REQUEST,
     ErrorCode.INVALID_MULTIPART: HTTPStatus.BAD_REQUEST,
     ErrorCode.MISSING_VIDEO: HTTPStatus.BAD_REQUEST,
     ErrorCode.UPLOAD_TOO_LARGE: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -95,7 +105,12 @@ STATUS: Mapping[ErrorCode, HTTPStatus] = {
     ErrorCode.VIDEO_TOO_LONG: HTTPStatus.UNPROCESSABLE_ENTITY,
     ErrorCode.TOO_MANY_FRAMES: HTTPStatus.UNPROCESSABLE_ENTITY,
     ErrorCode.RESOLUTION_TOO_HIGH: HTTPStatus.UNPROCESSABLE_ENTITY,
-    ErrorCode.JOB_CLOSED: HTTPStatus.CONFLICT,
+    ErrorCode.TOO_MANY_PIXELS: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorCode.UPLOAD_TIMEOUT: HTTPStatus.REQUEST_TIMEOUT,
+    ErrorCode.TOO_MANY_UPLOADS: HTTPStatus.TOO_MANY_REQUESTS,
+    ErrorCode.TOO_MANY_JOBS: HTTPStatus.TOO_MANY_REQUESTS,
+    ErrorCode.STORAGE_QUOTA_EXCEEDED: HTTPStatus.TOO_MANY_REQUESTS,
+    ErrorCode.WORKER_TIME_QUOTA_EXCEEDED: HTTPStatus.TOO_MANY_REQUESTS,
     ErrorCode.JOB_NOT_FOUND: HTTPStatus.NOT_FOUND,
     ErrorCode.JOB_NOT_FINISHED: HTTPStatus.CONFLICT,
     ErrorCode.JOB_WITHOUT_RESULTS: HTTPStatus.CONFLICT,
@@ -104,6 +119,7 @@ STATUS: Mapping[ErrorCode, HTTPStatus] = {
     ErrorCode.FRAME_NOT_FOUND: HTTPStatus.NOT_FOUND,
     ErrorCode.RANGE_NOT_SATISFIABLE: HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
     ErrorCode.TOO_MANY_STREAMS: HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorCode.GATEWAY_BUSY: HTTPStatus.SERVICE_UNAVAILABLE,
     ErrorCode.QUEUE_UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
     ErrorCode.STORE_UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
     ErrorCode.NOT_READY: HTTPStatus.SERVICE_UNAVAILABLE,
@@ -118,6 +134,7 @@ SERVER_CODES = (ErrorCode.INTERNAL_ERROR,)
 STORE_RETRY_AFTER_S = 30  # how long a client is asked to wait when Redis is down
 # A refused request's unread body up to this size is read and dropped before the answer.
 DRAIN_MAX_BYTES = 1 << 20
+DRAIN_TIMEOUT_S = 5.0  # ... within this long
 
 
 class ErrorDetail(BaseModel):
@@ -203,6 +220,12 @@ def mark_body_read(request: Request) -> None:
     request.state.body_read = True
 
 
+def mark_body_abandoned(request: Request) -> None:
+    """Note that ``request``'s body was given up part way (a client too slow): the answer
+    closes the connection rather than read the rest (see :func:`_respond`)."""
+    request.state.body_abandoned = True
+
+
 async def _respond(
     request: Request, code: ErrorCode, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
@@ -224,6 +247,8 @@ async def _body_drained(request: Request, code: ErrorCode) -> bool:
     """
     if getattr(request.state, "body_read", False):
         return True
+    if getattr(request.state, "body_abandoned", False):
+        return False
     declared = request.headers.get("content-length")
     if declared is None:
         return "transfer-encoding" not in request.headers  # no body at all
@@ -234,12 +259,14 @@ async def _body_drained(request: Request, code: ErrorCode) -> bool:
         return True
     if code is ErrorCode.UPLOAD_TOO_LARGE:
         return False
-    try:
-        async for _ in request.stream():
-            pass
-    except (RuntimeError, ClientDisconnect):  # already partly read, or the client left
-        return False
-    return True
+    with anyio.move_on_after(DRAIN_TIMEOUT_S):  # a client that stalls is not waited for
+        try:
+            async for _ in request.stream():
+                pass
+        except (RuntimeError, ClientDisconnect):  # already partly read, or the client left
+            return False
+        return True
+    return False
 
 
 async def _api_error(request: Request, error: Exception) -> JSONResponse:

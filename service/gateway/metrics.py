@@ -10,6 +10,7 @@ its template (``/jobs/{job_id}``), never the path, so job ids do not make a seri
 - ``meshcast_gateway_jobs_created_total``: jobs accepted (202);
 - ``meshcast_gateway_uploads_refused_total{code}``: uploads refused, by error code;
 - ``meshcast_gateway_event_streams_open``: event streams open now;
+- ``meshcast_gateway_uploads_in_progress``: uploads being received now;
 - the process's own (CPU, memory, open files).
 """
 
@@ -59,6 +60,10 @@ class GatewayMetrics:
         )  # fmt: skip
         self.event_streams = Gauge(
             "event_streams_open", "Event streams (SSE) open now", namespace=NAMESPACE,
+            registry=self.registry,
+        )  # fmt: skip
+        self.uploads = Gauge(
+            "uploads_in_progress", "Uploads being received now", namespace=NAMESPACE,
             registry=self.registry,
         )  # fmt: skip
 

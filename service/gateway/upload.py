@@ -4,32 +4,40 @@ Starlette's ``request.form()`` would spool the whole body before the route sees 
 an upload over the limit would be read (and written to disk) in full before being refused.
 Here python-multipart's streaming parser takes the body chunk by chunk from
 ``request.stream()``, and the video's bytes go, :attr:`UploadLimits.chunk_bytes
-<service.settings.UploadLimits.chunk_bytes>` at a time, both to Redis
-(:meth:`JobStore.append_video <service.jobs.JobStore.append_video>`, where the worker reads
-them) and to a local file, for :func:`~service.pipeline.video.probe` once the form ends. So:
+<service.settings.UploadLimits.chunk_bytes>` at a time, both to Redis under a fresh id
+(:meth:`JobStore.append_video <service.jobs.JobStore.append_video>`, where the worker will read
+them) and to a local file, for :func:`~service.pipeline.video.probe` once the form ends. The
+job is created only then, with that id (:meth:`JobStore.create <service.jobs.JobStore.create>`):
+an upload cut short, by its client or by the gateway's death, leaves no job, and its stored part
+expires after ``store.upload_ttl_s``. So:
 
 - a ``Content-Length`` over the limit is refused before the body is read;
 - without one (chunked), the upload is refused as soon as its video passes ``max_bytes``, or
   what surrounds the video (option fields, part headers) passes :data:`FORM_OVERHEAD_BYTES`
   (so that the fields held in memory stay small);
 - Redis never holds more of a video than ``max_bytes``.
+- a client that pauses longer than ``read_timeout_s`` between two pieces of the body, or takes
+  longer than ``max_upload_s`` over all of it, is answered 408 ``upload_timeout`` (a slow
+  client holds a connection, a file and up to ``chunk_bytes`` of memory, no longer).
 
 The form: a part ``video`` (the file), and optionally the job's options, either as one part
 ``options`` holding :class:`~service.jobs.JobOptions` as JSON, or as one part per option
 (``smooth``, ``formats``, repeated or comma-separated, ``min_track_length``,
-``preview_keypoints``). Options come *before* the video: the job is created, with them, when
-the video begins, so that its bytes can go to Redis as they come. HTTP clients put plain
+``preview_keypoints``). Options come *before* the video: they are checked when the video
+begins, so that a wrong option is refused before its bytes are read. HTTP clients put plain
 fields before files (curl in the order of its ``-F``, httpx and requests always), and an option
 after the video is refused with a sentence that says so.
 
-Every refusal deletes what the request wrote (:class:`PendingJob`): the job's keys in Redis
-and the local file.
+Every refusal deletes what the request wrote (:class:`PendingJob`): the upload's keys in Redis
+(and the job's, when it was made) and the local file.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -44,9 +52,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 
-from service.gateway.errors import ApiError, ErrorCode, mark_body_read, validation_message
+from service.gateway.errors import (
+    ApiError,
+    ErrorCode,
+    mark_body_abandoned,
+    mark_body_read,
+    validation_message,
+)
 from service.gateway.header_numbers import header_number
 from service.jobs import JobClosedError, JobOptions, JobRecord, JobStore, VideoTooLargeError
+from service.jobs.keys import new_job_id
 from service.pipeline.video import VideoError, VideoInfo, probe
 from service.settings import UploadLimits
 
@@ -70,19 +85,28 @@ LOCAL_NAME = "upload"
 
 
 class PendingJob:
-    """A job being created: unless :meth:`commit` is called, leaving the block deletes every
-    key written for it (shielded from cancellation, so a server stopping still cleans up)."""
+    """A job being uploaded: its video goes to Redis under :attr:`upload` (a fresh id), and
+    :meth:`create` makes it a job's. Unless :meth:`commit` is called, leaving the block deletes
+    every key written for it (shielded from cancellation, so a server stopping still cleans
+    up)."""
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
-        self.job: JobRecord | None = None
+        self.upload = new_job_id()
         self._committed = False
 
     async def create(self, owner: str, options: JobOptions) -> JobRecord:
-        """Create the job (once)."""
-        if self.job is None:
-            self.job = await run_in_threadpool(self.store.create, owner, options)
-        return self.job
+        """The job of ``owner``, with the video uploaded under :attr:`upload`.
+
+        Raises:
+            ApiError: ``upload_timeout``: the stored part expired meanwhile.
+        """
+        try:
+            return await run_in_threadpool(
+                functools.partial(self.store.create, owner, options, upload=self.upload)
+            )
+        except JobClosedError as error:
+            raise expired(self.store) from error
 
     def commit(self) -> None:
         """Keep the job: it was queued."""
@@ -97,18 +121,19 @@ class PendingJob:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self.job is not None and not self._committed:
+        if not self._committed:
             with anyio.CancelScope(shield=True):
-                await run_in_threadpool(self.store.delete, self.job.id)
+                await run_in_threadpool(self.store.delete, self.upload)
 
 
 @dataclass(frozen=True)
 class ReceivedVideo:
-    """The upload, once its form ended: in Redis under ``job``, and in ``path``."""
+    """The upload, once its form ended: in Redis under its :class:`PendingJob`'s id, and in
+    ``path``; ``options`` the job's."""
 
-    job: JobRecord
     path: Path
     size: int
+    options: JobOptions
 
 
 def form_boundary(headers: Headers, limits: UploadLimits) -> bytes:
@@ -137,6 +162,15 @@ def form_boundary(headers: Headers, limits: UploadLimits) -> bytes:
 def body_limit(limits: UploadLimits) -> int:
     """The most bytes a ``POST /jobs`` body may have: the video's limit and the form around it."""
     return limits.max_bytes + FORM_OVERHEAD_BYTES
+
+
+def expired(store: JobStore) -> ApiError:
+    """The refusal of an upload whose stored part expired (a pause past ``upload_ttl_s``)."""
+    return ApiError(
+        ErrorCode.UPLOAD_TIMEOUT,
+        f"the upload paused longer than {store.config.upload_ttl_s:g} s and its stored part "
+        "expired: send the video again",
+    )
 
 
 def too_large(limits: UploadLimits) -> ApiError:
@@ -221,6 +255,14 @@ def check_video(path: Path, limits: UploadLimits) -> VideoInfo:
             f"the video is {info.width} × {info.height} pixels, more than "
             f"{limits.max_width} × {limits.max_height}: scale it down",
         )
+    pixel_frames = info.width * info.height * info.frame_count
+    if pixel_frames > limits.max_pixel_frames:
+        raise ApiError(
+            ErrorCode.TOO_MANY_PIXELS,
+            f"the video's {info.frame_count} frames of {info.width} × {info.height} pixels "
+            f"are {pixel_frames} pixels to decode, more than {limits.max_pixel_frames}: "
+            "scale it down or cut it shorter",
+        )
     return info
 
 
@@ -238,18 +280,19 @@ class VideoForm:
     """One ``POST /jobs`` body, parsed as it arrives (:meth:`receive`)."""
 
     def __init__(
-        self, boundary: bytes, limits: UploadLimits, pending: PendingJob, owner: str, folder: Path
+        self, boundary: bytes, limits: UploadLimits, pending: PendingJob, folder: Path
     ) -> None:
         self.limits = limits
         self.pending = pending
-        self.owner = owner
         self.path = folder / LOCAL_NAME
         self.fields: dict[str, list[str]] = {}
+        self.options: JobOptions | None = None  # checked as the video begins
         self.video_bytes = 0  # received so far
+        self._stored_bytes = 0  # of them, appended to Redis
         self._part = _Part()
         self._header_name = bytearray()
         self._header_value = bytearray()
-        self._video_seen = False  # the job is created, and the local file opened, once it is
+        self._video_seen = False  # the options are checked, and the local file opened, once it is
         self._local: BinaryIO | None = None
         self._ended = False
         self._unstored = bytearray()  # the video's bytes not yet appended
@@ -268,11 +311,11 @@ class VideoForm:
         )
 
     async def receive(self, request: Request) -> ReceivedVideo:
-        """Read the whole body: the job created (when the video begins) and its video stored.
+        """Read the whole body, its video stored as it comes.
 
         Raises:
-            ApiError: anything wrong with the form (its code says what); the job is not
-                deleted here, but by the :class:`PendingJob` around.
+            ApiError: anything wrong with the form (its code says what), or a client too slow;
+                what was stored is not deleted here, but by the :class:`PendingJob` around.
         """
         try:
             await self._read(request)
@@ -281,13 +324,36 @@ class VideoForm:
                 self._local.close()
         if self.video_bytes == 0:
             raise ApiError(ErrorCode.EMPTY_UPLOAD, "the video is empty (0 bytes)")
-        assert self.pending.job is not None  # created as the video began
-        return ReceivedVideo(self.pending.job, self.path, self.video_bytes)
+        assert self.options is not None  # checked as the video began
+        return ReceivedVideo(self.path, self.video_bytes, self.options)
+
+    async def _chunks(self, request: Request) -> AsyncIterator[bytes]:
+        """The body's chunks, each within ``read_timeout_s`` of the one before, all within
+        ``max_upload_s``."""
+        limits = self.limits
+        deadline = anyio.current_time() + limits.max_upload_s
+        chunks = request.stream()
+        while True:
+            wait = min(limits.read_timeout_s, deadline - anyio.current_time())
+            with anyio.move_on_after(wait) as waiting:
+                chunk = await anext(chunks, None)
+            if waiting.cancelled_caught:
+                mark_body_abandoned(request)
+                if anyio.current_time() >= deadline:
+                    message = f"the upload took longer than {limits.max_upload_s:g} s"
+                else:
+                    message = f"the upload paused longer than {limits.read_timeout_s:g} s"
+                raise ApiError(
+                    ErrorCode.UPLOAD_TIMEOUT, f"{message}: send it again on a faster connection"
+                )
+            if chunk is None:
+                return
+            yield chunk
 
     async def _read(self, request: Request) -> None:
         body_bytes = 0
         try:
-            async for chunk in request.stream():
+            async for chunk in self._chunks(request):
                 body_bytes += len(chunk)
                 self._parser.write(chunk)  # refuses a video past the limit (_on_part_data)
                 if body_bytes - self.video_bytes > FORM_OVERHEAD_BYTES:
@@ -320,10 +386,10 @@ class VideoForm:
         await self._store(final=True)
 
     async def _store(self, *, final: bool) -> None:
-        """Create the job once the video began; append what came of the video, a chunk of
-        ``chunk_bytes`` at a time (the rest too when ``final``)."""
-        if self._video_seen and self.pending.job is None:
-            await self.pending.create(self.owner, job_options(self.fields))
+        """Check the options and open the local file once the video began; append what came
+        of the video, a chunk of ``chunk_bytes`` at a time (the rest too when ``final``)."""
+        if self._video_seen and self.options is None:
+            self.options = job_options(self.fields)
             self._local = self.path.open("wb")
         chunk_bytes = self.limits.chunk_bytes
         while len(self._unstored) >= chunk_bytes or (final and self._unstored):
@@ -333,16 +399,14 @@ class VideoForm:
 
     def _append(self, chunk: bytes) -> None:
         """One chunk to Redis and to the local file (in a thread: both block)."""
-        assert self.pending.job is not None
         assert self._local is not None
+        store = self.pending.store
         try:
-            self.pending.store.append_video(self.pending.job.id, chunk)
+            self._stored_bytes = store.append_video(self.pending.upload, chunk, self._stored_bytes)
         except VideoTooLargeError as error:  # the store's own limit is the lower one
             raise too_large(self.limits) from error
         except JobClosedError as error:
-            raise ApiError(
-                ErrorCode.JOB_CLOSED, "the job was deleted while its video was uploaded"
-            ) from error
+            raise expired(store) from error
         self._local.write(chunk)
 
     # --- the parser's callbacks (synchronous; they may raise ApiError) ---------------------

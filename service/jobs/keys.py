@@ -8,7 +8,7 @@ key's id:
 name                           type     holds                                           expires
 =============================  =======  ==============================================  ==========
 ``P job:{J}``                  hash     the :class:`~service.jobs.records.JobRecord`    job TTL
-``P job:{J}:video``            string   the upload, APPENDed chunk by chunk             job TTL¹
+``P job:{J}:video``            string   the upload, APPENDed chunk by chunk             upload TTL⁴
 ``P job:{J}:lock``             string   the id of the worker running the job            lock TTL²
 ``P job:{J}:staging``          set      the names of every attempt's staged files       job TTL¹
 ``P job:{J}:stage:N:NAME``     string   a result file of attempt N, not yet visible     job TTL¹
@@ -17,11 +17,16 @@ name                           type     holds                                   
 ``P job:{J}:events``           channel  :class:`~service.jobs.records.ProgressEvent`    (not a key)
 ``P running``                  zset     the ids of running jobs, scored by attempt      job TTL³
 ``P rate:K``                   string   K's requests in the current window              the window
+``P owner:K:jobs``             zset     the ids of K's jobs, scored by creation time    job TTL⁵
+``P usage:K:H``                string   worker seconds spent on K's jobs in hour ``H``  2 hours
 =============================  =======  ==============================================  ==========
 
 ¹ deleted as soon as the job succeeds, fails or is cancelled. ² refreshed by the worker's
 heartbeat; a job ``running`` without it has lost its worker. ³ refreshed by every start; a job
-leaves it as it ends (Redis deletes an empty set).
+leaves it as it ends (Redis deletes an empty set). ⁴ while its job does not exist yet (the
+upload is in progress), the upload TTL from its last chunk: an upload whose gateway died
+vanishes by itself; then the job TTL, and deleted as the job ends. ⁵ refreshed by every
+creation; an entry whose job is gone is dropped when the index is read.
 
 Why this layout:
 
@@ -43,6 +48,9 @@ Why this layout:
   its job by a moment, and the reaper drops such entries as it meets them. The score is the
   attempt that entered it, so that dropping an old attempt's entry never drops a newer one's.
 - The rate counter expires with its window (a fixed window: INCR, PEXPIRE on the first hit).
+- ``owner:K:jobs`` and ``usage:K:H`` are how an API key's quotas are counted without SCAN
+  (:meth:`~service.jobs.store.JobStore.owner_usage`). Like ``running`` they span jobs, and are
+  written beside the scripts. ``H`` is the hour since the epoch (a fixed window).
 """
 
 from __future__ import annotations
@@ -120,9 +128,21 @@ class Keys:
 
     def rate(self, key_id: str) -> str:
         """An API key's request counter."""
-        if KEY_ID_PATTERN.fullmatch(key_id) is None:
-            raise ValueError(f"not a key id: {key_id!r}")
-        return f"{self.prefix}rate:{key_id}"
+        return f"{self.prefix}rate:{_key_id(key_id)}"
+
+    def owner_jobs(self, key_id: str) -> str:
+        """The index of an API key's jobs (id → creation time)."""
+        return f"{self.prefix}owner:{_key_id(key_id)}:jobs"
+
+    def usage(self, key_id: str, hour: int) -> str:
+        """The worker seconds spent on an API key's jobs in one hour since the epoch."""
+        return f"{self.prefix}usage:{_key_id(key_id)}:{hour}"
+
+
+def _key_id(key_id: str) -> str:
+    if KEY_ID_PATTERN.fullmatch(key_id) is None:
+        raise ValueError(f"not a key id: {key_id!r}")
+    return key_id
 
 
 def _file_name(name: str) -> str:

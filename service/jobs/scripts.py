@@ -23,16 +23,32 @@ local function owns(job, worker, attempt)
 end
 """
 
-# KEYS: job, video. ARGV: chunk, max bytes, ttl ms.
-# Returns the video's new size; -1: the job is not queued (gone, started, ended); -2: too large.
+# KEYS: job, video. ARGV: chunk, offset (the upload's size before it), max bytes, upload ttl ms.
+# Appends to an upload whose job does not exist yet. Returns the upload's new size; -1: the job
+# exists (its video is closed); -2: too large; -3: the part stored before is gone (expired).
 APPEND_VIDEO = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return -1 end
-local size = redis.call('STRLEN', KEYS[2]) + string.len(ARGV[1])
-if size > tonumber(ARGV[2]) then return -2 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+local stored = redis.call('STRLEN', KEYS[2])
+if stored ~= tonumber(ARGV[2]) then return -3 end
+local size = stored + string.len(ARGV[1])
+if size > tonumber(ARGV[3]) then return -2 end
 redis.call('APPEND', KEYS[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return size
+"""
+
+# KEYS: job, video. ARGV: ttl ms, whether the job takes an upload ('1'), field 1, value 1, ...
+# Creates the job's hash (queued) and gives its upload the job's TTL. Returns 1; 0: the job
+# exists already; -1: the upload it takes is gone (expired, or never sent).
+CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if ARGV[2] == '1' then
+  if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
 """
 
 # KEYS: job, lock, video. ARGV: worker, lock ms, now, ttl ms, max attempts.

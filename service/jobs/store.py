@@ -2,10 +2,14 @@
 
 One :class:`JobStore` serves both sides:
 
-- the gateway: :meth:`~JobStore.create`, :meth:`~JobStore.append_video` as the upload streams
-  in, :meth:`~JobStore.get`, :meth:`~JobStore.events`, :meth:`~JobStore.list_files` and
-  :meth:`~JobStore.open_file`, :meth:`~JobStore.request_cancel`, :meth:`~JobStore.delete`;
+- the gateway: :meth:`~JobStore.append_video` as the upload streams in, under a fresh id,
+  then :meth:`~JobStore.create` once it is whole (so that an upload cut short, even by the
+  gateway's death, leaves no job: its part expires after ``upload_ttl_s``),
+  :meth:`~JobStore.owner_usage` for an API key's quotas, :meth:`~JobStore.get`,
+  :meth:`~JobStore.events`, :meth:`~JobStore.list_files` and :meth:`~JobStore.open_file`,
+  :meth:`~JobStore.request_cancel`, :meth:`~JobStore.delete`;
 - the worker: :meth:`~JobStore.start` (takes the job's lock), :meth:`~JobStore.copy_video_to`,
+  :meth:`~JobStore.add_work` (the seconds an attempt took, on its owner's account),
   :meth:`~JobStore.heartbeat` and :meth:`~JobStore.set_progress` while it runs (either says
   ``False`` once the job is no longer its own: stop then), :meth:`~JobStore.cancel_requested`
   between batches, and one of :meth:`~JobStore.finish`, :meth:`~JobStore.fail`,
@@ -64,7 +68,10 @@ STOP_POLL_S = 0.5
 # was asked for, or the job has had max_attempts starts.
 _STARTED, _START_CANCEL, _START_EXHAUSTED = "started", "cancel", "exhausted"
 ATTEMPTS_EXHAUSTED = "attempts_exhausted"  # the error code of a job that killed its workers
-_APPEND_NOT_QUEUED, _APPEND_TOO_LARGE = -1, -2
+_APPEND_CLOSED, _APPEND_TOO_LARGE, _APPEND_LOST = -1, -2, -3
+_CREATE_EXISTS, _CREATE_UPLOAD_LOST = 0, -1
+HOUR_S = 3600
+USAGE_TTL_S = 2 * HOUR_S  # an hour's usage counter outlives its hour
 _COMMIT_STAGING_LOST = -1
 _REQUEUE_LIVE = 0  # REQUEUE's answer for a job that a live worker holds
 VideoBytes = Annotated[int, Field(gt=0, le=REDIS_STRING_MAX_BYTES)]
@@ -84,6 +91,9 @@ class StoreConfig(BaseModel):
     # Starts of one job before it is failed: a video that kills its worker (out of memory)
     # is redelivered, and must not be forever.
     max_attempts: PositiveInt = 3
+    # An upload in progress (its job not created yet) is kept this long after its last chunk:
+    # longer than the gateway waits for the next one (gateway.upload.read_timeout_s).
+    upload_ttl_s: PositiveFloat = 120.0
     # The upload's hard limit (one Redis string); the gateway enforces a lower one of its own.
     max_video_bytes: VideoBytes = REDIS_STRING_MAX_BYTES
     max_result_bytes: PositiveInt = 256 * MIB  # all of one attempt's files together
@@ -115,6 +125,15 @@ class ResultsTooLargeError(JobStoreError):
     """An attempt's files together pass ``max_result_bytes``."""
 
     code = "results_too_large"
+
+
+@dataclass(frozen=True)
+class OwnerUsage:
+    """What one API key's jobs hold now (:meth:`JobStore.owner_usage`)."""
+
+    active_jobs: int  # queued or running
+    stored_bytes: int  # uploads and published result files of every job still stored
+    worker_seconds: float  # spent on its jobs in the current hour (since the epoch)
 
 
 @dataclass(frozen=True)
@@ -157,8 +176,10 @@ class JobStore:
         self._redis = client
         self._ttl_ms = _ms(self.config.ttl_s)
         self._lock_ms = _ms(self.config.lock_ttl_s)
+        self._upload_ms = _ms(self.config.upload_ttl_s)
         register = client.register_script
         self._append_video = register(scripts.APPEND_VIDEO)
+        self._create = register(scripts.CREATE)
         self._start = register(scripts.START)
         self._heartbeat = register(scripts.HEARTBEAT)
         self._set_progress = register(scripts.SET_PROGRESS)
@@ -171,38 +192,105 @@ class JobStore:
 
     # --- the gateway: create, upload, read -------------------------------------------------
 
-    def create(self, owner: str, options: JobOptions | None = None) -> JobRecord:
-        """A new queued job of ``owner`` (an API key's id), under a fresh unguessable id."""
+    def create(
+        self, owner: str, options: JobOptions | None = None, *, upload: str | None = None
+    ) -> JobRecord:
+        """A new queued job of ``owner`` (an API key's id). With ``upload``, the id an upload
+        was appended under (:meth:`append_video`), the job takes that id and that video;
+        without, a fresh unguessable id and no video.
+
+        Raises:
+            JobClosedError: the upload is gone (it expired, or was never sent), or a job with
+                its id exists already.
+        """
         record = JobRecord(
-            id=new_job_id(), owner=owner, options=options or JobOptions(), created_at=time.time()
+            id=upload or new_job_id(),
+            owner=owner,
+            options=options or JobOptions(),
+            created_at=time.time(),
         )
-        key = self.keys.job(record.id)
+        fields = [item for pair in record.to_hash().items() for item in pair]
+        answer = int(
+            self._create(
+                keys=[self.keys.job(record.id), self.keys.video(record.id)],
+                args=[self._ttl_ms, "1" if upload else "0", *fields],
+            )
+        )
+        if answer == _CREATE_UPLOAD_LOST:
+            raise JobClosedError(
+                f"the upload {record.id} is gone: it paused longer than "
+                f"{self.config.upload_ttl_s:g} s, or was never sent"
+            )
+        if answer == _CREATE_EXISTS:
+            raise JobClosedError(f"job {record.id} exists already")
+        index = self.keys.owner_jobs(owner)
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=record.to_hash())  # type: ignore[arg-type]  # str values
-            pipe.pexpire(key, self._ttl_ms)
+            pipe.zadd(index, {record.id: record.created_at})
+            pipe.pexpire(index, self._ttl_ms)
             pipe.execute()
         return record
 
-    def append_video(self, job_id: str, chunk: bytes) -> int:
-        """Append ``chunk`` to the job's upload; returns the upload's size so far.
+    def append_video(self, upload: str, chunk: bytes, offset: int) -> int:
+        """Append ``chunk`` to the upload under id ``upload`` (a :func:`~.keys.new_job_id`),
+        whose stored size is ``offset`` before it; returns the upload's size after it. The
+        upload lives ``upload_ttl_s`` after its last chunk, until :meth:`create` makes it a
+        job's.
 
         Raises:
             VideoTooLargeError: the upload would pass ``max_video_bytes`` (nothing appended).
-            JobClosedError: the job is gone or no longer queued.
+            JobClosedError: its job exists already, or the part stored before expired.
         """
         size = int(
             self._append_video(
-                keys=[self.keys.job(job_id), self.keys.video(job_id)],
-                args=[chunk, self.config.max_video_bytes, self._ttl_ms],
+                keys=[self.keys.job(upload), self.keys.video(upload)],
+                args=[chunk, offset, self.config.max_video_bytes, self._upload_ms],
             )
         )
         if size == _APPEND_TOO_LARGE:
             raise VideoTooLargeError(
                 f"the video passes {self.config.max_video_bytes} bytes: send a shorter one"
             )
-        if size == _APPEND_NOT_QUEUED:
-            raise JobClosedError(f"job {job_id} no longer takes an upload")
+        if size == _APPEND_CLOSED:
+            raise JobClosedError(f"job {upload} exists: its video takes no more bytes")
+        if size == _APPEND_LOST:
+            raise JobClosedError(
+                f"the upload {upload} paused longer than {self.config.upload_ttl_s:g} s: "
+                "its stored part expired"
+            )
         return size
+
+    def owner_usage(self, owner: str, now: float | None = None) -> OwnerUsage:
+        """What the jobs of ``owner`` (an API key's id) hold now, for its quotas. Drops the
+        index's entries of jobs that are gone."""
+        index = self.keys.owner_jobs(owner)
+        members = cast(list[bytes], self._redis.zrange(index, 0, -1))  # without scores
+        job_ids = [_text(job_id) for job_id in members]
+        with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(self.keys.job(job_id), "state")
+                pipe.strlen(self.keys.video(job_id))
+                pipe.hvals(self.keys.files(job_id))
+            pipe.get(self.keys.usage(owner, _hour(now)))
+            replies = pipe.execute()
+        active, stored, gone = 0, 0, []
+        for position, job_id in enumerate(job_ids):
+            state, video, sizes = replies[3 * position : 3 * position + 3]
+            if state is None:
+                gone.append(job_id)
+                continue
+            active += not JobState(_text(state)).terminal
+            stored += int(video) + sum(int(size) for size in sizes)
+        if gone:
+            self._redis.zrem(index, *gone)
+        return OwnerUsage(active, stored, float(replies[-1] or 0.0))
+
+    def add_work(self, owner: str, seconds: float, now: float | None = None) -> None:
+        """Count ``seconds`` of a worker's time against ``owner`` in the current hour."""
+        key = self.keys.usage(owner, _hour(now))
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incrbyfloat(key, seconds)
+            pipe.expire(key, USAGE_TTL_S)
+            pipe.execute()
 
     def video_size(self, job_id: str) -> int:
         """The upload's size in bytes (0 when there is none, or no longer)."""
@@ -616,6 +704,11 @@ def _read_range(
         if len(chunk) != want:
             raise JobClosedError(f"{key} vanished while it was read")
         yield chunk if isinstance(chunk, bytes) else chunk.encode()
+
+
+def _hour(now: float | None) -> int:
+    """The hour since the epoch of ``now`` (default: the current time)."""
+    return int((time.time() if now is None else now) // HOUR_S)
 
 
 def _ms(seconds: float) -> int:

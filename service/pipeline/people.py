@@ -48,6 +48,10 @@ class FollowCosts:
         }
 
 
+class NoPeopleError(ValueError):
+    """The video holds no person tracked for long enough to estimate."""
+
+
 def follow_people(
     frames: Iterable[Frame],
     detector: PersonDetector,
@@ -57,6 +61,7 @@ def follow_people(
     batch_size: int,
     frame_count: int,
     progress: FrameProgress | None = None,
+    nobody_stop_s: float | None = None,
 ) -> tuple[list[Track], FollowCosts]:
     """Every person of a video, with their landmarks.
 
@@ -68,13 +73,18 @@ def follow_people(
         batch_size: frames per call of the detector.
         frame_count: the video's frames as its header says (for progress only).
         progress: called after each batch.
+        nobody_stop_s: give up once the frames up to this time (seconds) held nobody.
 
     Returns:
         The tracks (:meth:`SortTracker.finish`) and what finding them cost.
+
+    Raises:
+        NoPeopleError: nobody was seen in the first ``nobody_stop_s`` seconds.
     """
     tracker = SortTracker(config)
     costs = FollowCosts()
     refused = np.zeros((0, 4))  # the candidates the keypoint model saw nobody in, last frame
+    anyone = False  # whether the keypoint model confirmed a person yet
     stream = _batches(iter(frames), batch_size)
     while True:
         clock = time.perf_counter()
@@ -93,6 +103,7 @@ def follow_people(
             )
             costs.keypoints += _since(clock)
             costs.passes += looked
+            anyone = anyone or len(detections) > 0
             clock = time.perf_counter()
             tracker.update(detections)
             costs.track += _since(clock)
@@ -104,6 +115,11 @@ def follow_people(
         costs.frames += len(batch)
         if progress is not None:
             progress(costs.frames, max(frame_count, costs.frames))
+        if not anyone and nobody_stop_s is not None and batch[-1].time >= nobody_stop_s:
+            raise NoPeopleError(
+                f"no person was found in the first {nobody_stop_s:g} s of the video: is "
+                "anyone in view?"
+            )
     clock = time.perf_counter()
     tracks = tracker.finish()
     costs.track += _since(clock)

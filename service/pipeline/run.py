@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 
 from service.bundle import Bundle, Precision, Sessions
 from service.pipeline.detect import (
@@ -30,7 +30,7 @@ from service.pipeline.detect import (
     YoloConfig,
 )
 from service.pipeline.keypoints import KeypointConfig, KeypointModel
-from service.pipeline.people import FollowCosts, follow_people
+from service.pipeline.people import FollowCosts, NoPeopleError, follow_people
 from service.pipeline.regress import FrameTimeline, RegressionConfig, regress_tracks
 from service.pipeline.result import BodyTopology, VideoResult
 from service.pipeline.smoothing import OneEuroConfig
@@ -67,6 +67,9 @@ class PipelineConfig(BaseModel):
     keypoints: KeypointConfig = KeypointConfig()
     regression: RegressionConfig = RegressionConfig()
     precision: Precision = "fp32"
+    # Stop (NoPeopleError) once this many seconds of video held nobody from the start, without
+    # decoding the rest; None: read the whole video whatever it holds.
+    nobody_stop_s: PositiveFloat | None = None
 
 
 def pipeline_config(
@@ -75,6 +78,7 @@ def pipeline_config(
     min_track_length: int | None = None,
     precision: Precision = "fp32",
     detector: DetectorConfig | None = None,
+    nobody_stop_s: float | None = None,
 ) -> PipelineConfig:
     """The settings for what a user may choose (``meshcast run``'s flags, a job's options);
     ``None`` keeps the default."""
@@ -86,11 +90,8 @@ def pipeline_config(
         tracker=tracker,
         regression=RegressionConfig(smoothing=OneEuroConfig() if smooth else None),
         precision=precision,
+        nobody_stop_s=nobody_stop_s,
     )
-
-
-class NoPeopleError(ValueError):
-    """The video holds no person tracked for long enough to estimate."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,8 @@ def process_video(
 
     Raises:
         VideoError: the file is not a readable video.
-        NoPeopleError: nobody was tracked for ``config.tracker.min_length`` frames.
+        NoPeopleError: nobody was tracked for ``config.tracker.min_length`` frames, or
+            nobody was seen in the first ``config.nobody_stop_s`` seconds.
     """
     config = config or PipelineConfig()
     report = progress or (lambda stage, done, total: None)
@@ -168,6 +170,7 @@ def process_video(
         batch_size=config.detector.batch_size,
         frame_count=info.frame_count,
         progress=lambda done, total: report(DETECT_STAGE, done, total),
+        nobody_stop_s=config.nobody_stop_s,
     )
     tracked = time.perf_counter()
     decoded = costs.frames

@@ -15,10 +15,14 @@ Each delivery of the task is one attempt, and any number of deliveries of one jo
    whatever happened.
 
 A bad upload, or one with nobody in it, fails the job with the pipeline's stable code and a
-sentence for its owner, at once and for good. Redis failing (the store's connection errors) is
-transient: the task is retried, backing off, up to ``max_retries`` times, no sooner than the
-lock lapses (the lock is not given back: Redis may not answer). The soft time limit fails the
-job with ``time_limit``.
+sentence for its owner, at once and for good; a video whose first ``nobody_stop_s`` seconds
+hold nobody fails so without being decoded further. Redis failing (the store's connection
+errors) is transient: the attempt is tried again, backing off, up to ``max_retries`` times, no
+sooner than the lock lapses (the lock is not given back: Redis may not answer). The retries
+happen here, in the task, not by sending it again through the broker: the broker is the same
+Redis, and a retry sent while it is down would be lost (the job left to the reaper). The soft
+time limit fails the job with ``time_limit``. Each attempt's seconds count against its owner's
+hourly worker time (:class:`~service.settings.Quotas`).
 """
 
 from __future__ import annotations
@@ -39,9 +43,9 @@ from service.pipeline.body import BodyMeshes
 from service.pipeline.run import NoPeopleError, PipelineConfig, process_video
 from service.pipeline.video import VideoError
 from service.queue import PROCESS_JOB
-from service.settings import Precision
+from service.scratch_folders import JOB_PREFIX, scratch_folder, sweep_orphan_folders
+from service.settings import WorkerSettings
 from service.worker.attempt import CancelRequestedError, Heartbeat, JobLostError, ProgressReporter
-from service.worker.job_folders import job_folder, sweep_orphan_folders
 from service.worker.runtime import WorkerRuntime, runtime
 
 # Redis unreachable, restarting (BusyLoadingError is a ConnectionError) or silent: worth a retry.
@@ -69,31 +73,30 @@ class Outcome(StrEnum):
 
 def register_task(app: Celery) -> Task:
     """Define :func:`process_job` on ``app`` under :data:`~service.queue.PROCESS_JOB`."""
-    task: Task = app.task(name=PROCESS_JOB, bind=True)(process_job)
+    task: Task = app.task(name=PROCESS_JOB)(process_job)
     return task
 
 
-def process_job(task: Task, job_id: str) -> str:
-    """Celery's task: one attempt at job ``job_id`` (see the module); returns its outcome.
-
-    Raises:
-        celery.exceptions.Retry: Redis failed; the task is sent again, later.
-    """
+def process_job(job_id: str) -> str:
+    """Celery's task: job ``job_id``, tried again here while Redis fails (see the module);
+    returns its outcome."""
     current = runtime()
-    try:
-        return run_job(current, job_id)
-    except TRANSIENT_ERRORS as error:
-        worker = current.settings.worker
-        retries: int = task.request.retries
-        if retries >= worker.max_retries:
-            message = f"the job store stayed unreachable through {retries} retries: {error}"
-            _fail_if_possible(current, job_id, STORE_UNAVAILABLE, message)
-            return Outcome.FAILED
-        # The lock stays until it lapses (Redis may not answer to give it back): a retry
-        # started sooner would find the job still held, and skip it.
-        countdown = max(worker.retry_backoff_s * 2**retries, current.settings.store.lock_ttl_s)
-        log.warning("job %s: Redis failed (%s); retry in %.1f s", job_id, error, countdown)
-        raise task.retry(exc=error, countdown=countdown, max_retries=worker.max_retries) from error
+    worker = current.settings.worker
+    retry = 0
+    while True:
+        try:
+            return run_job(current, job_id)
+        except TRANSIENT_ERRORS as error:
+            if retry >= worker.max_retries:
+                message = f"the job store stayed unreachable through {retry} retries: {error}"
+                _fail_if_possible(current, job_id, STORE_UNAVAILABLE, message)
+                return Outcome.FAILED
+            # The lock stays until it lapses (Redis may not answer to give it back): an
+            # attempt started sooner would find the job still held, and skip it.
+            delay = max(worker.retry_backoff_s * 2**retry, current.settings.store.lock_ttl_s)
+            log.warning("job %s: Redis failed (%s); trying again in %.1f s", job_id, error, delay)
+            time.sleep(delay)
+            retry += 1
 
 
 def run_job(current: WorkerRuntime, job_id: str) -> Outcome:
@@ -108,9 +111,19 @@ def run_job(current: WorkerRuntime, job_id: str) -> Outcome:
         log.info("job %s: not to run (gone, ended, held by a live worker, or settled)", job_id)
         return Outcome.SKIPPED
     log.info("job %s: attempt %d started", job_id, record.attempts)
-    sweep_orphan_folders()
+    started = time.monotonic()
+    try:
+        return _attempt(current, record)
+    finally:
+        _count_work(current, record, time.monotonic() - started)
+
+
+def _attempt(current: WorkerRuntime, record: JobRecord) -> Outcome:
+    """Run the started job ``record`` to its end (see :func:`run_job`)."""
+    store, worker, job_id = current.store, current.worker_id, record.id
+    sweep_orphan_folders(JOB_PREFIX)
     with (
-        job_folder() as folder,
+        scratch_folder(JOB_PREFIX) as folder,
         Heartbeat(store, job_id, worker) as heartbeat,
     ):
         reporter = ProgressReporter(
@@ -147,10 +160,13 @@ def run_job(current: WorkerRuntime, job_id: str) -> Outcome:
     return Outcome.SUCCEEDED
 
 
-def pipeline_config(options: JobOptions, precision: Precision) -> PipelineConfig:
-    """The pipeline's settings for a job's options."""
+def pipeline_config(options: JobOptions, worker: WorkerSettings) -> PipelineConfig:
+    """The pipeline's settings for a job's options on a worker of ``worker``'s settings."""
     return pipeline.pipeline_config(
-        smooth=options.smooth, min_track_length=options.min_track_length, precision=precision
+        smooth=options.smooth,
+        min_track_length=options.min_track_length,
+        precision=worker.precision,
+        nobody_stop_s=worker.nobody_stop_s,
     )
 
 
@@ -160,7 +176,7 @@ def _produce(
     """The job's output files (result name → file in ``folder``) and stage timings."""
     video = folder / VIDEO_FILE
     current.store.copy_video_to(record.id, video)
-    config = pipeline_config(record.options, current.settings.worker.precision)
+    config = pipeline_config(record.options, current.settings.worker)
     run = process_video(video, current.bundle, config, sessions=current.sessions, progress=reporter)
     reporter(OUTPUTS_STAGE, 0, 1)
     started = time.perf_counter()
@@ -178,6 +194,15 @@ def _produce(
     reporter(OUTPUTS_STAGE, 1, 1)
     files = {path.relative_to(out).as_posix(): path for paths in written.values() for path in paths}
     return files, {**run.seconds, OUTPUTS_STAGE: time.perf_counter() - started}
+
+
+def _count_work(current: WorkerRuntime, record: JobRecord, seconds: float) -> None:
+    """Count an attempt's ``seconds`` against its owner's hourly worker time, if Redis
+    answers (a quota, not a bill: an attempt lost to Redis may go uncounted)."""
+    try:
+        current.store.add_work(record.owner, seconds)
+    except TRANSIENT_ERRORS as error:
+        log.warning("job %s: its worker time went uncounted (%s)", record.id, error)
 
 
 def _failed(current: WorkerRuntime, job_id: str, code: str, message: str) -> Outcome:

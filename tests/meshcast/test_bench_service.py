@@ -93,9 +93,11 @@ def test_on_a_running_gateway_it_deletes_its_jobs(
 ) -> None:
     """``--url``: the gateway's own settings, the key one of its; its jobs are deleted (no
     worker listens under the test's prefix: they stay queued until then)."""
-    # The tests' keys; the upload's chunks as deployed, not the gateway tests' tiny ones.
-    upload = {"chunk_bytes": UploadLimits().chunk_bytes}
-    served = gateway_settings(redis_url, redis_prefix, upload=upload).model_copy(
+    # The tests' keys; the upload's chunks as deployed, not the gateway tests' tiny ones; room
+    # for the bench's uploads at once and jobs, which one key's caps and quotas would refuse.
+    upload = {"chunk_bytes": UploadLimits().chunk_bytes, "max_concurrent_per_key": 32}
+    quotas = {"max_active_jobs": 100}
+    served = gateway_settings(redis_url, redis_prefix, upload=upload, quotas=quotas).model_copy(
         update={"bundle": bundle}
     )
     config = write_settings(tmp_path / "gateway.yaml", served.model_dump(mode="json"))

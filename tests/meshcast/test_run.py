@@ -26,6 +26,7 @@ from service.outputs.result_files import read_result_npz, write_result_npz
 from service.pipeline.landmarks import VISIBLE
 from tests.support.bundles import tiny_bundle
 from tests.support.gateway import ALICE, RunningGateway, gateway_settings, serve
+from tests.support.jobs import upload_job
 from tests.support.walkers import write_walkers_video
 
 REPO = Path(__file__).resolve().parents[2]
@@ -154,8 +155,7 @@ def test_the_gateway_serves_the_bytes_meshcast_run_wrote(
     stored = write_result_npz(result, tmp_path / RESULT_NPZ)  # as the worker does: no body
     settings = gateway_settings(redis_url, redis_prefix)
     store = JobStore(redis_client, settings.store)
-    job_id = store.create(ALICE, JobOptions(formats=list(MESH_FORMATS))).id
-    store.append_video(job_id, CLIP.read_bytes())
+    job_id = upload_job(store, ALICE, CLIP.read_bytes(), JobOptions(formats=list(MESH_FORMATS))).id
     assert store.start(job_id, WORKER) is not None
     assert store.finish(job_id, WORKER, {RESULT_NPZ: stored}, timings={})
     asked = [(track.track_id, frame_id, "ply") for track in result.tracks

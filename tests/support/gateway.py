@@ -23,6 +23,7 @@ import redis
 import uvicorn
 from fastapi import FastAPI
 
+from service.gateway.server import server_config
 from service.jobs import JobStore
 from service.queue import QUEUE, broker_prefix
 from service.settings import ServiceSettings, hash_api_key
@@ -49,7 +50,13 @@ def serve(app: FastAPI) -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind((LOOPBACK, 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1)
+    config = server_config(
+        app,
+        app.state.gateway.settings.gateway,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -123,6 +130,50 @@ def raw_request(
             sent_bytes=sent,
             body_complete=complete,
         )
+
+
+def video_form(video: bytes, boundary: str = "meshcast-test-boundary") -> tuple[bytes, str]:
+    """A ``POST /jobs`` body holding ``video`` alone, and its Content-Type."""
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="video"; '
+            f'filename="clip.mp4"\r\nContent-Type: video/mp4\r\n\r\n'
+        ).encode()
+        + video
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+class StalledUpload:
+    """A slow client: an upload that sends its headers (a Content-Length of the whole form) and
+    the first ``sent_bytes`` of its body, then nothing, while holding its connection."""
+
+    def __init__(self, base_url: str, who: str, video: bytes, sent_bytes: int) -> None:
+        host, port = base_url.removeprefix("http://").split(":")
+        body, content_type = video_form(video)
+        self.conn = socket.create_connection((host, int(port)), timeout=RESPONSE_TIMEOUT_S)
+        head = [
+            "POST /jobs HTTP/1.1", f"Host: {host}:{port}",
+            f"Authorization: Bearer {SECRETS[who]}", f"Content-Type: {content_type}",
+            f"Content-Length: {len(body)}",
+        ]  # fmt: skip
+        self.conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body[:sent_bytes])
+
+    def answered(self, timeout_s: float) -> bool:
+        """Whether the server answered (or closed) within ``timeout_s``."""
+        readable, _, _ = select.select([self.conn], [], [], timeout_s)
+        return bool(readable)
+
+    def response(self) -> tuple[int, dict[str, str], bytes]:
+        """The server's answer: status, headers (lower-cased names), body."""
+        response = http.client.HTTPResponse(self.conn)
+        response.begin()
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        return response.status, headers, response.read()
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def write_test_video(

@@ -29,6 +29,7 @@ from celery import Celery
 from service.jobs import JobOptions, JobRecord, JobState, JobStore
 from service.queue import PROCESS_JOB, QUEUE, celery_app
 from service.settings import ServiceSettings
+from tests.support.jobs import upload_job
 from tests.support.redis_server import delete_keys_with_prefix
 from tests.support.walkers import write_walkers_video
 
@@ -227,9 +228,7 @@ class WorkerService:
 
     def create_job(self, video: Path, options: JobOptions | None = None) -> str:
         """A job made and its video uploaded, as the gateway does (its task not sent yet)."""
-        job = self.store.create(OWNER, options)
-        self.store.append_video(job.id, video.read_bytes())
-        return job.id
+        return upload_job(self.store, OWNER, video.read_bytes(), options).id
 
     def send(self, job_id: str) -> None:
         """The job's task, sent by name as the gateway does."""

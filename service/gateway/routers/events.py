@@ -28,7 +28,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
 from service.gateway.auth import authenticate, owned_job
-from service.gateway.context import Gateway, StreamRefusal, StreamSlot, gateway
+from service.gateway.context import Gateway, Slot, SlotRefusal, gateway
 from service.gateway.errors import (
     ACCESS_CODES,
     PARAMETER_CODES,
@@ -58,9 +58,7 @@ _END = object()
 router = APIRouter(tags=["jobs"])
 
 
-async def server_sent_events(
-    store: JobStore, job_id: str, slot: StreamSlot
-) -> AsyncIterator[bytes]:
+async def server_sent_events(store: JobStore, job_id: str, slot: Slot) -> AsyncIterator[bytes]:
     """The job's events as SSE messages; gives ``slot`` back as soon as it ends, the client's
     leaving included (Starlette cancels this then)."""
     stop = threading.Event()
@@ -118,11 +116,11 @@ def job_events(
     """Server-sent events: where the job stands, then each change, until it ends."""
     owned_job(services.store, job_id, key)
     slot = services.streams.acquire(key.id)
-    if slot is StreamRefusal.GATEWAY_FULL:
+    if slot is SlotRefusal.GATEWAY_FULL:
         raise _too_many(f"the gateway has {services.streams.capacity} event streams open")
-    if slot is StreamRefusal.OWNER_FULL:
+    if slot is SlotRefusal.OWNER_FULL:
         raise _too_many(f"this API key has {services.streams.per_owner} event streams open")
-    assert isinstance(slot, StreamSlot)
+    assert isinstance(slot, Slot)
     return StreamingResponse(
         server_sent_events(services.store, job_id, slot),
         media_type=EVENT_STREAM,

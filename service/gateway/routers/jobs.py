@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +15,7 @@ from kombu.exceptions import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from service.gateway.auth import authenticate, owned_job
-from service.gateway.context import Gateway, gateway
+from service.gateway.context import Gateway, Slot, SlotRefusal, Slots, gateway
 from service.gateway.errors import (
     ACCESS_CODES,
     PARAMETER_CODES,
@@ -25,6 +24,7 @@ from service.gateway.errors import (
     error_responses,
 )
 from service.gateway.links import JOB_ROUTE, job_document
+from service.gateway.quotas import check_quotas
 from service.gateway.schemas import JobDocument
 from service.gateway.upload import (
     OPTIONS_FIELD,
@@ -36,9 +36,9 @@ from service.gateway.upload import (
 )
 from service.jobs import JobOptions
 from service.queue import PROCESS_JOB
+from service.scratch_folders import UPLOAD_PREFIX, scratch_folder
 from service.settings import ApiKey
 
-UPLOAD_DIR_PREFIX = "meshcast-upload-"
 JobId = Annotated[str, PathParam(description="the id POST /jobs answered")]
 
 router = APIRouter(tags=["jobs"])
@@ -89,8 +89,37 @@ UPLOAD_CODES = (
     ErrorCode.UNSUPPORTED_MEDIA_TYPE, ErrorCode.EMPTY_UPLOAD, ErrorCode.INVALID_OPTIONS,
     ErrorCode.NOT_A_VIDEO, ErrorCode.NO_VIDEO_STREAM, ErrorCode.NO_FRAMES,
     ErrorCode.TRUNCATED, ErrorCode.VIDEO_TOO_LONG, ErrorCode.TOO_MANY_FRAMES,
-    ErrorCode.RESOLUTION_TOO_HIGH, ErrorCode.JOB_CLOSED, ErrorCode.QUEUE_UNAVAILABLE,
+    ErrorCode.RESOLUTION_TOO_HIGH, ErrorCode.TOO_MANY_PIXELS, ErrorCode.UPLOAD_TIMEOUT,
+    ErrorCode.TOO_MANY_UPLOADS, ErrorCode.TOO_MANY_JOBS, ErrorCode.STORAGE_QUOTA_EXCEEDED,
+    ErrorCode.WORKER_TIME_QUOTA_EXCEEDED, ErrorCode.GATEWAY_BUSY, ErrorCode.QUEUE_UNAVAILABLE,
 )  # fmt: skip
+UPLOADS_RETRY_AFTER_S = 10
+
+
+def upload_slot(uploads: Slots, owner: str) -> Slot:
+    """A place for one more upload of ``owner``.
+
+    Raises:
+        ApiError: ``gateway_busy`` (every place is taken), ``too_many_uploads`` (the key's).
+    """
+    slot = uploads.acquire(owner)
+    retry = {"Retry-After": str(UPLOADS_RETRY_AFTER_S)}
+    if slot is SlotRefusal.GATEWAY_FULL:
+        raise ApiError(
+            ErrorCode.GATEWAY_BUSY,
+            f"the gateway is receiving {uploads.capacity} uploads, the most it takes at once: "
+            "send the video again in a moment",
+            retry,
+        )
+    if slot is SlotRefusal.OWNER_FULL:
+        raise ApiError(
+            ErrorCode.TOO_MANY_UPLOADS,
+            f"this API key has {uploads.per_owner} uploads in progress, the most it may: send "
+            "this one once one of them ends",
+            retry,
+        )
+    assert isinstance(slot, Slot)
+    return slot
 
 
 @router.post(
@@ -108,22 +137,33 @@ async def create_job(
 ) -> JSONResponse:
     """Upload a video as a multipart form (its options, if any, before the `video` part).
     It is streamed into the job store, probed (container, codec, size, duration, frames) and,
-    if it passes the limits, queued: the answer is the job, and `Location` its URL."""
-    limits = services.settings.gateway.upload
+    if it passes the limits and the key's quotas, made a job and queued: the answer is the job,
+    and `Location` its URL."""
+    settings = services.settings.gateway
+    limits, quotas = settings.upload, settings.quotas
     try:
         boundary = form_boundary(request.headers, limits)
-        with tempfile.TemporaryDirectory(prefix=UPLOAD_DIR_PREFIX) as folder:
-            async with PendingJob(services.store) as pending:
-                form = VideoForm(boundary, limits, pending, key.id, Path(folder))
-                upload = await form.receive(request)
-                await run_in_threadpool(check_video, upload.path, limits)
-                await run_in_threadpool(enqueue, services.celery, upload.job.id)
-                pending.commit()
+        slot = upload_slot(services.uploads, key.id)
+        try:
+            await run_in_threadpool(check_quotas, services.store, key.id, quotas)
+            with scratch_folder(UPLOAD_PREFIX) as folder:
+                async with PendingJob(services.store) as pending:
+                    form = VideoForm(boundary, limits, pending, Path(folder))
+                    upload = await form.receive(request)
+                    await run_in_threadpool(check_video, upload.path, limits)
+                    await run_in_threadpool(
+                        check_quotas, services.store, key.id, quotas, upload.size
+                    )
+                    job = await pending.create(key.id, upload.options)
+                    await run_in_threadpool(enqueue, services.celery, job.id)
+                    pending.commit()
+        finally:
+            slot.release()
     except ApiError as error:
         services.metrics.uploads_refused.labels(code=error.code.value).inc()
         raise
     services.metrics.jobs_created.inc()
-    document = job_document(request, upload.job, {})
+    document = job_document(request, job, {})
     return JSONResponse(
         document.model_dump(mode="json"),
         status_code=HTTPStatus.ACCEPTED,

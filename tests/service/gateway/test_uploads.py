@@ -117,6 +117,7 @@ def test_a_file_that_is_not_a_usable_video_is_refused_and_leaves_nothing(
         ({"max_width": 64, "max_height": 64}, "resolution_too_high"),
         ({"max_frames": 4}, "too_many_frames"),
         ({"max_duration_s": 0.1}, "video_too_long"),
+        ({"max_pixel_frames": 96 * 64 * 5 - 1}, "too_many_pixels"),  # the decode budget
     ],
 )
 def test_a_video_past_the_limits_is_refused_and_leaves_nothing(

@@ -22,13 +22,16 @@ from service.jobs import (
     JobState,
     JobStore,
     Keys,
+    OwnerUsage,
     ProgressEvent,
     RateLimiter,
     ResultsTooLargeError,
     StoreConfig,
     VideoTooLargeError,
 )
+from service.jobs.keys import new_job_id
 from service.outputs import OUTPUT_FORMATS
+from tests.support.jobs import upload_job
 
 OWNER = "key-1"
 WORKER_A, WORKER_B = "host-a:101:aa", "host-b:202:bb"
@@ -69,9 +72,7 @@ def write(path: Path, data: bytes) -> Path:
 
 
 def queued_with_video(store: JobStore, video: bytes = b"video bytes") -> str:
-    job_id = store.create(OWNER).id
-    store.append_video(job_id, video)
-    return job_id
+    return upload_job(store, OWNER, video).id
 
 
 def results(tmp_path: Path, tag: bytes) -> dict[str, Path]:
@@ -120,11 +121,9 @@ def test_job_ids_are_unguessable_and_unique(store: JobStore) -> None:
 
 def test_a_job_from_upload_to_results(store: JobStore, tmp_path: Path) -> None:
     options = JobOptions(smooth=True, formats=["json", "glb", "json"], min_track_length=5)
-    created = store.create(OWNER, options)
-    assert created.state is JobState.QUEUED
     video = os.urandom(5 * CHUNK_BYTES + 3)
-    for start in range(0, len(video), 777):
-        store.append_video(created.id, video[start : start + 777])
+    created = upload_job(store, OWNER, video, options, chunk_bytes=777)
+    assert created.state is JobState.QUEUED
     assert store.video_size(created.id) == len(video)
 
     running = store.start(created.id, WORKER_A)
@@ -181,20 +180,61 @@ def test_every_key_has_a_ttl(
     all_expire()
 
 
-def test_uploads_are_bounded_and_closed_once_started(make_store: MakeStore) -> None:
+def test_uploads_are_bounded_and_closed_once_their_job_exists(make_store: MakeStore) -> None:
     store = make_store(max_video_bytes=10)
-    job_id = store.create(OWNER).id
-    assert store.append_video(job_id, b"12345678") == 8
+    upload = new_job_id()
+    assert store.append_video(upload, b"12345678", 0) == 8
     with pytest.raises(VideoTooLargeError):
-        store.append_video(job_id, b"abc")
-    assert store.video_size(job_id) == 8  # the refused chunk was not appended
-    store.start(job_id, WORKER_A)
+        store.append_video(upload, b"abc", 8)
+    assert store.video_size(upload) == 8  # the refused chunk was not appended
+    with pytest.raises(JobClosedError, match="expired"):
+        store.append_video(upload, b"9", 0)  # not where the stored part ends
+    job = store.create(OWNER, upload=upload)
+    assert store.video_size(job.id) == 8
     with pytest.raises(JobClosedError):
-        store.append_video(job_id, b"9")
+        store.append_video(job.id, b"9", 8)
     with pytest.raises(JobClosedError):
-        store.append_video("A" * 22, b"9")  # no such job: no orphan video key either
+        store.create(OWNER, upload=upload)  # one job per upload
+    with pytest.raises(JobClosedError, match="gone"):
+        store.create(OWNER, upload=new_job_id())  # nothing was uploaded under it
     with pytest.raises(ValidationError):
         make_store(max_video_bytes=1 << 40)  # more than one Redis string holds
+
+
+def test_an_upload_cut_short_expires_and_leaves_no_job(
+    make_store: MakeStore, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """A gateway that died mid-upload runs no cleanup: its part expires by itself."""
+    store = make_store(upload_ttl_s=0.3)
+    upload = new_job_id()
+    store.append_video(upload, b"part", 0)
+    assert 0 < redis_client.pttl(store.keys.video(upload)) <= 300
+    assert store.get(upload) is None
+    time.sleep(0.5)
+    assert keys_under(redis_client, redis_prefix) == []
+    with pytest.raises(JobClosedError, match="expired"):
+        store.append_video(upload, b"rest", 4)
+
+
+def test_an_owners_usage_counts_its_active_jobs_bytes_and_worker_time(
+    store: JobStore, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    assert store.owner_usage(OWNER) == OwnerUsage(0, 0, 0.0)
+    first = queued_with_video(store, b"x" * 100)
+    second = queued_with_video(store, b"y" * 50)
+    upload_job(store, "someone-else", b"z" * 1000)
+    assert store.owner_usage(OWNER) == OwnerUsage(2, 150, 0.0)
+    assert store.start(first, WORKER_A) is not None
+    store.finish(first, WORKER_A, {"result.json": write(tmp_path / "r.json", b"{}" * 10)})
+    assert store.owner_usage(OWNER) == OwnerUsage(1, 50 + 20, 0.0)  # the upload went, results came
+    store.add_work(OWNER, 2.5)
+    store.add_work(OWNER, 1.0)
+    store.add_work(OWNER, 100.0, now=time.time() - 3600)  # the last hour's: not counted
+    assert store.owner_usage(OWNER).worker_seconds == pytest.approx(3.5)
+    store.delete(second)
+    assert store.owner_usage(OWNER) == OwnerUsage(0, 20, 3.5)
+    index = redis_client.zrange(store.keys.owner_jobs(OWNER), 0, -1)
+    assert index == [first.encode()]  # the deleted job left the index
 
 
 def test_progress_is_in_the_hash_and_published(store: JobStore, tmp_path: Path) -> None:
@@ -357,7 +397,9 @@ def test_a_failed_attempts_files_are_dropped(
     assert record is not None
     assert (record.state, record.error_code) == (JobState.FAILED, "write_failed")
     assert store.list_files(job_id) == {}
-    assert keys_under(redis_client, redis_prefix) == [store.keys.job(job_id)]
+    assert keys_under(redis_client, redis_prefix) == sorted(
+        [store.keys.job(job_id), store.keys.owner_jobs(OWNER)]
+    )
 
 
 def test_running_jobs_are_indexed_from_start_to_end(

@@ -53,6 +53,7 @@ def write_scene(
     scale: float = 1.0,
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
+    frames: int = FRAMES,
 ) -> Path:
     """``FRAMES`` frames of ``size`` (width, height): walker patches (scaled by ``scale``) with
     their top-left corners at ``places`` (cut where they leave the frame), 2 pixels to the
@@ -62,7 +63,7 @@ def write_scene(
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=10)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        for index in range(FRAMES):
+        for index in range(frames):
             image = np.full((height, width, 3), PLAIN, dtype=np.uint8)
             for number, (left, top) in enumerate(places):
                 patch = patches[number % len(patches)]
@@ -136,6 +137,22 @@ def test_tiny_frames_hold_nobody(tmp_path: Path, bundle: Bundle) -> None:
     video = write_scene(tmp_path / "tiny.mp4", (32, 24), [(0, 0)])
     with pytest.raises(NoPeopleError, match="no person was found"):
         process_video(video, bundle, pipeline_config(min_track_length=FRAMES))
+
+
+def test_a_video_empty_from_its_start_is_given_up_early(tmp_path: Path, bundle: Bundle) -> None:
+    """A long video of nobody costs no more than its first ``nobody_stop_s`` seconds."""
+    video = write_scene(tmp_path / "empty.mp4", (160, 120), [], frames=40)  # 4 s at 10 fps
+    decoded: list[int] = []
+    config = pipeline_config(min_track_length=FRAMES, nobody_stop_s=1.0)
+    with pytest.raises(NoPeopleError, match="in the first 1 s"):
+        process_video(video, bundle, config, progress=lambda _, done, __: decoded.append(done))
+    assert 10 <= decoded[-1] < 40
+
+
+def test_people_from_the_first_frame_are_not_given_up(tmp_path: Path, bundle: Bundle) -> None:
+    video = write_scene(tmp_path / "walkers.mp4", (384, 200), [(20, 20), (140, 20)])
+    config = pipeline_config(min_track_length=FRAMES, nobody_stop_s=0.1)
+    assert len(process_video(video, bundle, config).result.tracks) == 2
 
 
 def test_a_candidate_refused_in_the_frame_before_is_not_looked_at_again(

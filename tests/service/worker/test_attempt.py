@@ -18,6 +18,7 @@ from service.worker.attempt import (
     ProgressReporter,
 )
 from service.worker.reaper import Reaper
+from tests.support.jobs import upload_job
 
 WORKER_A, WORKER_B = "host-a:101:aa", "host-b:202:bb"
 LOCK_TTL_S = 0.5
@@ -41,8 +42,7 @@ def store(redis_client: redis.Redis, redis_prefix: str) -> JobStore:
 
 
 def running_job(store: JobStore, worker: str = WORKER_A) -> str:
-    job_id = store.create("owner").id
-    store.append_video(job_id, b"video")
+    job_id = upload_job(store, "owner", b"video").id
     assert store.start(job_id, worker) is not None
     return job_id
 

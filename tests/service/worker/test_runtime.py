@@ -12,7 +12,7 @@ import pytest
 
 from service.bundle import CPU_PROVIDER, CUDA_PROVIDER
 from service.jobs import JobOptions
-from service.settings import Device, load_settings
+from service.settings import Device, WorkerSettings, load_settings
 from service.worker import choose_providers, pipeline_config
 from tests.support.worker_process import REPO, worker_env, write_settings
 
@@ -57,13 +57,16 @@ def test_the_bundle_comes_from_the_environment_for_workers_and_gateway(
 
 
 def test_a_jobs_options_become_the_pipelines_settings() -> None:
-    plain = pipeline_config(JobOptions(), "fp32")
+    fp32, fp16 = WorkerSettings(precision="fp32"), WorkerSettings(precision="fp16")
+    plain = pipeline_config(JobOptions(), fp32)
     assert plain.regression.smoothing is None
-    assert plain.tracker.min_length == pipeline_config(JobOptions(), "fp16").tracker.min_length
-    chosen = pipeline_config(JobOptions(smooth=True, min_track_length=5), "fp16")
+    assert plain.tracker.min_length == pipeline_config(JobOptions(), fp16).tracker.min_length
+    assert plain.nobody_stop_s == fp32.nobody_stop_s
+    chosen = pipeline_config(JobOptions(smooth=True, min_track_length=5), fp16)
     assert chosen.regression.smoothing is not None
     assert chosen.tracker.min_length == 5
     assert chosen.precision == "fp16"
+    assert pipeline_config(JobOptions(), WorkerSettings(nobody_stop_s=None)).nobody_stop_s is None
 
 
 def meshcast_worker(settings: Path, **env: str) -> subprocess.CompletedProcess[str]:

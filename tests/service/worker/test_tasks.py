@@ -1,7 +1,8 @@
-"""The task in this process on a real Redis: a store that fails (a connection error) sends the
-task again no sooner than the job's lock lapses, and once the retries are spent the job is
-failed with ``store_unavailable``, not left queued or running. A long job's stored result grows
-by its parameters alone (no posed vertices), so ten minutes of two people fit the store."""
+"""The task in this process on a real Redis: a store that fails (a connection error) is tried
+again in the task itself, no sooner than the job's lock lapses, and once the retries are spent
+the job is failed with ``store_unavailable``, not left queued or running. Each attempt's time
+counts against its owner. A long job's stored result grows by its parameters alone (no posed
+vertices), so ten minutes of two people fit the store."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from service.pipeline.result import TrackResult, VideoResult
 from service.pipeline.run import body_topology
 from service.settings import ServiceSettings, UploadLimits, WorkerSettings
 from service.worker import WorkerRuntime, tasks
+from tests.support.jobs import upload_job
 
 LOCK_TTL_S, BACKOFF_S, MAX_RETRIES = 3.0, 0.2, 2
 # The long job: two people through every frame of a video, as long as the test can afford; the
@@ -31,22 +33,6 @@ PEOPLE, SHORT_FRAMES, LONG_FRAMES = 2, 1, 600
 # Meshes asked for: the worker stores result.npz for them (the gateway poses them from it).
 MESH_JOB = JobOptions(formats=["obj", "ply"])
 VIDEO_SIZE, FOCAL_LENGTH = (640, 480), 500.0  # pixels: what the faked pipeline run reports
-
-
-class RetryError(Exception):
-    """What the fake task's retry() gives, for process_job to raise."""
-
-
-class FakeTask:
-    """The bound task as process_job sees it: its delivery's retries, and retry()."""
-
-    def __init__(self, retries: int) -> None:
-        self.request = SimpleNamespace(retries=retries)
-        self.retried: dict[str, Any] | None = None
-
-    def retry(self, **options: Any) -> RetryError:
-        self.retried = options
-        return RetryError()
 
 
 @pytest.fixture
@@ -69,44 +55,66 @@ def worker(redis_client: redis.Redis, redis_prefix: str, bundle: Path) -> Worker
     )
 
 
-@pytest.fixture
-def current(worker: WorkerRuntime, monkeypatch: pytest.MonkeyPatch) -> WorkerRuntime:
-    """A worker runtime whose store's start() fails as an unreachable Redis does."""
+def failing_start(
+    worker: WorkerRuntime, monkeypatch: pytest.MonkeyPatch, failures: int | None
+) -> list[float]:
+    """Make the store's start() fail as an unreachable Redis does, ``failures`` times (None:
+    always), and the task's sleeps return at once; returns the sleeps asked for."""
+    start = worker.store.start
+    calls = 0
 
-    def unreachable(*_: object) -> None:
-        raise redis.ConnectionError("Error 111 connecting to Redis. Connection refused.")
+    def unreachable(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if failures is None or calls <= failures:
+            raise redis.ConnectionError("Error 111 connecting to Redis. Connection refused.")
+        return start(*args)
 
     monkeypatch.setattr(worker.store, "start", unreachable)
+    slept: list[float] = []
+    monkeypatch.setattr(tasks.time, "sleep", slept.append)
     monkeypatch.setattr(tasks, "runtime", lambda: worker)
-    return worker
+    return slept
 
 
 def queued_job(store: JobStore, options: JobOptions | None = None) -> str:
-    job_id = store.create("owner", options).id
-    store.append_video(job_id, b"video")
-    return job_id
+    return upload_job(store, "owner", b"video", options).id
 
 
-def test_a_failing_store_retries_the_task_once_the_lock_can_lapse(current: WorkerRuntime) -> None:
-    job_id = queued_job(current.store)
-    task = FakeTask(retries=0)
-    with pytest.raises(RetryError):
-        tasks.process_job(task, job_id)
-    assert task.retried is not None
-    assert task.retried["countdown"] >= LOCK_TTL_S
-    assert task.retried["max_retries"] == MAX_RETRIES
-    assert isinstance(task.retried["exc"], redis.ConnectionError)
+def test_a_failing_store_is_tried_again_in_the_task_once_the_lock_can_lapse(
+    worker: WorkerRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not sent again through the broker (the same Redis, maybe down): retried right here."""
+    fake_pipeline(worker, monkeypatch, SHORT_FRAMES)
+    slept = failing_start(worker, monkeypatch, failures=1)
+    job_id = queued_job(worker.store, MESH_JOB)
+    assert tasks.process_job(job_id) == "succeeded"
+    assert len(slept) == 1
+    assert slept[0] >= LOCK_TTL_S
+    record = worker.store.get(job_id)
+    assert record is not None
+    assert (record.state, record.attempts) == (JobState.SUCCEEDED, 1)
 
 
-def test_spent_retries_fail_the_job(current: WorkerRuntime) -> None:
-    job_id = queued_job(current.store)
-    task = FakeTask(retries=MAX_RETRIES)
-    assert tasks.process_job(task, job_id) == "failed"
-    assert task.retried is None
-    record = current.store.get(job_id)
+def test_spent_retries_fail_the_job(worker: WorkerRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    slept = failing_start(worker, monkeypatch, failures=None)
+    job_id = queued_job(worker.store)
+    assert tasks.process_job(job_id) == "failed"
+    assert len(slept) == MAX_RETRIES
+    assert slept == sorted(slept)  # backing off
+    record = worker.store.get(job_id)
     assert record is not None
     assert (record.state, record.error_code) == (JobState.FAILED, "store_unavailable")
     assert record.error_message
+
+
+def test_an_attempts_time_counts_against_its_owner(
+    worker: WorkerRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_pipeline(worker, monkeypatch, SHORT_FRAMES)
+    before = worker.store.owner_usage("owner").worker_seconds
+    assert tasks.run_job(worker, queued_job(worker.store, MESH_JOB)) == "succeeded"
+    assert worker.store.owner_usage("owner").worker_seconds > before
 
 
 def random_track(bundle: Bundle, track_id: int, frames: int, seed: int) -> TrackResult:

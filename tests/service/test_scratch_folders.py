@@ -1,4 +1,4 @@
-"""Job scratch folders: named after their process, swept once that process is gone."""
+"""Scratch folders: named after their process, swept once that process is gone."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from service.worker.job_folders import PREFIX, job_folder, sweep_orphan_folders
+from service.scratch_folders import JOB_PREFIX as PREFIX
+from service.scratch_folders import UPLOAD_PREFIX, scratch_folder, sweep_orphan_folders
 
 
 def dead_pid() -> int:
@@ -16,8 +17,8 @@ def dead_pid() -> int:
     return process.pid
 
 
-def test_a_job_folder_names_its_process() -> None:
-    with job_folder() as folder:
+def test_a_scratch_folder_names_its_process() -> None:
+    with scratch_folder(PREFIX) as folder:
         assert Path(folder).name.startswith(f"{PREFIX}{os.getpid()}-")
     assert not Path(folder).exists()
 
@@ -30,12 +31,15 @@ def test_the_sweep_removes_only_the_folders_of_gone_processes(tmp_path: Path) ->
     own.mkdir()
     unrelated = tmp_path / f"{PREFIX}notapid"
     unrelated.mkdir()
-    assert sweep_orphan_folders(tmp_path) == [orphan]
+    upload = tmp_path / f"{UPLOAD_PREFIX}{dead_pid()}-ghi"  # another prefix: another sweep's
+    upload.mkdir()
+    assert sweep_orphan_folders(PREFIX, tmp_path) == [orphan]
     assert not orphan.exists()
     assert own.is_dir()
     assert unrelated.is_dir()
+    assert sweep_orphan_folders(UPLOAD_PREFIX, tmp_path) == [upload]
 
 
 def test_a_file_of_the_same_name_is_left(tmp_path: Path) -> None:
     (tmp_path / f"{PREFIX}{dead_pid()}-file").write_text("not ours")
-    assert sweep_orphan_folders(tmp_path) == []
+    assert sweep_orphan_folders(PREFIX, tmp_path) == []

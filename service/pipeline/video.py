@@ -42,6 +42,8 @@ VideoErrorCode = Literal[
 # Display matrices rotate by multiples of a quarter turn in practice (phones); other angles are
 # rounded to the nearest quarter turn, as FFmpeg's own autorotation does.
 QUARTER_TURN_DEG = 90
+# FFmpeg's demuxers of still images (besides the *_pipe ones: png_pipe, jpeg_pipe, ...).
+IMAGE_DEMUXERS = frozenset({"image2", "image2pipe"})
 FULL_TURN_DEG = 360
 
 
@@ -194,7 +196,13 @@ def _open(path: str | Path) -> av.container.InputContainer:
 
 
 def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
-    """The container's first video stream."""
+    """The container's first video stream (refused when the file is a still image: FFmpeg's
+    image demuxers read a PNG or a JPEG as a video of one frame)."""
+    if container.format.name in IMAGE_DEMUXERS or container.format.name.endswith("_pipe"):
+        raise VideoError(
+            "not_a_video",
+            f"The file is a still image ({container.format.name}), not a video.",
+        )
     if not container.streams.video:
         raise VideoError("no_video_stream", "The file holds no video stream (audio only?).")
     return container.streams.video[0]

@@ -180,3 +180,28 @@ def write_grey_video(path: Path) -> Path:
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return path
+
+
+def write_stored_outputs(body: BodyModel, folder: Path) -> tuple[VideoResult, dict[str, Path]]:
+    """A small synthetic result's files as a worker stores them (every stored format,
+    result.npz without posed vertices), written under ``folder``: the result, and the files
+    by their names in the store."""
+    from service.jobs import JobOptions
+    from service.outputs import write_outputs
+
+    result = make_video_result(body)
+    video = write_grey_video(folder / "input.avi")
+    stored = folder / "stored"
+    written = write_outputs(
+        result,
+        video,
+        stored,
+        torch_mesh_vertices(body),
+        focal_length=FOCAL_LENGTH,
+        formats=JobOptions().stored_formats,
+        npz_vertices=False,
+    )
+    files = {
+        path.relative_to(stored).as_posix(): path for paths in written.values() for path in paths
+    }
+    return result, files

@@ -174,10 +174,18 @@ def make_audio_only(path: Path) -> Path:
     return path
 
 
+def make_image(path: Path) -> Path:
+    """A still PNG, which FFmpeg would read as a video of one frame."""
+    path = path.with_suffix(".png")
+    path.write_bytes(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    return path
+
+
 @pytest.mark.parametrize(
     ("make", "code", "words"),
     [
         (make_empty, "empty_file", "empty"),
+        (make_image, "not_a_video", "still image"),
         (make_text, "not_a_video", "not a video"),
         (make_index_cut, "not_a_video", "cut short"),
         (make_no_frames, "no_frames", "no frames"),

@@ -19,7 +19,6 @@ import pydantic
 import pytest
 import yaml
 
-from meshcast.commands.gateway import GRACEFUL_SHUTDOWN_S
 from service.queue import QUEUE, broker_prefix
 from service.settings import ServiceSettings, read_api_keys
 from tests.support.chart import (
@@ -325,7 +324,8 @@ def test_gateway_probes_health_and_readiness(objects: list[Manifest]) -> None:
     assert container["readinessProbe"]["timeoutSeconds"] > ping_s
     # The grace period holds the preStop pause and the time the gateway gives open requests.
     pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
-    assert gateway["terminationGracePeriodSeconds"] > pause + GRACEFUL_SHUTDOWN_S
+    shutdown_s = config_of(objects)["gateway"]["server"]["graceful_shutdown_s"]
+    assert gateway["terminationGracePeriodSeconds"] > pause + shutdown_s
 
 
 def test_the_gateway_hpa_and_pdb_cover_the_gateway_pods(objects: list[Manifest]) -> None:

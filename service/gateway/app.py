@@ -20,8 +20,10 @@ import redis
 from fastapi import FastAPI
 
 from service.gateway.context import Gateway, Slots
+from service.gateway.docs import install_docs
 from service.gateway.errors import install_error_handlers
 from service.gateway.frame_meshes import FrameBody
+from service.gateway.head import HeadAsGet
 from service.gateway.metrics import GatewayMetrics, MetricsMiddleware
 from service.gateway.routers import downloads, events, health, jobs
 from service.jobs import JobStore, Keys, RateLimiter
@@ -105,10 +107,14 @@ def create_app(settings: ServiceSettings, body: FrameBody) -> FastAPI:
         version=version("meshcast"),
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from a package instead of a CDN: install_docs
+        redoc_url=None,
     )
     app.state.gateway = services
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(HeadAsGet)  # outermost: the metrics count a HEAD as the GET it runs
     for module in (jobs, events, downloads, health):
         app.include_router(module.router)
+    install_docs(app)
     return app

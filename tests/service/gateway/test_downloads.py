@@ -175,6 +175,36 @@ def test_byte_ranges_of_a_stored_file(
     assert past_the_end.headers["content-range"] == f"bytes */{size}"
 
 
+def test_head_answers_what_get_would_without_the_body(
+    gateway: RunningGateway, job_id: str, outputs: Outputs
+) -> None:
+    size = outputs.stored["preview.mp4"].stat().st_size
+    requests = [
+        (f"/jobs/{job_id}", {}),
+        (f"/jobs/{job_id}/preview.mp4", {}),
+        (f"/jobs/{job_id}/preview.mp4", {"Range": "bytes=10-99"}),
+        (f"/jobs/{job_id}/preview.mp4", {"Range": f"bytes={size}-"}),  # 416
+        (f"/jobs/{job_id}/result.npz", {}),
+        (f"/jobs/{job_id}/tracks/1/frames/0.obj", {}),
+        (f"/jobs/{job_id}/events", {}),
+        (f"/jobs/{job_id}/nothing.txt", {}),  # 404
+        ("/healthz", {}),
+    ]
+    compared = ("content-length", "content-type", "content-range", "accept-ranges")
+    with gateway.client() as client:
+        for url, headers in requests:
+            got = client.get(url, headers=headers)
+            head = client.head(url, headers=headers)
+            assert head.status_code == got.status_code, url
+            assert head.content == b"", url
+            for name in compared:
+                assert head.headers.get(name) == got.headers.get(name), (url, name)
+    with gateway.client(None) as anonymous:  # an error keeps its own headers too
+        refused = anonymous.head(f"/jobs/{job_id}")
+    assert refused.status_code == HTTPStatus.UNAUTHORIZED
+    assert refused.headers["www-authenticate"] == "Bearer"
+
+
 def test_a_range_of_numbers_of_any_length_is_read(
     gateway: RunningGateway, job_id: str, outputs: Outputs
 ) -> None:

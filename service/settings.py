@@ -139,6 +139,11 @@ class GatewaySettings(BaseModel):
     quotas: Quotas = Quotas()
     rate_limit: RateLimit = RateLimit()
     server: ServerLimits = ServerLimits()
+    # Prometheus's metrics on a port of their own, never on the API's (which an Ingress
+    # exposes): in a cluster the pod's address (the chart sets 0.0.0.0 and 9100); 0: a free
+    # port; None: not served.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = None
     max_event_streams: PositiveInt = 64  # open SSE streams; each holds a thread
     max_event_streams_per_key: PositiveInt = 8  # of them, open with one API key
     # /readyz wants a worker that answered within this long (Celery's ping)...

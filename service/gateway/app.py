@@ -24,7 +24,7 @@ from service.gateway.docs import install_docs
 from service.gateway.errors import install_error_handlers
 from service.gateway.frame_meshes import FrameBody
 from service.gateway.head import HeadAsGet
-from service.gateway.metrics import GatewayMetrics, MetricsMiddleware
+from service.gateway.metrics import GatewayMetrics, MetricsMiddleware, serve_metrics
 from service.gateway.routers import downloads, events, health, jobs
 from service.jobs import JobStore, Keys, RateLimiter
 from service.queue import celery_app
@@ -96,9 +96,13 @@ def create_app(settings: ServiceSettings, body: FrameBody) -> FastAPI:
             logger.warning("no API keys are configured: every request to /jobs is refused")
         # A gateway killed mid-upload left its upload's file: removed as the next one starts.
         sweep_orphan_folders(UPLOAD_PREFIX)
+        metrics_server = serve_metrics(app, settings.gateway, metrics)
         try:
             yield
         finally:
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
             services.celery.close()
             client.close()
 

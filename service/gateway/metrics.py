@@ -1,4 +1,6 @@
-"""The gateway's Prometheus metrics, and the middleware that counts every request.
+"""The gateway's Prometheus metrics, the middleware that counts every request, and the server
+that exposes them on a port of their own (``gateway.metrics_host``, ``metrics_port``), away from
+the API's port: an Ingress that routes the API to the world does not route them.
 
 Each app has a registry of its own (not prometheus_client's global one), so that several apps
 in one process (tests) do not register the same names twice. Labels stay few: the route is
@@ -18,16 +20,21 @@ from __future__ import annotations
 
 import time
 from http import HTTPStatus
+from wsgiref.simple_server import WSGIServer
 
+from fastapi import FastAPI
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     ProcessCollector,
+    start_http_server,
 )
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.settings import GatewaySettings
 
 NAMESPACE = "meshcast_gateway"
 # Seconds: requests answered from Redis take milliseconds, uploads of hundreds of MB minutes.
@@ -102,3 +109,18 @@ class MetricsMiddleware:
             }
             self.metrics.requests.labels(**labels).inc()
             self.metrics.latency.labels(**labels).observe(time.perf_counter() - start)
+
+
+def serve_metrics(
+    app: FastAPI, settings: GatewaySettings, metrics: GatewayMetrics
+) -> WSGIServer | None:
+    """Start prometheus_client's server of ``metrics`` (a thread) where ``settings`` say, and
+    note its URL in ``app.state.metrics_url``; ``None`` when no port is set. The caller shuts
+    it down."""
+    if settings.metrics_port is None:
+        return None
+    server, _ = start_http_server(
+        settings.metrics_port, settings.metrics_host, registry=metrics.registry
+    )
+    app.state.metrics_url = f"http://{settings.metrics_host}:{server.server_port}/metrics"
+    return server

@@ -182,7 +182,10 @@ def test_the_configmap_is_settings_the_service_accepts(objects: list[Manifest]) 
     gateway = one(objects, "Deployment", "meshcast-gateway")["spec"]["template"]
     container = gateway["spec"]["containers"][0]
     assert (settings.gateway.host, settings.gateway.port) == ("0.0.0.0", 8000)
-    assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8000, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": settings.gateway.metrics_port, "protocol": "TCP"},
+    ]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert str(settings.gateway.api_keys_file) == f"{mounts['api-keys']}/api-keys.yaml"
     assert env(container)["MESHCAST_CONFIG"]["value"] == f"{mounts['config']}/config.yaml"
@@ -210,9 +213,8 @@ def test_the_settings_values_are_the_services_own_keys() -> None:
     settings = schema["properties"]["settings"]["properties"]
     check(settings, ServiceSettings)
     assert not {"redis_url", "bundle"} & set(settings)
-    assert not {"host", "port", "api_keys", "api_keys_file"} & set(
-        settings["gateway"]["properties"]
-    )
+    chart_set = {"host", "port", "api_keys_file", "metrics_host", "metrics_port"}
+    assert not ({"api_keys"} | chart_set) & set(settings["gateway"]["properties"])
     assert "device" not in settings["worker"]["properties"]
 
 
@@ -311,6 +313,21 @@ def test_worker_probes_are_celerys_ping(objects: list[Manifest]) -> None:
 
 
 # Gateway --------------------------------------------------------------------------------------
+
+
+def test_the_gateways_metrics_are_on_the_pods_alone(objects: list[Manifest]) -> None:
+    """Prometheus's metrics are served on a port of their own, scraped from the pods; the
+    Service (and so the Ingress) routes the API's port only."""
+    config = config_of(objects)["gateway"]
+    assert (config["metrics_host"], config["metrics_port"]) == ("0.0.0.0", 9100)
+    deployment = one(objects, "Deployment", "meshcast-gateway")["spec"]["template"]
+    (container,) = deployment["spec"]["containers"]
+    assert {"name": "metrics", "containerPort": 9100, "protocol": "TCP"} in container["ports"]
+    annotations = deployment["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == "9100"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    service = one(objects, "Service", "meshcast-gateway")["spec"]
+    assert [port["targetPort"] for port in service["ports"]] == ["http"]
 
 
 def test_gateway_probes_health_and_readiness(objects: list[Manifest]) -> None:
@@ -569,7 +586,10 @@ def test_only_the_gateway_and_workers_reach_redis(objects: list[Manifest]) -> No
         }
     gateway = one(objects, "NetworkPolicy", "meshcast-gateway")["spec"]
     assert selects(gateway["podSelector"], labels["meshcast-gateway"])
-    assert [r["ports"] for r in gateway["ingress"]] == [[{"port": 8000, "protocol": "TCP"}]]
+    assert [r["ports"] for r in gateway["ingress"]] == [
+        [{"port": 8000, "protocol": "TCP"}],
+        [{"port": 9100, "protocol": "TCP"}],  # the metrics: Prometheus
+    ]
     worker = one(objects, "NetworkPolicy", "meshcast-worker")["spec"]
     assert selects(worker["podSelector"], labels["meshcast-worker"])
     assert worker["policyTypes"] == ["Ingress"]

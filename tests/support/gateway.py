@@ -219,6 +219,7 @@ class RunningGateway:
     store: JobStore  # the test's own client, as a worker would have
     redis: redis.Redis
     prefix: str
+    metrics_url: str | None = None  # when the settings serve metrics (metrics_port)
 
     def client(self, who: str | None = ALICE, **headers: str) -> httpx.Client:
         """An HTTP client with ``who``'s key (``None``: no key)."""

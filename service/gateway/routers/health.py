@@ -1,19 +1,17 @@
-"""``/healthz`` (the process answers), ``/readyz`` (jobs would be processed), ``/metrics``.
+"""``/healthz`` (the process answers), ``/readyz`` (jobs would be processed).
 
-None of them takes an API key: probes and Prometheus call them, and they tell nothing about
-anyone's jobs.
+Neither takes an API key: probes call them, and they tell nothing about anyone's jobs.
+Prometheus's metrics are on a port of their own (:func:`~service.gateway.metrics.serve_metrics`).
 """
 
 from __future__ import annotations
 
 import logging
-from http import HTTPStatus
 from typing import Annotated
 
 import redis
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends
 from kombu.exceptions import OperationalError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.gateway.context import Gateway, gateway
 from service.gateway.errors import ApiError, ErrorCode, error_responses
@@ -73,17 +71,3 @@ def readyz(services: Annotated[Gateway, Depends(gateway)]) -> Readiness:
             "start one with `meshcast worker`",
         )
     return Readiness(workers=workers)
-
-
-@router.get(
-    "/metrics",
-    response_class=Response,
-    responses={
-        HTTPStatus.OK.value: {"content": {CONTENT_TYPE_LATEST: {}}},
-        **error_responses(),
-    },
-    summary="Prometheus metrics",
-)
-def metrics(services: Annotated[Gateway, Depends(gateway)]) -> Response:
-    """The gateway's metrics in Prometheus's text format."""
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -59,7 +59,8 @@ def make_gateway(
             app = create_app(settings, body or frame_body)
             url = servers.enter_context(serve(app))
             store = JobStore(redis_client, settings.store)
-            return RunningGateway(url, settings, store, redis_client, redis_prefix)
+            metrics_url = getattr(app.state, "metrics_url", None)
+            return RunningGateway(url, settings, store, redis_client, redis_prefix, metrics_url)
 
         yield make
 

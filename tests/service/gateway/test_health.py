@@ -94,9 +94,11 @@ def test_readyz_is_503_without_redis(make_gateway: MakeGateway, unused_port: int
     assert "Redis does not answer" in response.json()["error"]["message"]
 
 
-def test_metrics_count_requests_jobs_refusals_and_streams(
-    gateway: RunningGateway, video: bytes
+def test_metrics_count_requests_jobs_refusals_and_streams_on_their_own_port(
+    make_gateway: MakeGateway, video: bytes
 ) -> None:
+    gateway = make_gateway(metrics_port=0)  # a free port
+    assert gateway.metrics_url is not None
     with gateway.client() as client:
         assert upload(client, video).status_code == HTTPStatus.ACCEPTED
         assert upload(client, b"not a video").status_code == HTTPStatus.UNPROCESSABLE_ENTITY
@@ -104,7 +106,9 @@ def test_metrics_count_requests_jobs_refusals_and_streams(
         with gateway.client(BOB) as bob:
             assert bob.get("/jobs/AAAAAAAAAAAAAAAAAAAAAA").status_code == HTTPStatus.NOT_FOUND
         assert client.get("/no/such/route").status_code == HTTPStatus.NOT_FOUND
-        text = client.get("/metrics").text
+        # Not on the API's port, which an Ingress exposes.
+        assert error_of(client.get("/metrics")) == (HTTPStatus.NOT_FOUND, "not_found")
+    text = httpx.get(gateway.metrics_url).text
     lines = set(text.splitlines())
     assert "meshcast_gateway_jobs_created_total 1.0" in lines
     assert 'meshcast_gateway_uploads_refused_total{code="not_a_video"} 1.0' in lines
@@ -115,8 +119,8 @@ def test_metrics_count_requests_jobs_refusals_and_streams(
         in lines
     )  # the route's template, not the path: ids make no series
     assert (
-        'meshcast_gateway_requests_total{method="GET",route="unmatched",status="404"} 1.0' in lines
-    )
+        'meshcast_gateway_requests_total{method="GET",route="unmatched",status="404"} 2.0' in lines
+    )  # /no/such/route and /metrics
     assert any(
         line.startswith('meshcast_gateway_request_duration_seconds_count{method="POST"')
         for line in lines

@@ -7,6 +7,8 @@ import time
 from http import HTTPStatus
 from pathlib import Path
 
+import httpx
+
 from tests.support.gateway import (
     ALICE,
     BOB,
@@ -66,7 +68,8 @@ def test_an_ended_job_answers_one_event(gateway: RunningGateway, video: bytes) -
 
 
 def test_open_streams_are_capped(make_gateway: MakeGateway, video: bytes) -> None:
-    gateway = make_gateway(max_event_streams=1)
+    gateway = make_gateway(max_event_streams=1, metrics_port=0)
+    assert gateway.metrics_url is not None
     job_id = queued_job(gateway, video)
     with gateway.client() as client:
         with client.stream("GET", f"/jobs/{job_id}/events") as first:
@@ -75,7 +78,7 @@ def test_open_streams_are_capped(make_gateway: MakeGateway, video: bytes) -> Non
             refused = client.get(f"/jobs/{job_id}/events")
             assert error_of(refused) == (HTTPStatus.SERVICE_UNAVAILABLE, "too_many_streams")
             assert int(refused.headers["retry-after"]) > 0
-            metrics = client.get("/metrics").text
+            metrics = httpx.get(gateway.metrics_url).text
             assert "meshcast_gateway_event_streams_open 1.0" in metrics
             assert client.delete(f"/jobs/{job_id}").status_code == HTTPStatus.NO_CONTENT
             # DELETE cancels the job first: that final event ends the stream.

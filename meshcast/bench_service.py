@@ -186,7 +186,7 @@ def delete_keys_under(client: redis.Redis, prefix: str) -> int:
     return sum(int(client.delete(key)) for key in keys_under(client, prefix))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((LOOPBACK, 0))
         port: int = probe.getsockname()[1]
@@ -205,7 +205,7 @@ def own_gateway(settings: ServiceSettings, folder: Path) -> Iterator[str]:
     config = folder / "gateway.yaml"
     config.write_text(yaml.safe_dump(settings.model_dump(mode="json")))
     log = folder / "gateway.log"
-    port = _free_port()
+    port = free_port()
     url = f"http://{LOOPBACK}:{port}"
     command = [sys.executable, "-m", "meshcast", "gateway", "--config", str(config),
                "--host", LOOPBACK, "--port", str(port)]  # fmt: skip
@@ -213,7 +213,7 @@ def own_gateway(settings: ServiceSettings, folder: Path) -> Iterator[str]:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not _answers(url):
+        while not gateway_answers(url):
             if process.poll() is not None or time.monotonic() > deadline:
                 lines = log.read_text(errors="replace").strip().splitlines()
                 last = " ".join(lines[-LOG_TAIL_LINES:]) or "no output"
@@ -229,7 +229,7 @@ def own_gateway(settings: ServiceSettings, folder: Path) -> Iterator[str]:
             process.wait()
 
 
-def _answers(url: str) -> bool:
+def gateway_answers(url: str) -> bool:
     """Whether a gateway answers /healthz at ``url``."""
     try:
         return httpx.get(f"{url}/healthz", timeout=REQUEST_TIMEOUT_S).is_success
@@ -436,7 +436,7 @@ def run_service_bench(options: BenchOptions, settings: ServiceSettings) -> dict[
     client = _connect(settings)
     try:
         if options.url is not None:
-            if not _answers(options.url):
+            if not gateway_answers(options.url):
                 raise ConnectionError(f"no gateway answers at {options.url}/healthz")
             store = JobStore(client, settings.store)
             measured = asyncio.run(_load(options, options.url, options.api_key or "", store))

@@ -411,3 +411,73 @@ def service_command(
             err=True,
         )
     click.echo(json.dumps(report, indent=2))
+
+
+@command.command("faults")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Jobs per scenario, each with its fault.",
+)
+@click.option(
+    "--scenario",
+    "scenarios",
+    multiple=True,
+    type=click.Choice(["worker_kill", "child_kill", "gateway_kill", "redis_restart"]),
+    help="A scenario to run (repeat the option; default: all).",
+)
+@click.option(
+    "--bundle",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("bundles/default"),
+    show_default=True,
+)
+@click.option(
+    "--video",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="The jobs' video (default: the committed street clip).",
+)
+@click.option(
+    "--frames",
+    type=click.IntRange(min=8),
+    default=16,
+    show_default=True,
+    help="Frames of the video each job gets (a short job: the drill is many).",
+)
+@click.option(
+    "--job-timeout",
+    "job_timeout_s",
+    type=click.FloatRange(min=1),
+    default=300.0,
+    show_default=True,
+    help="Seconds a job may take to end before it counts as lost.",
+)
+def faults_command(
+    jobs: int,
+    scenarios: tuple[str, ...],
+    bundle: Path,
+    video: Path | None,
+    frames: int,
+    job_timeout_s: float,
+) -> None:
+    """The fault drill: the service as processes on a Redis of its own, each job with a fault
+    (a worker or its pool process SIGKILLed mid-job, the gateway SIGKILLed mid-upload, Redis
+    restarted mid-job); jobs lost, run twice, orphans, leftover files, time to recover."""
+    from meshcast.fault_drill import SCENARIOS, DrillOptions, run_fault_drill
+
+    options = DrillOptions(
+        jobs=jobs,
+        scenarios=scenarios or SCENARIOS,
+        bundle=bundle,
+        video=video or Path(__file__).resolve().parents[1] / "assets" / "vtest_clip.mp4",
+        frames=frames,
+        job_timeout_s=job_timeout_s,
+    )
+    try:
+        report = run_fault_drill(options, lambda line: click.echo(line, err=True))
+    except (FileNotFoundError, ChildProcessError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(json.dumps(report, indent=2))

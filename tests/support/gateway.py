@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import select
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +36,8 @@ STOP_TIMEOUT_S = 10.0
 POLL_S = 0.02
 LOOPBACK = "127.0.0.1"
 RESPONSE_TIMEOUT_S = 30.0
+COMMAND_POLL_S = 0.1
+COMMAND_START_TIMEOUT_S = 60.0  # the command's imports and bundle, on a busy machine
 
 # The test videos: small, and an odd number of frames at a round rate.
 VIDEO_WIDTH, VIDEO_HEIGHT = 96, 64
@@ -71,6 +76,33 @@ def serve(app: FastAPI) -> Iterator[str]:
         server.should_exit = True
         thread.join(STOP_TIMEOUT_S)
         sock.close()
+
+
+@contextmanager
+def gateway_command(
+    config: Path, port: int, tmp: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``meshcast gateway`` on the settings file ``config`` in a process of its own (with the
+    temp folder ``tmp``, if given), once it answers on ``port``; stopped afterwards."""
+    command = [sys.executable, "-m", "meshcast", "gateway", "--config", str(config),
+               "--port", str(port)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **({"TMPDIR": str(tmp)} if tmp else {})}
+    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE) as process:
+        try:
+            deadline = time.monotonic() + COMMAND_START_TIMEOUT_S
+            while True:
+                assert process.poll() is None, process.stderr and process.stderr.read()
+                assert time.monotonic() < deadline, "meshcast gateway did not start"
+                try:
+                    httpx.get(f"http://{LOOPBACK}:{port}/healthz")
+                    break
+                except httpx.ConnectError:
+                    time.sleep(COMMAND_POLL_S)
+            yield process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+            process.wait()
 
 
 @dataclass(frozen=True)

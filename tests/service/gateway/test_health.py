@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from http import HTTPStatus
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from tests.support.gateway import (
     MakeGateway,
     RunningGateway,
     error_of,
+    gateway_command,
     gateway_settings,
     upload,
 )
@@ -29,7 +29,6 @@ from tests.support.redis_server import PrivateRedis, free_loopback_port
 
 PING_TIMEOUT_S = 0.2
 COMMAND_START_TIMEOUT_S = 60.0
-POLL_S = 0.1
 ERROR_SCHEMA = "#/components/schemas/ErrorResponse"
 RESULT_SCHEMA = "#/components/schemas/ResultDocument"
 
@@ -189,24 +188,8 @@ def test_the_command_serves_the_gateway(
     config = tmp_path / "meshcast.yaml"
     config.write_text(yaml.safe_dump(settings.model_dump(mode="json")))
     port = free_loopback_port()
-    command = [sys.executable, "-m", "meshcast", "gateway", "--config", str(config),
-               "--port", str(port)]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE) as process:
-        try:
-            deadline = time.monotonic() + COMMAND_START_TIMEOUT_S
-            while True:
-                assert process.poll() is None, process.stderr and process.stderr.read()
-                assert time.monotonic() < deadline, "meshcast gateway did not start"
-                try:
-                    response = httpx.get(f"http://127.0.0.1:{port}/healthz")
-                    break
-                except httpx.ConnectError:
-                    time.sleep(POLL_S)
-            assert response.status_code == HTTPStatus.OK
-        finally:
-            process.terminate()
-            process.wait()
+    with gateway_command(config, port):
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == HTTPStatus.OK
 
 
 def test_a_missing_bundle_stops_the_command_before_it_listens(

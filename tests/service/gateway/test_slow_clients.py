@@ -10,8 +10,6 @@ import json
 import os
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,6 +29,7 @@ from tests.support.gateway import (
     RunningGateway,
     StalledUpload,
     error_of,
+    gateway_command,
     gateway_settings,
     upload,
 )
@@ -43,7 +42,6 @@ ANSWER_WAIT_S = 10.0  # far longer than any timeout under test: a loaded machine
 STALLED = 50
 POLLS, UPLOADS = 100, 10
 P99_LIMIT_S = 0.5
-COMMAND_START_TIMEOUT_S = 60.0
 POLL_S = 0.05
 UPLOAD_TTL_S = 2.0
 
@@ -184,31 +182,6 @@ def test_uvicorns_own_refusals_are_the_apis_json(make_gateway: MakeGateway) -> N
         assert second.get("/healthz").status_code == HTTPStatus.OK
         status, error = exchange(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     assert (status, error["code"]) == (HTTPStatus.SERVICE_UNAVAILABLE, "gateway_busy")
-
-
-@contextmanager
-def gateway_command(config: Path, port: int, tmp: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``meshcast gateway`` in a process of its own, with its temp folder ``tmp``, once it
-    answers."""
-    command = [sys.executable, "-m", "meshcast", "gateway", "--config", str(config),
-               "--port", str(port)]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp)}
-    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE) as process:
-        try:
-            deadline = time.monotonic() + COMMAND_START_TIMEOUT_S
-            while True:
-                assert process.poll() is None, process.stderr and process.stderr.read()
-                assert time.monotonic() < deadline, "meshcast gateway did not start"
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/healthz")
-                    break
-                except httpx.ConnectError:
-                    time.sleep(POLL_S)
-            yield process
-        finally:
-            if process.poll() is None:
-                process.terminate()
-            process.wait()
 
 
 def test_a_gateway_killed_mid_upload_leaves_no_job_and_nothing_for_long(

@@ -12,9 +12,8 @@ import re
 from http import HTTPStatus
 from typing import Literal
 
-from fastapi.responses import StreamingResponse
-
 from service.gateway.errors import ApiError, ErrorCode
+from service.gateway.head import StreamedBody
 from service.gateway.header_numbers import capped_int
 from service.jobs import StoredFile
 
@@ -56,8 +55,9 @@ def file_response(
     filename: str,
     range_header: str | None,
     disposition: Disposition = "attachment",
-) -> StreamingResponse:
-    """``stored`` (or the part ``range_header`` asks for) as a streamed response.
+) -> StreamedBody:
+    """``stored`` (or the part ``range_header`` asks for) as a streamed response (a ``HEAD``
+    reads none of it).
 
     Raises:
         ApiError: ``range_not_satisfiable``.
@@ -74,7 +74,7 @@ def file_response(
         status = HTTPStatus.PARTIAL_CONTENT
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{stored.size}"
     # A plain iterator: Starlette reads it in its thread pool (each chunk is a GETRANGE).
-    return StreamingResponse(
+    return StreamedBody(
         stored.chunks(start, stop), status_code=status, media_type=media_type, headers=headers
     )
 

@@ -12,7 +12,8 @@ Each open stream holds a thread (the store's pub/sub read blocks) until the clie
 which Starlette notices at once: the thread is told to stop and ends within
 :data:`~service.jobs.store.STOP_POLL_S`. Beyond ``max_event_streams`` open streams, or
 ``max_event_streams_per_key`` of one key, a new one is refused (503); the job's document
-(``GET /jobs/{job_id}``) says the same without a stream.
+(``GET /jobs/{job_id}``) says the same without a stream. A ``HEAD`` answers what a ``GET``
+would (503 included) and opens no stream (:class:`~service.gateway.head.StreamedBody`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from service.gateway.errors import (
     ErrorResponse,
     error_responses,
 )
+from service.gateway.head import StreamedBody
 from service.gateway.links import EVENTS_ROUTE
 from service.gateway.routers.jobs import JobId
 from service.jobs import JobStore, ProgressEvent
@@ -121,10 +123,11 @@ def job_events(
     if slot is SlotRefusal.OWNER_FULL:
         raise _too_many(f"this API key has {services.streams.per_owner} event streams open")
     assert isinstance(slot, Slot)
-    return StreamingResponse(
+    return StreamedBody(
         server_sent_events(services.store, job_id, slot),
         media_type=EVENT_STREAM,
         headers=STREAM_HEADERS,
+        on_head=slot.release,  # a HEAD: the answer a GET would have, no stream
     )
 
 

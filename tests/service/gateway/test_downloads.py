@@ -9,15 +9,18 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pygltflib
 import pytest
 import trimesh
 
+import service.jobs.store as store_module
 from service.gateway.frame_meshes import FrameBody
 from service.jobs import JobOptions
 from service.outputs import ResultDocument, read_result_npz, write_outputs
@@ -203,6 +206,34 @@ def test_head_answers_what_get_would_without_the_body(
         refused = anonymous.head(f"/jobs/{job_id}")
     assert refused.status_code == HTTPStatus.UNAUTHORIZED
     assert refused.headers["www-authenticate"] == "Bearer"
+
+
+def test_head_of_a_stored_file_reads_none_of_it(
+    gateway: RunningGateway, job_id: str, outputs: Outputs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A HEAD answers a stored file's size without a GETRANGE of it (the gateway runs in this
+    process: its reads are counted where the store makes them)."""
+    size = outputs.stored["preview.mp4"].stat().st_size
+    chunks_read: list[int] = []
+    read_range = store_module._read_range
+
+    def counted(*args: Any) -> Iterator[bytes]:
+        for chunk in read_range(*args):
+            chunks_read.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(store_module, "_read_range", counted)
+    url = f"/jobs/{job_id}/preview.mp4"
+    with gateway.client() as client:
+        whole = client.head(url)
+        part = client.head(url, headers={"Range": "bytes=10-99"})
+        assert chunks_read == []
+        assert (whole.status_code, whole.content) == (HTTPStatus.OK, b"")
+        assert whole.headers["content-length"] == str(size)
+        assert (part.status_code, part.content) == (HTTPStatus.PARTIAL_CONTENT, b"")
+        assert part.headers["content-length"] == "90"
+        assert len(client.get(url).content) == size
+    assert sum(chunks_read) == size  # the count sees a GET's reads
 
 
 def test_a_range_of_numbers_of_any_length_is_read(

@@ -91,6 +91,29 @@ def test_open_streams_are_capped(make_gateway: MakeGateway, video: bytes) -> Non
             assert [name for name, _ in sse_events(second)] == ["state"]
 
 
+def test_head_of_an_event_stream_opens_none(make_gateway: MakeGateway, video: bytes) -> None:
+    """A HEAD answers a stream's status and headers without opening it: no place is kept."""
+    gateway = make_gateway(max_event_streams=1, metrics_port=0)
+    assert gateway.metrics_url is not None
+    job_id = queued_job(gateway, video)
+    url = f"/jobs/{job_id}/events"
+    with gateway.client() as client:
+        for _ in range(2):  # the one place, taken by neither
+            head = client.head(url)
+            assert (head.status_code, head.content) == (HTTPStatus.OK, b"")
+            assert head.headers["content-type"].startswith("text/event-stream")
+            metrics = httpx.get(gateway.metrics_url).text
+            assert "meshcast_gateway_event_streams_open 0.0" in metrics.splitlines()
+        with client.stream("GET", url) as stream:
+            received = sse_events(stream)  # kept: dropping it would close the stream
+            next(received)
+            # Full: a HEAD answers what a GET would.
+            refused = client.head(url)
+            assert refused.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+            assert int(refused.headers["retry-after"]) > 0
+            gateway.store.request_cancel(job_id)
+
+
 def test_a_client_that_leaves_gives_its_place_back_at_once(
     make_gateway: MakeGateway, video: bytes
 ) -> None:

@@ -127,6 +127,28 @@ def test_metrics_count_requests_jobs_refusals_and_streams_on_their_own_port(
     assert "meshcast_gateway_event_streams_open 0.0" in lines
 
 
+def test_two_gateways_serve_their_own_metrics(make_gateway: MakeGateway) -> None:
+    """Each app has its registry and its server (port 0: a free port each): neither clashes
+    with the other, and each counts its own requests."""
+    first, second = make_gateway(metrics_port=0), make_gateway(metrics_port=0)
+    assert first.metrics_url is not None
+    assert second.metrics_url is not None
+    assert first.metrics_url != second.metrics_url
+    healthz = 'meshcast_gateway_requests_total{method="GET",route="/healthz",status="200"}'
+
+    def count(gateway: RunningGateway) -> float:
+        assert gateway.metrics_url is not None
+        response = httpx.get(gateway.metrics_url)
+        assert response.headers["content-type"].startswith("text/plain")
+        counts = [line.rsplit(" ", 1) for line in response.text.splitlines()]
+        return next((float(value) for name, value in counts if name == healthz), 0.0)
+
+    with first.client(None) as client:
+        for _ in range(3):
+            assert client.get("/healthz").status_code == HTTPStatus.OK
+    assert (count(first), count(second)) == (3.0, 0.0)
+
+
 def test_the_openapi_schema_documents_the_error_model_on_every_route(
     gateway: RunningGateway,
 ) -> None:

@@ -2,10 +2,10 @@
 
 FastAPI's routes answer only the methods they name (Starlette's own add ``HEAD`` to ``GET``, but
 FastAPI's do not), so a ``HEAD`` was 405. :class:`HeadAsGet` runs a ``HEAD`` request as ``GET``
-(marked :data:`HEAD_REQUEST` in its scope) and sends the response's start (status,
-``Content-Length``, ``Content-Type``, ``Accept-Ranges``, ...) with an empty body; at the first
-piece of the body it stops the response. The OpenAPI document lists the ``GET`` operations
-alone: ``HEAD`` is HTTP's, the same on each.
+(marked :data:`HEAD_REQUEST` in its scope) and passes on the response's start (status,
+``Content-Length``, ``Content-Type``, ``Accept-Ranges``, ...) with an empty body in place of
+the body. The OpenAPI document lists the ``GET`` operations alone: ``HEAD`` is HTTP's, the
+same on each.
 
 A streamed body would still be begun: a stored file's first chunk read from Redis, an event
 stream opened. :class:`StreamedBody`, the streamed responses' class, begins none of it on a
@@ -14,7 +14,6 @@ stream opened. :class:`StreamedBody`, the streamed responses' class, begins none
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping
 
 from starlette.background import BackgroundTask
@@ -22,11 +21,6 @@ from starlette.responses import ContentStream, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEAD_REQUEST = "meshcast.head"  # a key of the scope: a HEAD request, run as GET
-
-
-class _BodyDropped(BaseException):
-    """Raised into the response at its first body: the rest of it is not wanted. A
-    ``BaseException``, so that no error handler of the app takes it for a failure."""
 
 
 class HeadAsGet:
@@ -39,17 +33,17 @@ class HeadAsGet:
         if scope["type"] != "http" or scope["method"] != "HEAD":
             await self.app(scope, receive, send)
             return
+        body_sent = False
 
         async def headers_only(message: Message) -> None:
+            nonlocal body_sent
             if message["type"] == "http.response.start":
                 await send(message)
-                return
-            if message["type"] == "http.response.body":
+            elif message["type"] == "http.response.body" and not body_sent:
+                body_sent = True
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
-                raise _BodyDropped
 
-        with contextlib.suppress(_BodyDropped):
-            await self.app({**scope, "method": "GET", HEAD_REQUEST: True}, receive, headers_only)
+        await self.app({**scope, "method": "GET", HEAD_REQUEST: True}, receive, headers_only)
 
 
 class StreamedBody(StreamingResponse):

@@ -12,6 +12,7 @@ from rich.table import Table
 from service.outputs import RESULT_NPZ
 from training.body import load_body_model
 from training.evaluation.scoring import METRIC_TITLES
+from training.evaluation.truth_landmarks import SWAPS, Swap
 from training.evaluation.video_scoring import MIN_MATCH_IOU, score_video_result
 
 SHOWN_ERRORS = ("pa_mpjpe", "mpjpe", "accel_error")  # all in mm
@@ -39,6 +40,21 @@ SHOWN_ERRORS = ("pa_mpjpe", "mpjpe", "accel_error")  # all in mm
     show_default=True,
     help="Overlap a predicted box needs to match a true one.",
 )
+@click.option(
+    "--truth-landmarks",
+    "swap",
+    type=click.Choice(SWAPS),
+    default=None,
+    help="Regress the result again with this part of the matched person-frames' landmarks "
+    "the truth's (2d, world: the metric points, all), by --bundle, and score that: what the "
+    "front-end's error in that part costs.",
+)
+@click.option(
+    "--bundle",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="The keypoint bundle that regresses with --truth-landmarks (the one that made RESULT).",
+)
 def command(
     result: Path,
     dataset_file: Path | None,
@@ -46,6 +62,8 @@ def command(
     json_path: Path | None,
     body: str | None,
     min_iou: float,
+    swap: Swap | None,
+    bundle: Path | None,
 ) -> None:
     """Score RESULT (`meshcast run`'s output folder, or its result.npz) of a synthetic video
     against the video's ground truth in DATASET_FILE (`meshcast synth`) and --video: tracks
@@ -59,6 +77,13 @@ def command(
         return
     if video is None:
         raise click.UsageError("--video names the synthetic video DATASET_FILE is scored on")
+    if swap is not None:
+        if bundle is None:
+            raise click.UsageError("--truth-landmarks needs the --bundle that regresses again")
+        result_npz = _with_truth(result_npz, dataset_file, video, bundle, swap, body)
+        video_name = f"{video}_truth_{swap}"
+    else:
+        video_name = video
     scored = score_video_result(
         result_npz,
         dataset_file,
@@ -66,12 +91,12 @@ def command(
         body=load_body_model(body) if body else None,
         min_iou=min_iou,
     )
-    json_path = json_path or result_npz.with_name(f"score_{video}.json")
+    json_path = json_path or result_npz.with_name(f"score_{video_name}.json")
     json_path.write_text(scored.model_dump_json(indent=2) + "\n")
 
     errors = {METRIC_TITLES[name]: getattr(scored, name) for name in SHOWN_ERRORS}
     table = Table(*errors, "matched", "recall", "people", "tracks", "id switches",
-                  title=f"{video} (mm; people: found/true)")  # fmt: skip
+                  title=f"{video_name} (mm; people: found/true)")  # fmt: skip
     table.add_row(
         *("—" if value is None else f"{value:.1f}" for value in errors.values()),
         f"{scored.matched_frames}/{scored.person_frames}",
@@ -88,6 +113,20 @@ def command(
             "person-frames"
         )
     click.echo(f"written to {json_path}")
+
+
+def _with_truth(
+    result_npz: Path, dataset_file: Path, video: str, bundle: Path, swap: Swap, body: str | None
+) -> Path:
+    """``result_npz`` regressed again with the truth's landmarks, written beside it."""
+    from service.outputs.result_files import read_result_npz, write_result_npz
+    from training.evaluation.truth_landmarks import regress_with_true_landmarks
+
+    body_name = body or read_result_npz(result_npz).body.name
+    again = regress_with_true_landmarks(
+        result_npz, dataset_file, video, bundle, swap, load_body_model(body_name)
+    )
+    return write_result_npz(again, result_npz.with_name(f"result_truth_{swap}.npz"))
 
 
 def _score_landmarks(result_npz: Path, json_path: Path | None) -> None:

@@ -222,12 +222,7 @@ def _video_pairs(
     boxes = track_column(result, "boxes", (4,), np.float64)[predicted]
     centres = (boxes[:, None, :2] + boxes[:, None, 2:]) / 2.0  # (M, 1, 2)
     sides = (boxes[:, 2:] - boxes[:, :2]).max(axis=1)[:, None, None]  # (M, 1, 1)
-    points = _body_landmarks(arrays, true, body)  # (M, 33, 3) camera frame
-    # frames are SPLIT/frames/VIDEO/*.jpg, the camera SPLIT/videos/VIDEO.json
-    split_dir = Path(str(arrays["img_name"][rows[0]])).parents[2]
-    camera = json.loads((split_dir / "videos" / f"{video}.json").read_text())
-    pixels = project(points, np.asarray(camera["intrinsics"]))
-    hips = points[:, list(HIP_LANDMARKS)].mean(axis=1, keepdims=True)  # (M, 1, 3)
+    pixels, body_world = true_landmarks(arrays, true, body, video)
     track_ids = np.repeat([t.track_id for t in result.tracks], [len(t) for t in result.tracks])
     reported = landmarks[seen]
     reported[..., :2] = (reported[..., :2] - centres) / sides
@@ -237,9 +232,27 @@ def _video_pairs(
         landmarks=reported,
         truth=(pixels - centres) / sides,
         world=world[seen],
-        body=view_axes(points - hips, hips[:, 0]),
+        body=body_world,
     )
     return matched, len(seen)
+
+
+def true_landmarks(
+    arrays: dict[str, np.ndarray], rows: np.ndarray, body: BodyModel, video: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The body's landmarks at rows of a synthetic dataset file, as BlazePose would report
+    them exactly: ``(M, 33, 2)`` pixels in ``video``'s frame (its camera read from
+    ``SPLIT/videos/VIDEO.json`` beside the frames, as ``meshcast synth`` writes it), and
+    ``(M, 33, 3)`` metric points, hip-centred, in BlazePose's axes (:func:`view_axes`)."""
+    points = _body_landmarks(arrays, rows, body)  # (M, 33, 3) camera frame
+    if not len(rows):
+        return np.zeros((0, NUM_LANDMARKS, 2)), points
+    # frames are SPLIT/frames/VIDEO/*.jpg, the camera SPLIT/videos/VIDEO.json
+    split_dir = Path(str(arrays["img_name"][rows[0]])).parents[2]
+    camera = json.loads((split_dir / "videos" / f"{video}.json").read_text())
+    pixels = project(points, np.asarray(camera["intrinsics"]))
+    hips = points[:, list(HIP_LANDMARKS)].mean(axis=1, keepdims=True)  # (M, 1, 3)
+    return pixels, view_axes(points - hips, hips[:, 0])
 
 
 def _body_landmarks(arrays: dict[str, np.ndarray], rows: np.ndarray, body: BodyModel) -> np.ndarray:

@@ -21,7 +21,7 @@ FRONTEND_VENV := .venv-frontend
 FRONTEND_INSTALLED := $(FRONTEND_VENV)/.installed
 FRONTEND_OUT ?= export/frontend
 
-.PHONY: install demo test test-slow lint clean results-keypoints results-frontend results-pipeline results-cpu image-gateway frontend
+.PHONY: install demo test test-slow lint clean results-keypoints results-frontend frontend-clips results-pipeline results-cpu image-gateway frontend
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -99,6 +99,30 @@ results-frontend: $(INSTALLED)
 		($(BIN)/meshcast run data/synth_frontend/train/videos/video0$(n).mp4 \
 			--bundle bundles/default --out out/frontend/video0$(n) --formats npz || true) &&) true
 	$(BIN)/meshcast frontend-error data/synth_frontend/synth_train_db.pt out/frontend
+
+# The front-end's own output that spsnet_keypoints_recorded trains on, with the videos' truth:
+# meshcast synth videos of the training motions (7 batches of 8, seeds 1000-1006) and of the
+# validation motions (8, seed 200), each through the front-end (`meshcast run` with the default
+# bundle; a video where it finds nobody is skipped), recorded by `meshcast record-frontend` as
+# data/frontend_clips.npz and data/frontend_clips_val.npz. About 12 minutes on 2 cores.
+FRONTEND_CLIP_BATCHES = 0 1 2 3 4 5 6
+RUN_ALL = for video in data/frontend_runs/$(1)/videos/*.mp4; do $(BIN)/meshcast run $$video \
+	--bundle bundles/default --formats npz --out out/frontend_runs/$(2)/$$(basename $$video .mp4) \
+	|| true; done
+frontend-clips: $(INSTALLED)
+	rm -rf data/frontend_runs out/frontend_runs
+	$(BIN)/meshcast demo --build-only
+	$(foreach b,$(FRONTEND_CLIP_BATCHES),\
+		$(BIN)/meshcast synth data/frontend_runs/batch$(b) --split train --videos 8 --frames 64 \
+			--size 640x480 --people 1-3 --seed 100$(b) --clips $(TRAINING_CLIPS) && \
+		$(call RUN_ALL,batch$(b)/train,batch$(b)) &&) true
+	$(BIN)/meshcast synth data/frontend_runs/val --split val --videos 8 --frames 64 \
+		--size 640x480 --people 1-3 --seed 200 --clips run,kick,dance_b,getup_faceup
+	$(call RUN_ALL,val/val,val)
+	$(BIN)/meshcast record-frontend data/frontend_clips.npz $(foreach b,$(FRONTEND_CLIP_BATCHES),\
+		--videos data/frontend_runs/batch$(b)/synth_train_db.pt out/frontend_runs/batch$(b))
+	$(BIN)/meshcast record-frontend data/frontend_clips_val.npz \
+		--videos data/frontend_runs/val/synth_val_db.pt out/frontend_runs/val
 
 PIPELINE_VIDEOS = 0 1 2 3 4 5
 results-pipeline: $(INSTALLED)

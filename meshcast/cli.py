@@ -74,6 +74,10 @@ COMMANDS: dict[str, CommandSpec] = {
         "meshcast.commands.score",
         "Score `meshcast run` on a synthetic video against its truth: MPJPE, PA-MPJPE, recall.",
     ),
+    "record-frontend": CommandSpec(
+        "meshcast.commands.record_frontend",
+        "Record the front-end's output on synthetic videos with their truth, as training clips.",
+    ),
     "frontend-error": CommandSpec(
         "meshcast.commands.frontend_error",
         "Measure the front-end's 3D landmark error on synthetic videos, as training noise.",

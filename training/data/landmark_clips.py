@@ -464,6 +464,7 @@ class LandmarkClips(Dataset[LandmarkClip]):
         if self.cache_dir is None:
             return None
         unused = {"noise", "crop_scale", "world_axes", "cache_dir"}
+        unused |= {"recorded", "recorded_val", "recorded_share"}  # not posed
         if self.split != "train":
             unused |= {"chain_swap_probability", "tilt_probability", "tilt_max_degrees"}
         config = self.config.model_dump(mode="json", exclude=unused)

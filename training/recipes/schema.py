@@ -194,6 +194,13 @@ class LandmarkDataConfig(_Strict):
     # The posed clips, shared by recipes of the same data; None: posed anew by every run.
     cache_dir: str | None = "data/landmarks"
     noise: LandmarkNoise = LandmarkNoise()
+    # The front-end's own output on synthetic videos of the training motions, with their truth
+    # (training/data/recorded_clips.py, `meshcast record-frontend`): a file of recorded runs,
+    # and the share of training clips drawn from it instead of made from the mesh; validation
+    # draws the same share from recorded_val (videos of the validation motions).
+    recorded: str | None = None
+    recorded_val: str | None = None
+    recorded_share: float = Field(0.0, ge=0.0, lt=1.0)
 
 
 class TrainingConfig(_Strict):

@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from torch.utils.tensorboard import SummaryWriter
 
 from training.body import BodyModel, load_body_model
-from training.data import landmark_clips
+from training.data import landmark_clips, recorded_clips
 from training.evaluation import metrics
 from training.losses import weighted_total
 from training.models import build_model
@@ -243,6 +243,12 @@ def _read_datasets(recipe: Recipe, schedule: TrainingConfig, body: BodyModel) ->
         )
         # Posed here, once, before data-loading workers fork (they share the arrays).
         train.posed, val.posed  # noqa: B018
+        if config.recorded is not None and config.recorded_share > 0.0:
+            share = config.recorded_share
+            train = recorded_clips.with_recorded(train, config.recorded, share, frames, seed)
+            if config.recorded_val is not None:
+                length = schedule.clip_length
+                val = recorded_clips.with_recorded(val, config.recorded_val, share, length, seed)
         motion_files: tuple[str, ...] = ()
     else:
         extra = frames - schedule.clip_length

@@ -71,6 +71,11 @@ KEYPOINT_VARIANTS = {
     "spsnet_keypoints_measured_single": (
         "spsnet_keypoints_single", {"data.world_axes", "data.noise"}
     ),
+    # fine-tuned from its base's run, on recorded front-end output beside its synthetic clips
+    "spsnet_keypoints_recorded": ("spsnet_keypoints", {
+        "data.world_axes", "data.recorded", "data.recorded_val", "data.recorded_share",
+        "training.epochs", "training.lr", "training.lr_milestones",
+    }),
 }  # fmt: skip
 
 
@@ -91,8 +96,9 @@ def test_each_keypoint_variant_is_its_base_with_its_switches(name, expected):
         if value != getattr(theirs, section).model_dump()[key]
     }
     assert differ - {"training.init_from"} == switches
-    if ours.training.init_from is not None:  # a video model starts from its own single-frame one
-        assert ours.training.init_from == f"runs/{name}_single/best.pt"
+    # a video model starts from its own single-frame one, a fine-tuned one from its base
+    if ours.training.init_from is not None:
+        assert ours.training.init_from in (f"runs/{name}_single/best.pt", f"runs/{base}/best.pt")
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from rich.progress import Progress
 
+from meshcast.progress import progress_bar
 from service.render import Mesh, PinholeCamera, look_at, render_meshes, to_camera
 from training.body import NUM_BETAS, load_body_model
 from training.motion import load_builtin_clip
@@ -173,7 +173,7 @@ def render_motion_demo(
     frames_dir.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     frames = []
-    with Progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task(f"{motion.name} ({body})", total=count)
         for index in range(count):
             frame = _render_view(world[index], faces, floor, eye, target)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from meshcast.progress import progress_bar
 
 MIB = 1 << 20
 
@@ -30,7 +32,7 @@ def command(
     from export.bundle import export_bundle
 
     # Transient: the steps show while they run; what stays is the summary, or one error line.
-    with Progress(
+    with progress_bar(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),

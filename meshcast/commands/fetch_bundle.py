@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
+from meshcast.progress import progress_bar
+
 
 @click.command("fetch-bundle")
 @click.argument("url")
@@ -21,7 +23,7 @@ def command(url: str, dest: Path, sha256: str | None) -> None:
     and load it; only then does it replace what DEST held."""
     from service.bundle_fetch import fetch_bundle
 
-    with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
+    with progress_bar(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
                   transient=True) as progress:  # fmt: skip
         task = progress.add_task(f"fetch {url}", total=None)
 

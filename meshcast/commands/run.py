@@ -11,13 +11,14 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+
+from meshcast.progress import progress_bar
 
 if TYPE_CHECKING:
     from service.pipeline.run import DetectorConfig
@@ -83,7 +84,7 @@ def command(
     )
     sessions = bundle.sessions(config.precision)  # the outputs pose bodies with the same graph
     console = Console(stderr=True)
-    with Progress(
+    with progress_bar(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),

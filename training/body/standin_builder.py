@@ -58,6 +58,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import nnls
 
+from meshcast.progress import progress_bar
 from training.body.model import NUM_BETAS, NUM_POSE_CORRECTIVES
 from training.body.skeleton import NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS
 
@@ -464,10 +465,10 @@ def pick_landmarks(
 @contextmanager
 def _progress_bars(enabled: bool) -> Iterator[Any]:
     """A rich ``Progress`` (silent when not ``enabled``), stopped on exit."""
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    with Progress(*columns, disable=not enabled) as bars:
+    with progress_bar(*columns, disable=not enabled) as bars:
         yield bars
 
 

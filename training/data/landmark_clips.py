@@ -47,11 +47,11 @@ from typing import NamedTuple, TypedDict
 
 import numpy as np
 import torch
-from rich.progress import Progress
 from scipy.spatial.transform import Rotation
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from meshcast.progress import progress_bar
 from training.body import BodyModel, load_body_model
 from training.body.landmarks import (
     BLAZEPOSE_FLIP_PERMUTATION,
@@ -489,7 +489,7 @@ class LandmarkClips(Dataset[LandmarkClip]):
         if path is not None and path.is_file():
             with np.load(path) as arrays:
                 return PosedClips(**{name: arrays[name] for name in PosedClips._fields})
-        with Progress(transient=True) as progress:
+        with progress_bar(transient=True) as progress:
             task = progress.add_task(f"posing {self.items} {self.split} clips", total=self.items)
             clips = []
             for clip in self._posed_clips():

@@ -14,9 +14,9 @@ from typing import Literal
 
 import numpy as np
 import torch
-from rich.progress import Progress
 from torch import nn
 
+from meshcast.progress import progress_bar
 from training.body import BodyModel
 from training.data.landmark_clips import LandmarkClips
 from training.evaluation.predict import default_stride, window_weights
@@ -73,7 +73,7 @@ def predict_sequences(
     by :func:`window_weights` (rotations: the nearest rotation to the weighted mean)."""
     rotmats, betas = [], []
     model.eval()
-    with torch.no_grad(), Progress(transient=True) as progress:
+    with torch.no_grad(), progress_bar(transient=True) as progress:
         task = progress.add_task("predicting sequences", total=len(sequences))
         for sequence in sequences:
             frames = len(sequence)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import Progress
 from torch import nn
 
+from meshcast.progress import progress_bar
 from training.data.video_clips import VideoClips
 from training.evaluation.scoring import Predictions
 from training.geometry import nearest_rotation
@@ -68,7 +68,7 @@ def predict_dataset(
     weight = np.zeros(rows, dtype=np.float32)
     reads_features = getattr(recipe.model, "encoder", None) == "features"
     model.eval().to(device)
-    with torch.no_grad(), Progress(transient=True) as progress:
+    with torch.no_grad(), progress_bar(transient=True) as progress:
         task = progress.add_task(f"predicting {Path(path).name}", total=len(clips))
         for index in range(len(clips)):
             clip = clips[index]

@@ -44,9 +44,9 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from rich.progress import Progress
 from scipy.spatial.transform import Rotation
 
+from meshcast.progress import progress_bar
 from training.body import load_body_model
 from training.body.model import BodyModel
 from training.data.dataset_file import write_dataset_file
@@ -364,7 +364,7 @@ def generate_dataset(
     model = load_body_model(body)
     rows: _Rows = {key: [] for key in _COLUMNS}
     frames = 0
-    with Progress(disable=not progress) as bar:
+    with progress_bar(disable=not progress) as bar:
         task = bar.add_task(f"synth {split}", total=num_videos)
         for index in range(num_videos):
             rng = _video_rng(seed, split, index)

@@ -35,7 +35,6 @@ import torch.distributed as dist
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TextColumn,
     TimeRemainingColumn,
 )
@@ -45,6 +44,7 @@ from torch.optim.lr_scheduler import MultiStepLR
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from torch.utils.tensorboard import SummaryWriter
 
+from meshcast.progress import progress_bar
 from training.body import BodyModel, load_body_model
 from training.data import landmark_clips, recorded_clips
 from training.evaluation import metrics
@@ -517,7 +517,7 @@ class Reporter:
 
     def __init__(self, run_dir: Path, process: Process, done: int, total: int) -> None:
         self.writer = SummaryWriter(run_dir / TENSORBOARD_DIR) if process.writes else None
-        self.progress = Progress(
+        self.progress = progress_bar(
             TextColumn("[bold]training"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -525,7 +525,7 @@ class Reporter:
             TextColumn("loss {task.fields[loss]:.4g}"),
             disable=not process.writes,
         )
-        self.task = self.progress.add_task("train", total=total, completed=done, loss=math.nan)
+        self.task = self.progress.add_task("training", total=total, completed=done, loss=math.nan)
 
     def __enter__(self) -> Reporter:
         self.progress.start()

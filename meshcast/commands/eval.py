@@ -10,11 +10,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from training.body import load_body_model
-from training.evaluation.predict import default_stride, predict_dataset
-from training.evaluation.scoring import METRIC_COLUMNS, METRIC_TITLES, score
-from training.train.checkpoint import load_network
-
 
 @click.command("eval")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
@@ -54,6 +49,11 @@ def command(
     column), ACCEL_ERR its error against the truth."""
     if (data_file is None) == (synthetic is None):
         raise click.UsageError("give one of --data FILE and --synthetic exact|noisy")
+    from training.body import load_body_model
+    from training.evaluation.predict import default_stride, predict_dataset
+    from training.evaluation.scoring import METRIC_COLUMNS, METRIC_TITLES, score
+    from training.train.checkpoint import load_network
+
     recipe, network = load_network(checkpoint)
     body_model = load_body_model(body or (recipe.data.body if recipe.data else "smpl"))
     length = recipe.training.clip_length if recipe.training else 1

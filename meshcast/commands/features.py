@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from training.data.features import add_features
-
 
 @click.command("features")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
@@ -20,5 +18,7 @@ def command(checkpoint: Path, data_files: tuple[Path, ...], suffix: str) -> None
     Use a network that sees each frame alone (SPS-Net's encoder, or MAED with spatial blocks),
     so that a temporal model trained on the features gets no temporal context for free.
     """
+    from training.data.features import add_features
+
     for written in add_features(checkpoint, data_files, suffix):
         click.echo(f"{written.path}: {written.dim}-d features for {written.rows} rows")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import yaml
 
-from training.body import load_body_model
-from training.evaluation.frontend_error import FrontendError, frontend_error
-from training.evaluation.video_scoring import TRACK_NAME
+if TYPE_CHECKING:
+    from training.evaluation.frontend_error import FrontendError
+
 
 # What the measurement reports beyond LandmarkNoise's fields.
 NOT_NOISE = ("videos", "person_frames", "median_turn")
@@ -27,6 +28,10 @@ def command(dataset_file: Path, results: Path, body: str, json_path: Path | None
     DATASET_FILE's videos (`meshcast synth`), from `meshcast run`'s results in
     RESULTS/VIDEO/result.npz (video000, …), as the keypoint families' training noise (a
     recipe's data.noise)."""
+    from training.body import load_body_model
+    from training.evaluation.frontend_error import frontend_error
+    from training.evaluation.video_scoring import TRACK_NAME
+
     found = sorted(
         (folder.name, folder / "result.npz")
         for folder in results.iterdir()

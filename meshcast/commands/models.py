@@ -10,8 +10,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from training.models import build_model
-from training.models.summary import parameter_breakdown
 from training.recipes import list_recipes, load_recipe
 
 MILLION = 1e6
@@ -64,6 +62,9 @@ def _listed_by_default(name: str) -> bool:
 def params_command(recipes: tuple[str, ...], markdown: bool, as_json: bool) -> None:
     """Parameter counts of RECIPES (default: every recipe whose paper reports one, and the
     keypoint families)."""
+    from training.models import build_model
+    from training.models.summary import parameter_breakdown
+
     names = list(recipes) or [name for name in list_recipes() if _listed_by_default(name)]
     rows = []
     for name in names:

@@ -6,11 +6,6 @@ from pathlib import Path
 
 import click
 
-from training.data.recorded_clips import record_runs
-from training.recipes import load_recipe
-from training.recipes.schema import LandmarkDataConfig
-from training.train.objective import clip_frames
-
 _EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _EXISTING_FOLDER = click.Path(exists=True, file_okay=False, path_type=Path)
 
@@ -27,6 +22,11 @@ def command(out: Path, pairs: tuple[tuple[Path, Path], ...], recipe: str) -> Non
     """Write to OUT (.npz) every run of tracked person-frames matched to one true person, as
     the recipe's network reads them and with their truth as labels: training clips of the
     front-end's own error (a recipe's data.recorded)."""
+    from training.data.recorded_clips import record_runs
+    from training.recipes import load_recipe
+    from training.recipes.schema import LandmarkDataConfig
+    from training.train.objective import clip_frames
+
     loaded = load_recipe(recipe)
     if not isinstance(loaded.data, LandmarkDataConfig) or loaded.training is None:
         raise click.BadParameter(f"{recipe} is not a keypoint recipe", param_hint="--recipe")

@@ -9,11 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from service.outputs import RESULT_NPZ
-from training.body import load_body_model
-from training.evaluation.scoring import METRIC_TITLES
-from training.evaluation.truth_landmarks import SWAPS, Swap
-from training.evaluation.video_scoring import MIN_MATCH_IOU, score_video_result
+from training.evaluation.defaults import MIN_MATCH_IOU, SWAPS, Swap
 
 SHOWN_ERRORS = ("pa_mpjpe", "mpjpe", "accel_error")  # all in mm
 
@@ -71,6 +67,11 @@ def command(
     matched person-frames, recall and identity switches. Without DATASET_FILE (any video):
     the meshes' projected limb joints against the visible 2D landmarks the keypoint model
     found, as shares of the person box's height."""
+    from service.outputs import RESULT_NPZ
+    from training.body import load_body_model
+    from training.evaluation.scoring import METRIC_TITLES
+    from training.evaluation.video_scoring import score_video_result
+
     result_npz = result if result.is_file() else result / RESULT_NPZ
     if dataset_file is None:
         _score_landmarks(result_npz, json_path)
@@ -120,6 +121,7 @@ def _with_truth(
 ) -> Path:
     """``result_npz`` regressed again with the truth's landmarks, written beside it."""
     from service.outputs.result_files import read_result_npz, write_result_npz
+    from training.body import load_body_model
     from training.evaluation.truth_landmarks import regress_with_true_landmarks
 
     body_name = body or read_result_npz(result_npz).body.name

@@ -9,8 +9,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from training.synth import generate_dataset
-
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 
@@ -58,6 +56,8 @@ def command(
     clips: str | None,
 ) -> None:
     """Render synthetic videos with exact ground truth and their VIBE-style dataset file."""
+    from training.synth import generate_dataset
+
     summary = generate_dataset(
         out_dir,
         body=body,

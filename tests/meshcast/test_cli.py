@@ -33,6 +33,42 @@ def test_help_lists_the_commands_without_importing_them():
     assert probe.returncode == 0, probe.stderr
 
 
+# Modules whose import takes seconds on 2 cores: no command's --help may load them.
+HEAVY_MODULES = ("torch", "onnxruntime", "cv2", "scipy", "fastapi", "celery")
+# `meshcast import` lists its families from export.importers, which needs torch (issue 19).
+HELP_NEEDS_TORCH = {"import"}
+# Every command and sub-command answers --help in one process; then the heavy modules loaded.
+HELP_PROBE = """
+import sys, click
+from meshcast.cli import COMMANDS, cli
+skip = set(sys.argv[1].split(","))
+def helps(group, path):
+    for name in group.list_commands(click.Context(group)):
+        if not path and name in skip:
+            continue
+        command = group.get_command(click.Context(group), name)
+        try:
+            command.main(["--help"], standalone_mode=False,
+                         prog_name=" ".join(["meshcast", *path, name]))
+        except SystemExit:
+            pass
+        if isinstance(command, click.Group):
+            helps(command, [*path, name])
+helps(cli, [])
+print("loaded:", ",".join(name for name in sys.argv[2].split(",") if name in sys.modules))
+"""
+
+
+def test_every_commands_help_loads_no_heavy_module():
+    probe = subprocess.run(
+        [sys.executable, "-c", HELP_PROBE, ",".join(HELP_NEEDS_TORCH), ",".join(HEAVY_MODULES)],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.rstrip().splitlines()[-1] == "loaded:"
+    assert probe.stdout.count("Show this message and exit.") >= 25  # every command, sub-command
+
+
 def test_body_info_describes_the_standin():
     result = run("body", "info", "standin", "--json")
     assert result.returncode == 0, result.stderr

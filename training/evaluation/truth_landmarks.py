@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Literal, get_args
 
 import numpy as np
 
@@ -26,11 +25,10 @@ from service.pipeline.tracking import Track
 from training.body import BodyModel
 from training.body.landmarks import NUM_LANDMARKS
 from training.data.dataset_file import read_dataset_file
+from training.evaluation.defaults import Swap
 from training.evaluation.frontend_error import true_landmarks
 from training.evaluation.video_scoring import TRACK_NAME, match_tracks, track_column
 
-Swap = Literal["2d", "world", "all"]
-SWAPS: tuple[str, ...] = get_args(Swap)
 _XY, _VISIBILITY = slice(0, 2), 2
 # Visibility of a true landmark in a frame the front-end missed: in the frame or not.
 SEEN, UNSEEN = 1.0, 0.0

@@ -50,14 +50,9 @@ from service.pipeline.result import VideoResult
 from training.body import BodyModel, load_body_model
 from training.body.joint_sets import SPIN49_NAMES
 from training.data.dataset_file import read_dataset_file
+from training.evaluation.defaults import MIN_MATCH_IOU
 from training.evaluation.scoring import Predictions, score
 
-# A predicted box is a true person's when they overlap by at least this much: SORT's own
-# threshold (TrackerConfig.min_iou), at which the tracker itself takes a detection to be the
-# same person. HOG's boxes around a synthetic walker overlap the true box by 0.6-0.8 on average
-# (meshcast synth's 320 × 240 walking videos); two people's boxes overlap by less than this
-# unless one stands in front of the other.
-MIN_MATCH_IOU: Final = 0.3
 # A synthetic track's name: video, person, and ``_k`` for the person's k-th return into the
 # frame (training.synth.generate names them so: ``video003_p1``, ``video003_p1_1``).
 TRACK_NAME: Final = re.compile(r"^(?P<person>(?P<video>.+)_p\d+)(?:_\d+)?$")

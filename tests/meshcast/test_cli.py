@@ -35,8 +35,7 @@ def test_help_lists_the_commands_without_importing_them():
 
 # Modules whose import takes seconds on 2 cores: no command's --help may load them.
 HEAVY_MODULES = ("torch", "onnxruntime", "cv2", "scipy", "fastapi", "celery")
-# `meshcast import` lists its families from export.importers, which needs torch (issue 19).
-HELP_NEEDS_TORCH = {"import"}
+HELP_NEEDS_TORCH: set[str] = set()  # commands allowed to load them for --help: none
 # Every command and sub-command answers --help in one process; then the heavy modules loaded.
 HELP_PROBE = """
 import sys, click
@@ -67,6 +66,13 @@ def test_every_commands_help_loads_no_heavy_module():
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.rstrip().splitlines()[-1] == "loaded:"
     assert probe.stdout.count("Show this message and exit.") >= 25  # every command, sub-command
+
+
+def test_import_offers_every_importer():
+    from export.importers import IMPORTERS
+    from meshcast.commands.import_checkpoint import FAMILIES
+
+    assert set(FAMILIES) == set(IMPORTERS)
 
 
 def test_body_info_describes_the_standin():

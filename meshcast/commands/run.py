@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,6 +68,7 @@ def command(
     from service.pipeline.body import BodyMeshes
     from service.pipeline.run import pipeline_config, process_video
 
+    _check_paths(video, out)
     names = [name.strip() for name in formats.split(",") if name.strip()]
     chosen = [known for known in OUTPUT_FORMATS if known in names]
     unknown = sorted(set(names) - set(chosen))
@@ -128,6 +130,24 @@ def command(
     Console().print(people, stages)
     files = sum(len(paths) for paths in written.values())
     click.echo(f"{files} files written to {out}")
+
+
+def _check_paths(video: Path, out: Path) -> None:
+    """Refuse, before any work, a video that is not there and an --out that cannot become a
+    folder of outputs.
+
+    Raises:
+        FileNotFoundError: no file at ``video``.
+        NotADirectoryError: ``out`` is a file.
+        PermissionError: ``out`` cannot be created or written to.
+    """
+    if not video.is_file():
+        raise FileNotFoundError(f"no video at {video}")
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file: give a folder for the outputs")
+    existing = next(folder for folder in (out, *out.absolute().parents) if folder.exists())
+    if not os.access(existing, os.W_OK):
+        raise PermissionError(f"--out {out}: {existing} is not writable")
 
 
 def _detector_config(detector: str) -> DetectorConfig:

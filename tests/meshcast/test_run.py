@@ -185,6 +185,18 @@ def test_a_missing_bundle_is_one_line(tmp_path) -> None:
     assert "manifest" in line or "bundle" in line
 
 
+def test_paths_are_checked_before_the_bundle_and_any_work(tmp_path) -> None:
+    no_bundle = str(tmp_path / "no_bundle")
+    line = one_error_line(meshcast("run", str(tmp_path / "none.mp4"), "--bundle", no_bundle,
+                                   "--out", str(tmp_path / "out")))  # fmt: skip
+    assert "no video at" in line
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    line = one_error_line(meshcast("run", str(CLIP), "--bundle", no_bundle, "--out", str(taken)))
+    assert "is a file" in line
+    assert taken.read_text() == "a file"
+
+
 def test_a_corrupt_video_is_one_line(bundle, tmp_path) -> None:
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(CLIP.read_bytes()[:20_000])

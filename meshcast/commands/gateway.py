@@ -3,6 +3,7 @@ digest of an API key, for the configuration."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -51,9 +52,15 @@ def command(
 @click.argument("key", required=False)
 def hash_key(key: str | None) -> None:
     """Print the SHA-256 digest of an API key, for `gateway.api_keys` in the configuration.
-    Without KEY, it is asked for without echo (and stays out of the shell's history)."""
+    Without KEY, it is asked for without echo (and stays out of the shell's history), or read
+    from the first line of standard input when that is not a terminal (a pipe)."""
     from service.settings import hash_api_key
 
     if key is None:
-        key = click.prompt("API key", hide_input=True)
+        if sys.stdin.isatty():
+            key = click.prompt("API key", hide_input=True)
+        else:  # getpass on a pipe warns that it cannot hide what is not shown anyway
+            key = sys.stdin.readline().rstrip("\r\n")
+    if not key:
+        raise click.BadParameter("the API key is empty", param_hint="KEY")
     click.echo(hash_api_key(key))

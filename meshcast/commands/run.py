@@ -69,6 +69,7 @@ def command(
     from service.pipeline.run import pipeline_config, process_video
 
     _check_paths(video, out)
+    detector_config = _detector_config(detector)
     names = [name.strip() for name in formats.split(",") if name.strip()]
     chosen = [known for known in OUTPUT_FORMATS if known in names]
     unknown = sorted(set(names) - set(chosen))
@@ -82,7 +83,7 @@ def command(
         smooth=smooth,
         min_track_length=min_track_length,
         precision="fp16" if fp16 else "fp32",
-        detector=_detector_config(detector),
+        detector=detector_config,
     )
     sessions = bundle.sessions(config.precision)  # the outputs pose bodies with the same graph
     console = Console(stderr=True)
@@ -158,4 +159,9 @@ def _detector_config(detector: str) -> DetectorConfig:
         return DetectorConfig(kind="nanodet")
     if detector == "hog":
         return DetectorConfig(kind="hog")
-    return DetectorConfig(kind="yolo", model=Path(detector))
+    model = Path(detector)
+    if not model.is_file():
+        raise FileNotFoundError(
+            f"--detector {detector}: no such ONNX model; give nanodet, hog or a model's path"
+        )
+    return DetectorConfig(kind="yolo", model=model)

@@ -195,6 +195,9 @@ def test_paths_are_checked_before_the_bundle_and_any_work(tmp_path) -> None:
     line = one_error_line(meshcast("run", str(CLIP), "--bundle", no_bundle, "--out", str(taken)))
     assert "is a file" in line
     assert taken.read_text() == "a file"
+    line = one_error_line(meshcast("run", str(CLIP), "--bundle", no_bundle, "--out",
+                                   str(tmp_path / "out"), "--detector", "yolo"))  # fmt: skip
+    assert "--detector yolo: no such ONNX model" in line
 
 
 def test_a_corrupt_video_is_one_line(bundle, tmp_path) -> None:

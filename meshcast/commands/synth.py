@@ -16,18 +16,20 @@ _SIZE = re.compile(r"^(\d+)x(\d+)$")
 def _people(value: str) -> tuple[int, int]:
     match = _RANGE.match(value)
     if not match:
-        raise click.BadParameter(f"expected N or LOW-HIGH, got {value!r}")
+        raise click.BadParameter(f"expected N or LOW-HIGH, got {value!r}", param_hint="--people")
     low = int(match.group(1))
     high = int(match.group(2) or low)
     if not 1 <= low <= high:
-        raise click.BadParameter(f"need 1 ≤ LOW ≤ HIGH, got {value!r}")
+        raise click.BadParameter(f"need 1 ≤ LOW ≤ HIGH, got {value!r}", param_hint="--people")
     return low, high
 
 
 def _size(value: str) -> tuple[int, int]:
     match = _SIZE.match(value)
     if not match or min(int(match.group(1)), int(match.group(2))) < 1:
-        raise click.BadParameter(f"expected WIDTHxHEIGHT such as 320x240, got {value!r}")
+        raise click.BadParameter(
+            f"expected WIDTHxHEIGHT such as 320x240, got {value!r}", param_hint="--size"
+        )
     return int(match.group(1)), int(match.group(2))
 
 

@@ -172,3 +172,15 @@ def test_docs_parameter_table_is_the_commands_output():
     documented = (REPO / "docs" / "parameter_counts.md").read_text()
     for line in result.stdout.strip().splitlines():
         assert line in documented, f"docs/parameter_counts.md is stale: {line}"
+
+
+def test_a_bad_value_names_its_option_and_a_bad_body_the_bodies_there_are(tmp_path):
+    people = run("synth", str(tmp_path / "out"), "--people", "abc")
+    assert people.returncode == 2
+    assert "Invalid value for --people" in people.stderr
+    size = run("synth", str(tmp_path / "out"), "--size", "3")
+    assert "Invalid value for --size" in size.stderr
+    assert not (tmp_path / "out").exists()
+    body = run("body", "info", "nosuch")
+    assert body.returncode == 1
+    assert "give 'standin', 'smpl' or the path" in body.stderr.strip().splitlines()[-1]

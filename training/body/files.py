@@ -75,7 +75,10 @@ def read_body_file(path: Path) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no body model file at {path}")
+        raise FileNotFoundError(
+            f"no body model file at {path}: give 'standin', 'smpl' or the path of an "
+            "SMPL-format .pkl or .npz"
+        )
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
             arrays: dict[str, Any] = {key: data[key] for key in data.files}

@@ -120,13 +120,12 @@ def _with_truth(
     result_npz: Path, dataset_file: Path, video: str, bundle: Path, swap: Swap, body: str | None
 ) -> Path:
     """``result_npz`` regressed again with the truth's landmarks, written beside it."""
-    from service.outputs.result_files import read_result_npz, write_result_npz
+    from service.outputs.result_files import write_result_npz
     from training.body import load_body_model
     from training.evaluation.truth_landmarks import regress_with_true_landmarks
 
-    body_name = body or read_result_npz(result_npz).body.name
     again = regress_with_true_landmarks(
-        result_npz, dataset_file, video, bundle, swap, load_body_model(body_name)
+        result_npz, dataset_file, video, bundle, swap, load_body_model(body) if body else None
     )
     return write_result_npz(again, result_npz.with_name(f"result_truth_{swap}.npz"))
 

@@ -22,7 +22,7 @@ from service.outputs.result_files import read_result_npz
 from service.pipeline.regress import FrameTimeline, RegressionConfig, regress_tracks
 from service.pipeline.result import VideoResult
 from service.pipeline.tracking import Track
-from training.body import BodyModel
+from training.body import BodyModel, load_body_model
 from training.body.landmarks import NUM_LANDMARKS
 from training.data.dataset_file import read_dataset_file
 from training.evaluation.defaults import Swap
@@ -87,11 +87,11 @@ def regress_with_true_landmarks(
     video: str,
     bundle_path: str | Path,
     swap: Swap,
-    body: BodyModel,
+    body: BodyModel | None = None,
 ) -> VideoResult:
     """``result_npz`` (``meshcast run``'s, of synthetic ``video``) regressed again by the keypoint
     bundle at ``bundle_path`` with ``swap`` of its landmarks the truth's (``body`` poses the
-    truth: the body the video was rendered with).
+    truth: the body the video was rendered with; default: the result's own).
 
     Raises:
         ValueError: the bundle's network does not read landmarks.
@@ -100,6 +100,7 @@ def regress_with_true_landmarks(
     if bundle.manifest.input.kind != "landmarks":
         raise ValueError(f"{bundle_path}'s network reads images, not landmarks")
     result = read_result_npz(result_npz)
+    body = body or load_body_model(result.body.name)
     tracks = with_true_landmarks(result, read_dataset_file(dataset_file), video, body, swap)
     times = np.arange(result.frame_count) / result.fps
     regressed = regress_tracks(

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 import shutil
 import tarfile
 import tempfile
+import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Callable
@@ -34,6 +36,7 @@ SCHEMES = ("http", "https", "file")
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60.0  # per read: a stalled server fails the init container, which is retried
 TEMPORARY_PREFIX = ".fetching-"
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 # (bytes so far, total bytes or None when the server does not say)
 ProgressCallback = Callable[[int, int | None], None]
@@ -56,13 +59,15 @@ def fetch_bundle(
 
     Args:
         url: http(s):// or file:// address of a ``.tar.gz``.
-        dest: the bundle's folder, created if missing; what it held is replaced.
+        dest: the bundle's folder, created if missing; what it held is replaced. On any
+            failure it is left as it was (a folder this call created is removed).
         sha256: the archive's expected digest (64 hex digits); None: not checked.
         on_progress: called as the download goes.
 
     Raises:
-        ValueError: an unsupported URL, a digest that differs, an archive that is not a
-            ``.tar.gz`` or holds unsafe paths, or a bundle that does not load.
+        ValueError: an unsupported URL, a digest that is not 64 hex digits or differs, an
+            archive that is not a ``.tar.gz`` or holds unsafe paths, or a bundle that does not
+            load.
         OSError: the download failed (urllib's URLError is one), or ``dest`` is not writable.
         BundleFileMissingError: the archive holds no manifest, or lacks a file it lists.
     """
@@ -70,6 +75,21 @@ def fetch_bundle(
     if scheme not in SCHEMES:
         raise ValueError(f"{url}: a bundle is fetched over {', '.join(SCHEMES)}, not {scheme!r}")
     expected = sha256.lower() if sha256 else None
+    if expected is not None and not SHA256_HEX.fullmatch(expected):
+        raise ValueError(f"--sha256 {sha256}: a sha256 is 64 hexadecimal digits")
+    # The outermost folder this call creates: removed again if the fetch fails.
+    created = next((path for path in [*reversed(dest.parents), dest] if not path.exists()), None)
+    try:
+        return _fetch_into(url, dest, expected, on_progress)
+    except BaseException:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def _fetch_into(
+    url: str, dest: Path, expected: str | None, on_progress: ProgressCallback | None
+) -> FetchedBundle:
     dest.mkdir(parents=True, exist_ok=True)
     marker = dest / MARKER_FILE
     if expected is not None and marker.is_file() and marker.read_text().strip() == expected:
@@ -97,7 +117,15 @@ def fetch_bundle(
 def _download(url: str, path: Path, on_progress: ProgressCallback | None) -> str:
     """Stream ``url`` into ``path``; the sha256 of its bytes."""
     digest = hashlib.sha256()
-    with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, path.open("wb") as out:
+    try:
+        response = urllib.request.urlopen(url, timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as error:
+        raise OSError(f"could not download {url}: HTTP {error.code} {error.reason}") from None
+    except urllib.error.URLError as error:
+        raise OSError(f"could not download {url}: {error.reason}") from None
+    except (OSError, ValueError) as error:  # a timeout; a malformed address
+        raise OSError(f"could not download {url}: {error}") from None
+    with response, path.open("wb") as out:
         length = response.headers.get("Content-Length")
         total = int(length) if length is not None else None
         done = 0

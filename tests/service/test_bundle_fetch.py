@@ -174,3 +174,24 @@ def test_the_command_fetches_a_file_url_and_says_a_missing_one_in_one_line(
     assert missing.returncode == 1
     assert missing.stderr.count("\n") == 1
     assert "404" in missing.stderr
+
+
+def test_a_failed_fetch_names_the_url_and_leaves_no_folder_it_made(
+    server: Server, tmp_path: Path
+) -> None:
+    dest = tmp_path / "new" / "bundle"
+    absent = server.url("absent.tar.gz")
+    with pytest.raises(OSError, match=f"could not download {absent}: HTTP 404"):
+        fetch_bundle(absent, dest)
+    assert not (tmp_path / "new").exists()  # the folders the fetch made are gone again
+
+    (server.folder / "notes.tar.gz").write_text("not an archive")
+    with pytest.raises(ValueError, match=r"not a safe \.tar\.gz"):
+        fetch_bundle(server.url("notes.tar.gz"), dest)
+    assert not (tmp_path / "new").exists()
+
+    requests = server.requests
+    with pytest.raises(ValueError, match="64 hexadecimal digits"):
+        fetch_bundle(server.url("notes.tar.gz"), dest, "xyz")
+    assert server.requests == requests  # refused before any download
+    assert not (tmp_path / "new").exists()

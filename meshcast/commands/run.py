@@ -34,10 +34,13 @@ STAGE_TITLES = {
 
 @click.command("run")
 @click.argument("video", type=click.Path(path_type=Path))
-@click.option("--bundle", "bundle_dir", type=click.Path(path_type=Path), required=True,
-              help="A model bundle folder (`meshcast export`).")  # fmt: skip
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Folder for the outputs (created).")  # fmt: skip
+@click.option("--bundle", "bundle_dir", type=click.Path(path_type=Path), default=None,
+              help="A model bundle folder (`meshcast export`); default: the default "
+                   "bundle (bundles/default, made in seconds on first use, as by `meshcast "
+                   "demo`).")  # fmt: skip
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for the outputs (created); default: out/VIDEO's name without "
+                   "its suffix.")  # fmt: skip
 @click.option("--detector", default="nanodet", show_default=True,
               help="'nanodet' (the bundle's), 'hog' (OpenCV's, built in) or the path of an "
                    "ONNX detector in YOLO's export layout.")  # fmt: skip
@@ -52,8 +55,8 @@ STAGE_TITLES = {
                    "meshes in the preview.")  # fmt: skip
 def command(
     video: Path,
-    bundle_dir: Path,
-    out: Path,
+    bundle_dir: Path | None,
+    out: Path | None,
     detector: str,
     min_track_length: int | None,
     smooth: bool,
@@ -62,12 +65,14 @@ def command(
     preview_keypoints: bool,
 ) -> None:
     """Find and track every person in VIDEO, estimate their SMPL bodies with the bundle's
-    networks, and write result.json/.npz, meshes, one GLB per person and a preview to OUT."""
+    networks, and write result.json/.npz, meshes, one GLB per person and a preview to OUT
+    (default: out/NAME for VIDEO NAME.mp4). Without --bundle, the default bundle."""
     from service.bundle import load_bundle
     from service.outputs import OUTPUT_FORMATS, write_outputs
     from service.pipeline.body import BodyMeshes
     from service.pipeline.run import pipeline_config, process_video
 
+    out = out or Path("out") / video.stem
     _check_paths(video, out)
     detector_config = _detector_config(detector)
     names = [name.strip() for name in formats.split(",") if name.strip()]
@@ -78,6 +83,10 @@ def command(
             f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(OUTPUT_FORMATS)}",
             param_hint="--formats",
         )
+    if bundle_dir is None:
+        from meshcast.default_bundle import build_bundle, load_plan
+
+        bundle_dir = build_bundle(load_plan())
     bundle = load_bundle(bundle_dir)
     config = pipeline_config(
         smooth=smooth,

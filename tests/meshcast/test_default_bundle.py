@@ -19,6 +19,7 @@ from rich.console import Console
 from meshcast.default_bundle import BundlePlan, build_bundle, build_steps, load_plan
 from service.bundle import LandmarkInputSpec, file_sha256, load_bundle
 from tests.meshcast.test_run import meshcast, one_error_line
+from tests.support.walkers import write_walkers_video
 from training.evaluation.landmark_agreement import landmark_agreement
 from training.train.checkpoint import load_network
 
@@ -240,4 +241,19 @@ def test_truth_landmarks_without_a_bundle_is_a_usage_error(tmp_path) -> None:
     scored = meshcast("score", str(tmp_path), str(tmp_path / "db.pt"), "--video", "video000",
                       "--truth-landmarks", "world")  # fmt: skip
     assert scored.returncode == 2  # click's usage errors
-    assert "Error: --truth-landmarks needs the --bundle" in scored.stderr
+    assert "meshcast score: error: --truth-landmarks needs the --bundle" in scored.stderr
+
+
+def test_run_without_a_bundle_makes_and_uses_the_default_one(tmp_path) -> None:
+    """`meshcast run VIDEO`, as the README's first screen has it: the default bundle made in
+    the working directory on first use, the outputs in out/VIDEO-NAME."""
+    video = write_walkers_video(tmp_path / "walkers.mp4", frames=12)
+    result = subprocess.run(
+        [sys.executable, "-m", "meshcast", "run", video.name, "--formats", "json"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Making the default bundle bundles/default" in result.stderr
+    assert load_bundle(tmp_path / "bundles" / "default").manifest.recipe == load_plan().recipe
+    people = json.loads((tmp_path / "out" / "walkers" / "result.json").read_text())["tracks"]
+    assert len(people) >= 1

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import click
 
 EXIT_USER_ERROR = 1
+EXIT_USAGE = 2  # a wrong command, option or value, before any work
 EXIT_MISSING_EXTRA = 3
 
 
@@ -138,14 +139,19 @@ def main() -> None:
     """Console entry point: run the command line, every failure as one line."""
     debug = os.environ.get("MESHCAST_DEBUG") == "1"
     try:
-        cli.main(standalone_mode=False)
+        cli.main(prog_name="meshcast", standalone_mode=False)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.Abort:
         click.echo("meshcast: aborted", err=True)
         sys.exit(EXIT_USER_ERROR)
+    except click.UsageError as error:
+        # One line, as every other failure, where click would print usage, hint and error
+        command = error.ctx.command_path if error.ctx is not None else "meshcast"
+        click.echo(f"{command}: error: {error.format_message()} (see '{command} --help')", err=True)
+        sys.exit(EXIT_USAGE)
     except click.ClickException as error:
-        error.show()
+        click.echo(f"meshcast: error: {error.format_message()}", err=True)
         sys.exit(error.exit_code)
     except ModuleNotFoundError as error:
         extra = EXTRA_OF_MODULE.get((error.name or "").split(".")[0])

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, PositiveInt
 from rich.console import Console
+
+from meshcast.config_files import load_yaml_model
 
 DEFAULT_PLAN = Path(__file__).parent / "default_bundle.yaml"
 StepName = Literal["pretrain", "train", "evaluate", "export"]
@@ -59,7 +60,7 @@ class BundlePlan(BaseModel):
 def load_plan(path: str | Path = DEFAULT_PLAN) -> BundlePlan:
     """Read and validate a plan file; its ``network`` and ``record`` made absolute."""
     path = Path(path)
-    plan = BundlePlan.model_validate(yaml.safe_load(path.read_text()))
+    plan = load_yaml_model(BundlePlan, path)
     folder = path.resolve().parent
     return plan.model_copy(
         update={"network": folder / plan.network, "record": folder / plan.record}
@@ -180,9 +181,9 @@ def write_record(plan: BundlePlan, checkpoint: Path, network: Path, record: Path
         )
         for noise in ("exact", "noisy")
     }  # fmt: skip
-    import torch
+    from training.train.checkpoint import read_checkpoint
 
-    contents = torch.load(network, map_location="cpu", weights_only=False)
+    contents = read_checkpoint(network)
     record.write_text(
         json.dumps(
             {

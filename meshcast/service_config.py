@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from pydantic import ValidationError
 
+from meshcast.config_files import describe_validation_error, describe_yaml_error
 from service.settings import ServiceSettings, load_settings
 
 
@@ -22,9 +24,9 @@ def load_service_settings(path: Path | None) -> ServiceSettings:
     """
     try:
         return load_settings(path)
+    except yaml.YAMLError as error:
+        raise ValueError(describe_yaml_error(path or "the settings", error)) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a YAML file (it is not text)") from None
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ValueError(
-            f"{path or 'the settings'}: {where}: {first['msg']} ({error.error_count()} errors)"
-        ) from error
+        raise ValueError(describe_validation_error(str(path or "the settings"), error)) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -109,11 +110,56 @@ def test_a_missing_extra_names_the_extra_to_install():
     assert "Traceback" not in result.stderr
 
 
-def test_unknown_command_and_bad_option_fail_readably():
-    assert run("nope").returncode == 2
-    result = run("body", "animate", "--frames", "0")
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
+def every_command_path() -> list[tuple[str, ...]]:
+    """Every command a user can call, sub-commands of groups included, as argv prefixes."""
+    import click
+
+    from meshcast.cli import cli
+
+    def walk(group: click.Group, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+        found: list[tuple[str, ...]] = []
+        for name in group.list_commands(click.Context(group)):
+            command = group.get_command(click.Context(group), name)
+            found.append((*path, name))
+            if isinstance(command, click.Group):
+                found.extend(walk(command, (*path, name)))
+        return found
+
+    return [(), *walk(cli, ())]
+
+
+HELP_SECONDS = 1.0  # issue 19: --help and a wrong argument answer in under a second
+
+
+@pytest.mark.parametrize("path", every_command_path(), ids=lambda path: " ".join(path) or "-")
+def test_every_command_answers_help_and_a_wrong_argument_at_once(path: tuple[str, ...]):
+    started = time.perf_counter()
+    helped = run(*path, "--help")
+    help_seconds = time.perf_counter() - started
+    assert helped.returncode == 0, helped.stderr
+    assert "Show this message and exit." in helped.stdout
+    started = time.perf_counter()
+    wrong = run(*path, "--no-such-option")
+    wrong_seconds = time.perf_counter() - started
+    assert wrong.returncode == 2  # the documented code of a wrong command, option or value
+    lines = wrong.stderr.strip().splitlines()
+    assert len(lines) == 1, wrong.stderr
+    command = " ".join(("meshcast", *path))
+    assert lines[0] == (
+        f"{command}: error: No such option '--no-such-option'. (see '{command} --help')"
+    )
+    assert help_seconds < HELP_SECONDS
+    assert wrong_seconds < HELP_SECONDS
+
+
+def test_a_wrong_command_or_value_is_one_usage_line():
+    unknown = run("nope")
+    assert unknown.returncode == 2
+    assert unknown.stderr == "meshcast: error: No such command 'nope'. (see 'meshcast --help')\n"
+    frames = run("body", "animate", "--frames", "0")
+    assert frames.returncode == 2
+    assert frames.stderr.startswith("meshcast body animate: error: Invalid value for '--frames'")
+    assert frames.stderr.count("\n") == 1
 
 
 def test_animate_writes_frames_and_videos(tmp_path):
@@ -184,3 +230,57 @@ def test_a_bad_value_names_its_option_and_a_bad_body_the_bodies_there_are(tmp_pa
     body = run("body", "info", "nosuch")
     assert body.returncode == 1
     assert "give 'standin', 'smpl' or the path" in body.stderr.strip().splitlines()[-1]
+
+
+def test_a_bad_config_file_is_one_line_naming_the_file(tmp_path):
+    syntax = tmp_path / "syntax.yaml"
+    syntax.write_text("bundle: [1\n")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("remember the milk\n")
+    unknown = tmp_path / "plan.yaml"
+    unknown.write_text("colour: blue\n")
+    binary = tmp_path / "settings.yaml"
+    binary.write_bytes(bytes(range(128, 256)))
+    cases = {
+        ("demo", "--build-only", "--plan", str(syntax)): f"{syntax}: not valid YAML: line 2",
+        ("demo", "--build-only", "--plan", str(unknown)):
+            f"{unknown}: bundle: Field required (and 9 more problems)",
+        ("gateway", "--config", str(syntax)): f"{syntax}: not valid YAML: line 2",
+        ("gateway", "--config", str(notes)): f"{notes}: expected a mapping of 'key: value' lines",
+        ("gateway", "--config", str(unknown)): f"{unknown}: colour: Extra inputs are not permitted",
+        ("gateway", "--config", str(binary)): f"{binary}: not a YAML file (it is not text)",
+    }  # fmt: skip
+    for args, expected in cases.items():
+        result = run(*args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr == f"meshcast: error: {expected}\n" or (
+            result.stderr.startswith(f"meshcast: error: {expected}")
+            and result.stderr.count("\n") == 1
+        ), (args, result.stderr)
+
+
+def test_a_file_that_is_no_checkpoint_is_one_line(tmp_path):
+    text = tmp_path / "notes.pt"
+    text.write_text("hello\n")
+    export = ("export", str(text), "--body", "standin", "--out", str(tmp_path / "b"))
+    for args in (("eval", str(text), "--synthetic", "exact"), export):
+        result = run(*args)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith(f"meshcast: error: {text} is not a checkpoint PyTorch can")
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert "Unpickling" not in result.stderr
+
+
+def test_training_without_its_data_says_how_to_make_it(tmp_path):
+    result = subprocess.run(
+        [*MESHCAST, "train", "spsnet_cpu"], capture_output=True, text=True, cwd=tmp_path,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr == (
+        "meshcast: error: recipe 'spsnet_cpu' reads data/synth/synth_train_db_features.pt (and "
+        "1 more), which is not there: `make results-cpu` makes the CPU recipes' synthetic data "
+        "and trains them in order (meshcast synth; meshcast features for the *_features.pt "
+        "files)\n"
+    )
+    assert not (tmp_path / "runs").exists()

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from meshcast.config_files import read_yaml_mapping, validate_model
 from training.recipes.schema import (
     DataConfig,
     LandmarkDataConfig,
@@ -51,7 +50,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     its base recipe with one switch changed), merged key by key over the base; only the
     figures the paper ``reported`` are never inherited.
     """
-    return Recipe.model_validate(_read_recipe(name_or_path))
+    return validate_model(Recipe, _read_recipe(name_or_path), source=str(name_or_path))
 
 
 def _read_recipe(name_or_path: str | Path) -> dict[str, Any]:
@@ -62,10 +61,7 @@ def _read_recipe(name_or_path: str | Path) -> dict[str, Any]:
             raise LookupError(
                 f"unknown recipe {name_or_path!r}; built-in: {', '.join(list_recipes())}"
             )
-    with path.open() as stream:
-        fields = yaml.safe_load(stream)
-    if not isinstance(fields, dict):
-        raise ValueError(f"{path}: a recipe is a YAML mapping")
+    fields = read_yaml_mapping(path)
     base = fields.pop("extends", None)
     if not base:
         return fields

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,38 @@ def save_checkpoint(path: Path, state: TrainingState, recipe: Recipe) -> None:
     os.replace(partial, path)
 
 
+def read_checkpoint(
+    path: str | Path, *, mmap: bool = False, keys: tuple[str, ...] = ("recipe", "network")
+) -> dict[str, Any]:
+    """The contents of a checkpoint meshcast wrote (a training run's, or a network alone),
+    which must hold ``keys``; ``mmap`` maps the tensors rather than reading them.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not a PyTorch file, or not one of meshcast's checkpoints.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        # Checkpoints hold NumPy and Python random states besides tensors, which the
+        # weights-only unpickler refuses; they are meshcast's own files.
+        contents = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, UnicodeDecodeError):
+        # PyTorch's own reasons ("Memo value not found at index 101") tell a user nothing
+        raise ValueError(
+            f"{path} is not a checkpoint PyTorch can read (cut short, damaged or another kind "
+            "of file); checkpoints come from `meshcast train`, or `meshcast import` for the "
+            "authors' files"
+        ) from None
+    if not isinstance(contents, dict) or not set(keys) <= contents.keys():
+        raise ValueError(
+            f"{path} is a PyTorch file but not a meshcast checkpoint (no {' and '.join(keys)}); "
+            "`meshcast import` turns the authors' MAED, SPIN and VIBE checkpoints into ours"
+        )
+    return contents
+
+
 def load_checkpoint(path: Path, state: TrainingState, recipe: Recipe) -> None:
     """Restore ``state`` in place from ``path``, random states included.
 
@@ -111,11 +144,7 @@ def load_checkpoint(path: Path, state: TrainingState, recipe: Recipe) -> None:
         ValueError: the checkpoint was written for another recipe, or its objects (e.g. a
             discriminator) do not match this run's.
     """
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    # The file holds NumPy and Python random states besides tensors, which the weights-only
-    # unpickler refuses; checkpoints are the run's own files.
-    contents = torch.load(path, map_location="cpu", weights_only=False)
+    contents = read_checkpoint(path)
     if contents["recipe"] != recipe.model_dump(mode="json"):
         raise ValueError(f"{path} was written by another recipe than {recipe.name!r}")
     for key, module in _modules(state).items():
@@ -136,7 +165,7 @@ def run_is_finished(run_dir: Path, recipe: Recipe) -> bool:
     if recipe.training is None or not path.is_file():
         return False
     # Memory-mapped: only the two small fields are read, not the weights.
-    contents = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    contents = read_checkpoint(path, mmap=True)
     schedule = recipe.training
     return (
         contents["recipe"] == recipe.model_dump(mode="json")
@@ -146,15 +175,13 @@ def run_is_finished(run_dir: Path, recipe: Recipe) -> bool:
 
 def saved_recipe(path: Path) -> Recipe:
     """The recipe a checkpoint was trained with."""
-    contents = torch.load(path, map_location="cpu", weights_only=False)
+    contents = read_checkpoint(path)
     return Recipe.model_validate(contents["recipe"])
 
 
 def load_network(path: Path) -> tuple[Recipe, nn.Module]:
     """The recipe and the trained network of a checkpoint, ready for inference (eval mode)."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    contents = torch.load(path, map_location="cpu", weights_only=False)
+    contents = read_checkpoint(path)
     recipe = Recipe.model_validate(contents["recipe"])
     network = build_model(recipe)
     network.load_state_dict(contents["network"])
@@ -169,7 +196,7 @@ def save_network_only(source: Path, target: Path) -> None:
     Floating-point weights are stored in half precision, which halves what ships in the
     repository; :func:`load_network` reads them back into the network's float32 parameters
     (the evaluation in a shipped record is of the stored weights)."""
-    contents = torch.load(source, map_location="cpu", weights_only=False)
+    contents = read_checkpoint(source)
     weights = {
         name: tensor.half() if tensor.is_floating_point() else tensor
         for name, tensor in contents["network"].items()
@@ -191,9 +218,7 @@ def initialise_from(network: nn.Module, path: str | Path) -> list[str]:
         FileNotFoundError: no checkpoint at ``path``.
         ValueError: no tensor of the checkpoint fits the network.
     """
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"no checkpoint at {path} to initialise the network from")
-    source = torch.load(path, map_location="cpu", weights_only=False)["network"]
+    source = read_checkpoint(path, keys=("network",))["network"]
     own = network.state_dict()
     matching = {
         name: tensor

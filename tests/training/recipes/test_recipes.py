@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pydantic
 import pytest
 
 from training.recipes import list_recipes, load_recipe
@@ -166,11 +165,12 @@ def test_reported_figures_are_not_inherited():
 def test_bad_recipes_fail_with_the_field_named(tmp_path):
     typo = tmp_path / "typo.yaml"
     typo.write_text("name: typo\nsource: test\nmodel: {family: spsnet, forcasting: false}\n")
-    with pytest.raises(pydantic.ValidationError, match="forcasting"):
+    with pytest.raises(ValueError, match=r"typo\.yaml: model\.spsnet\.forcasting: Extra") as error:
         load_recipe(typo)
+    assert "\n" not in str(error.value)
     wrong_family = tmp_path / "family.yaml"
     wrong_family.write_text("name: f\nsource: test\nmodel: {family: vibe}\n")
-    with pytest.raises(pydantic.ValidationError, match="family"):
+    with pytest.raises(ValueError, match="family"):
         load_recipe(wrong_family)
     with pytest.raises(LookupError, match="spsnet_paper"):
         load_recipe("spsnet_papr")

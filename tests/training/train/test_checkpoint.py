@@ -9,6 +9,7 @@ from training.models import build_model
 from training.train.checkpoint import (
     initialise_from,
     load_network,
+    read_checkpoint,
     save_network_only,
     saved_recipe,
 )
@@ -86,6 +87,23 @@ def test_init_from_a_missing_or_unrelated_checkpoint_is_an_error(local_recipe, t
     torch.save({"network": {"other.weight": torch.zeros(2)}}, tmp_path / "unrelated.pt")
     with pytest.raises(ValueError, match="no tensor"):
         initialise_from(network, tmp_path / "unrelated.pt")
+
+
+def test_a_file_that_is_no_checkpoint_is_said_so(tmp_path):
+    text = tmp_path / "notes.pt"
+    text.write_text("hello\n")
+    cut = tmp_path / "cut.pt"
+    torch.save({"recipe": {}, "network": {"w": torch.zeros(1000)}}, cut)
+    cut.write_bytes(cut.read_bytes()[:2000])
+    for broken in (text, cut):
+        with pytest.raises(ValueError, match="is not a checkpoint PyTorch can read"):
+            load_network(broken)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(ValueError, match=r"not a meshcast checkpoint \(no recipe and network\)"):
+        read_checkpoint(foreign)
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        read_checkpoint(tmp_path / "absent.pt")
 
 
 def test_a_shipped_network_is_half_the_size_and_predicts_as_the_checkpoint(

@@ -29,6 +29,8 @@ STAGE_TITLES = {
     "encoder": "encoding crops (person-frames)",
     "temporal": "temporal model (windows)",
     "body": "body joints (person-frames)",
+    "meshes": "writing OBJ and PLY meshes (person-frames)",
+    "preview": "drawing the preview (frames)",
 }
 
 
@@ -48,8 +50,10 @@ STAGE_TITLES = {
               help="Frames a track needs to be kept; default: the tracker's (8).")  # fmt: skip
 @click.option("--smooth", is_flag=True, help="One-Euro smoothing of the outputs.")
 @click.option("--fp16", is_flag=True, help="The bundle's float16 graphs (a GPU's).")
-@click.option("--formats", default="json,npz,obj,ply,glb,preview", show_default=True,
-              help="Comma-separated outputs to write.")  # fmt: skip
+@click.option("--formats", default="json,npz,glb,preview", show_default=True,
+              help="Comma-separated outputs to write, of json, npz, obj, ply, glb, preview; "
+                   "obj and ply write a mesh file per person and frame (about 1 MB each for "
+                   "the stand-in body).")  # fmt: skip
 @click.option("--preview-keypoints", is_flag=True,
               help="Draw each person's 33 keypoint landmarks and their skeleton over the "
                    "meshes in the preview.")  # fmt: skip
@@ -123,6 +127,7 @@ def command(
             focal_length=run.focal_length,
             formats=chosen,
             preview_keypoints=preview_keypoints,
+            progress=report,
         )
         seconds = {**run.seconds, "outputs": time.perf_counter() - started}
 

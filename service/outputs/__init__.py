@@ -28,9 +28,10 @@ One module per kind of file, each with functions that return bytes for the gatew
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from service.outputs.gltf import track_glb, write_track_glb
 from service.outputs.meshes import MESH_FORMATS, track_frame_mesh, write_meshes
@@ -44,6 +45,9 @@ from service.outputs.result_files import (
 )
 from service.pipeline.body import MeshVertices
 from service.pipeline.result import VideoResult
+
+if TYPE_CHECKING:
+    from service.pipeline.run import Progress
 
 OutputFormat = Literal["json", "npz", "obj", "ply", "glb", "preview"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("json", "npz", "obj", "ply", "glb", "preview")
@@ -82,6 +86,7 @@ def write_outputs(
     camera_frame_meshes: bool = False,
     npz_vertices: bool = True,
     preview_keypoints: bool = False,
+    progress: Progress | None = None,
 ) -> dict[OutputFormat, list[Path]]:
     """Write the chosen outputs of ``video`` into ``out_dir`` (created if needed).
 
@@ -100,6 +105,8 @@ def write_outputs(
             :func:`~service.outputs.result_files.write_result_npz`).
         preview_keypoints: the preview draws each person's keypoint landmarks and skeleton
             over the meshes.
+        progress: told (step, done, total) as the meshes ("meshes", person-frames) and the
+            preview ("preview", frames) are written, the two long steps.
 
     Returns:
         The files written, by format.
@@ -121,7 +128,12 @@ def write_outputs(
     mesh_formats = [fmt for fmt in MESH_FORMATS if fmt in formats]
     if mesh_formats:  # posed once for both formats
         meshes = write_meshes(
-            video, out_dir / MESHES_FOLDER, body, mesh_formats, camera_frame=camera_frame_meshes
+            video,
+            out_dir / MESHES_FOLDER,
+            body,
+            mesh_formats,
+            camera_frame=camera_frame_meshes,
+            progress=functools.partial(progress, "meshes") if progress else None,
         )
         for fmt, paths in meshes.items():
             written[fmt] = paths
@@ -145,6 +157,7 @@ def write_outputs(
                 body,
                 focal_length=focal_length,
                 keypoints=preview_keypoints,
+                progress=functools.partial(progress, "preview") if progress else None,
             )
         ]
     return written

@@ -35,6 +35,7 @@ from typing import Literal
 import numpy as np
 
 from service.pipeline.body import MeshVertices
+from service.pipeline.people import FrameProgress
 from service.pipeline.result import TrackResult, VideoResult
 
 MeshFormat = Literal["obj", "ply"]
@@ -186,17 +187,20 @@ def write_meshes(
     formats: Collection[MeshFormat] = MESH_FORMATS,
     *,
     camera_frame: bool = False,
+    progress: FrameProgress | None = None,
 ) -> dict[MeshFormat, list[Path]]:
     """Write every track's mesh in each of its frames into ``folder`` (:func:`mesh_path`).
 
     The body poses one frame at a time (:func:`pose_frame`), once for all ``formats``; no
-    track's vertices are ever held whole.
+    track's vertices are ever held whole. ``progress`` is told (person-frames done, total).
 
     Returns:
         The files written per format, track by track, frame by frame.
     """
     folder = Path(folder)
     written: dict[MeshFormat, list[Path]] = {fmt: [] for fmt in formats}
+    total = sum(len(track) for track in video.tracks)
+    done = 0
     for track in video.tracks:
         (folder / track_folder(track.track_id)).mkdir(parents=True, exist_ok=True)
         for row, frame_id in enumerate(np.asarray(track.frame_ids).tolist()):
@@ -206,6 +210,9 @@ def write_meshes(
                 mesh = _mesh_bytes(track, row, vertices, video.body.faces, fmt, camera_frame)
                 path.write_bytes(mesh)
                 written[fmt].append(path)
+            done += 1
+            if progress is not None:
+                progress(done, total)
     return written
 
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from service.pipeline.body import MeshVertices
 from service.pipeline.landmarks import SKELETON, VISIBLE
+from service.pipeline.people import FrameProgress
 from service.pipeline.result import TrackResult, VideoResult
 from service.pipeline.video import read_frames
 from service.render import Mesh, PinholeCamera, draw_skeleton, render_meshes
@@ -100,6 +101,7 @@ def write_preview(
     focal_length: float,
     alpha: float = MESH_ALPHA,
     keypoints: bool = False,
+    progress: FrameProgress | None = None,
 ) -> Path:
     """Write the preview of ``video`` (decoded from ``video_path``) to ``path`` (MP4).
 
@@ -111,6 +113,7 @@ def write_preview(
         focal_length: the focal length in pixels the pipeline assumed.
         alpha: the meshes' opacity, 0–1.
         keypoints: draw each person's landmarks and skeleton over the meshes.
+        progress: told (frames drawn, the result's frame count) as frames are drawn.
 
     Returns:
         ``path``, holding one frame per frame decoded from ``video_path``.
@@ -142,6 +145,8 @@ def write_preview(
             encoded = av.VideoFrame.from_ndarray(_pad_to_even(image), format="bgr24")
             encoded.pts = frame.index
             container.mux(stream.encode(encoded))
+            if progress is not None:
+                progress(frame.index + 1, video.frame_count)
         container.mux(stream.encode(None))
     return path
 

@@ -66,7 +66,8 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def run(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("run") / "out"
-    result = meshcast("run", str(CLIP), "--bundle", str(bundle), "--out", str(out))
+    result = meshcast("run", str(CLIP), "--bundle", str(bundle), "--out", str(out),
+                      "--formats", "json,npz,obj,ply,glb,preview")  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result.stdout
 

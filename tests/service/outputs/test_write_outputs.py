@@ -35,6 +35,20 @@ def test_writes_every_format(
     assert all(path.is_file() for paths in written.values() for path in paths)
 
 
+def test_the_long_steps_report_their_progress(
+    tmp_path: Path, video_result: VideoResult, video_path: Path, pose: MeshVertices
+) -> None:
+    reports: dict[str, list[tuple[int, int]]] = {}
+    write_outputs(video_result, video_path, tmp_path, pose, focal_length=FOCAL_LENGTH,
+                  progress=lambda step, done, total: reports.setdefault(step, []).append(
+                      (done, total)))  # fmt: skip
+    person_frames = sum(len(track) for track in video_result.tracks)
+    assert set(reports) == {"meshes", "preview"}
+    assert reports["meshes"] == [(done, person_frames) for done in range(1, person_frames + 1)]
+    frames = video_result.frame_count
+    assert reports["preview"] == [(done, frames) for done in range(1, frames + 1)]
+
+
 def test_writes_only_the_formats_asked_for(
     tmp_path: Path, video_result: VideoResult, video_path: Path, pose: MeshVertices
 ) -> None:

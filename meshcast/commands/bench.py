@@ -349,6 +349,28 @@ def frontend_command(
     click.echo(json.dumps(report, indent=2))
 
 
+@command.command("preview")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--video", type=click.Path(path_type=Path), required=True,
+              help="The video RESULTS was made from.")  # fmt: skip
+@click.option("--bundle", "bundle_dir", type=click.Path(path_type=Path), required=True,
+              help="The bundle that made RESULTS: its body poses the people.")  # fmt: skip
+@click.option("--frames", "max_frames", type=click.IntRange(min=1), default=None,
+              help="Draw only the first FRAMES frames; default: all.")  # fmt: skip
+def preview_command(results: Path, video: Path, bundle_dir: Path, max_frames: int | None) -> None:
+    """The preview's frames of RESULTS (`meshcast run`'s folder) drawn with the body's whole
+    mesh and with the levels of detail the preview uses, interleaved frame by frame, as JSON:
+    milliseconds a frame each, the speed-up, and the share of drawn pixels that differ."""
+    from meshcast.bench_preview import bench_preview
+    from service.bundle import load_bundle
+    from service.outputs import RESULT_NPZ
+
+    report = bench_preview(
+        results / RESULT_NPZ, video, load_bundle(bundle_dir), max_frames=max_frames
+    )
+    click.echo(json.dumps(report, indent=2))
+
+
 @command.command("service")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
               help="The service's YAML settings (default: $MESHCAST_CONFIG, else the built-in "

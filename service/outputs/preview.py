@@ -34,6 +34,8 @@ from service.pipeline.people import FrameProgress
 from service.pipeline.result import TrackResult, VideoResult
 from service.pipeline.video import read_frames
 from service.render import Mesh, PinholeCamera, draw_skeleton, render_meshes
+from service.render.mesh_renderer import NEAR_PLANE_M
+from service.render.simplify import DetailLevels
 
 PreviewCodec = Literal["libx264", "mpeg4"]
 PREVIEW_CODECS: tuple[PreviewCodec, ...] = ("libx264", "mpeg4")  # the first one FFmpeg has
@@ -64,6 +66,12 @@ DEPTH = 2  # index of z in a translation
 KEYPOINT_RADIUS_PX = 3.0
 BONE_WIDTH_PX = 2
 VISIBILITY = 2  # index of visibility in a landmark (x, y, visibility)
+# Each person is drawn with the coarsest of these clusterings of the body's vertices (cells
+# along its tallest extent, :mod:`service.render.simplify`) whose cells span at most
+# MAX_CELL_PX pixels, the whole mesh when none does: a person 150 pixels tall needs 2,500 of the
+# stand-in's 13,718 vertices, and filling triangles is the preview's cost.
+DETAIL_CELLS = (16, 32, 64, 128)
+MAX_CELL_PX = 2.0
 
 Row = tuple[TrackResult, int]  # a track and one of its rows
 
@@ -122,7 +130,8 @@ def write_preview(
         ValueError: the video's frames are not the size the result was made for.
     """
     camera = image_camera(video.width, video.height, focal_length)
-    rows = _rows_by_frame(video.tracks)
+    rows = rows_by_frame(video.tracks)
+    detail = detail_levels(video)
     codec = preview_codec()
     rate = Fraction(video.fps).limit_denominator(RATE_DENOMINATOR_LIMIT)
     path = Path(path)
@@ -137,11 +146,8 @@ def write_preview(
                     f"{video_path}: frame {frame.index} is {frame.image.shape[1]}×"
                     f"{frame.image.shape[0]}, the result is for {video.width}×{video.height}"
                 )
-            people = _farthest_first(rows.get(frame.index, []))
-            meshes = _frame_meshes(people, video.body.faces, body)
-            image = render_meshes(frame.image, meshes, camera, alpha)
-            if keypoints:
-                image = _draw_keypoints(image, people)
+            people = rows.get(frame.index, [])
+            image = draw_people(frame.image, people, camera, detail, body, alpha, keypoints)
             encoded = av.VideoFrame.from_ndarray(_pad_to_even(image), format="bgr24")
             encoded.pts = frame.index
             container.mux(stream.encode(encoded))
@@ -151,7 +157,31 @@ def write_preview(
     return path
 
 
-def _rows_by_frame(tracks: Sequence[TrackResult]) -> dict[int, list[Row]]:
+def detail_levels(video: VideoResult, max_cell_px: float = MAX_CELL_PX) -> DetailLevels:
+    """The levels of detail the preview draws ``video``'s people with (``max_cell_px`` 0:
+    always the whole mesh)."""
+    rest = video.tracks[0].rest_vertices if video.tracks else np.zeros((1, 3))
+    return DetailLevels(rest, video.body.faces, DETAIL_CELLS, max_cell_px)
+
+
+def draw_people(
+    image: np.ndarray,
+    people: Sequence[Row],
+    camera: PinholeCamera,
+    detail: DetailLevels,
+    body: MeshVertices,
+    alpha: float = MESH_ALPHA,
+    keypoints: bool = False,
+) -> np.ndarray:
+    """One preview frame: the meshes of ``people`` (a frame's tracks and rows) over ``image``,
+    farthest first, each at the detail its size needs, and their keypoints if asked."""
+    ordered = _farthest_first(people)
+    meshes = _frame_meshes(ordered, detail, camera.fx, body)
+    drawn = render_meshes(image, meshes, camera, alpha)
+    return _draw_keypoints(drawn, ordered) if keypoints else drawn
+
+
+def rows_by_frame(tracks: Sequence[TrackResult]) -> dict[int, list[Row]]:
     """For each video frame, the tracks in it and their rows."""
     rows: dict[int, list[Row]] = {}
     for track in tracks:
@@ -166,9 +196,10 @@ def _farthest_first(rows: Sequence[Row]) -> list[Row]:
 
 
 def _frame_meshes(
-    farthest_first: Sequence[Row], faces: np.ndarray, body: MeshVertices
+    farthest_first: Sequence[Row], detail: DetailLevels, focal_length: float, body: MeshVertices
 ) -> list[Mesh]:
-    """The people of one frame (farthest first) as camera-frame meshes, in the same order."""
+    """The people of one frame (farthest first) as camera-frame meshes, in the same order,
+    each with as many faces as its size on the image needs."""
     if not farthest_first:
         return []
     rotmat = np.stack([track.rotmat[row] for track, row in farthest_first])  # (K, 24, 3, 3)
@@ -177,11 +208,16 @@ def _frame_meshes(
     return [
         Mesh(
             vertices=person + track.translation[row],
-            faces=faces,
+            faces=detail.faces(_extent_px(detail.extent, track.translation[row], focal_length)),
             color=track_color_bgr(track.track_id),
         )
         for (track, row), person in zip(farthest_first, vertices, strict=True)
     ]
+
+
+def _extent_px(extent_m: float, translation: np.ndarray, focal_length: float) -> float:
+    """How many pixels a length of ``extent_m`` spans at the depth of ``translation``."""
+    return focal_length * extent_m / max(float(translation[DEPTH]), NEAR_PLANE_M)
 
 
 def _draw_keypoints(image: np.ndarray, farthest_first: Sequence[Row]) -> np.ndarray:

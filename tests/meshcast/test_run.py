@@ -180,6 +180,20 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+def test_bench_preview_compares_the_whole_mesh_with_its_levels_of_detail(run, bundle) -> None:
+    out, _ = run
+    result = meshcast("bench", "preview", str(out), "--video", str(CLIP), "--bundle", str(bundle),
+                      "--frames", "6")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["frames"] == 6
+    assert report["person_frames"] > 0
+    assert report["whole_mesh"]["ms_per_frame_mean"] > 0
+    assert report["levels"]["ms_per_frame_mean"] > 0
+    assert report["speedup"] > 0  # a ratio of times: measured, not asserted (README)
+    assert 0.8 < report["coverage_iou"] <= 1.0  # the walkers' outlines nearly the same
+
+
 def test_a_missing_bundle_is_one_line(tmp_path) -> None:
     line = one_error_line(meshcast("run", str(CLIP), "--bundle", str(tmp_path / "no"),
                                    "--out", str(tmp_path / "out")))  # fmt: skip

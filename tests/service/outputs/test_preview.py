@@ -39,9 +39,11 @@ SHOWN = {"left_shoulder": ((15.0, 5.0), VISIBLE), "right_shoulder": ((85.0, 5.0)
 HIDDEN = ("right_elbow", (88.0, 60.0), VISIBLE - 0.01)
 # Pixels this far from the drawn bone, and this far from any mesh, are the same in both
 # previews up to the codec's noise: H.264 codes a 16-pixel block drawn on differently, and
-# its neighbours a little; the meshes' edges move most. (Measured: at most 11.)
+# its neighbours a little; the meshes' edges move most. (Measured: at most 11 beyond 4 pixels
+# of a mesh drawn whole; drawn with the preview's coarser levels of detail, 44 at 4.1 pixels
+# from an edge, within the noise beyond 5.)
 FAR_PX = 12.0
-MESH_MARGIN_PX = 4.0
+MESH_MARGIN_PX = 6.0
 CODEC_NOISE = 16
 MIN_FAR_SHARE = 0.3  # of the frame's pixels checked, at least
 Point = tuple[float, float]  # x, y in pixels

@@ -205,7 +205,13 @@ def write_looped_video(
 @click.option("--bundle", "bundle_dir", type=click.Path(path_type=Path), required=True,
               help="A model bundle folder (`meshcast export`).")  # fmt: skip
 @click.option("--outputs/--no-outputs", default=False, show_default=True,
-              help="Also time writing every output (into a temporary folder).")  # fmt: skip
+              help="Also time writing the outputs (into a temporary folder).")  # fmt: skip
+@click.option("--formats", default="json,npz,obj,ply,glb,preview", show_default=True,
+              help="With --outputs, the comma-separated outputs written (a service's worker "
+                   "writes json,npz,glb,preview with --no-npz-vertices).")  # fmt: skip
+@click.option("--npz-vertices/--no-npz-vertices", default=True, show_default=True,
+              help="With --outputs, result.npz holds the posed vertices (meshcast run's) or "
+                   "not (a worker's).")  # fmt: skip
 @click.option("--loop", "loops", type=click.IntRange(min=1), default=1, show_default=True,
               help="Run on VIDEO played this many times over (re-encoded to a temporary "
                    "file first).")  # fmt: skip
@@ -222,6 +228,8 @@ def pipeline_command(
     video: Path,
     bundle_dir: Path,
     outputs: bool,
+    formats: str,
+    npz_vertices: bool,
     loops: int,
     scale: str | None,
     threads: int | None,
@@ -257,12 +265,14 @@ def pipeline_command(
 
     import cv2
 
+    from meshcast.commands.run import parse_formats
     from service.bundle import load_bundle
     from service.outputs import write_outputs
     from service.pipeline.body import BodyMeshes
     from service.pipeline.run import PipelineConfig, process_video
 
     size = parse_size(scale)
+    chosen = parse_formats(formats)
     bundle = load_bundle(bundle_dir)
     config = PipelineConfig()
     if detect_width is not None:
@@ -289,7 +299,8 @@ def pipeline_command(
         if outputs:
             body = BodyMeshes(sessions.body, config.regression.batch_size)
             out_dir = Path(folder) / "outputs"
-            write_outputs(run.result, source, out_dir, body, focal_length=run.focal_length)
+            write_outputs(run.result, source, out_dir, body, focal_length=run.focal_length,
+                          formats=chosen, npz_vertices=npz_vertices)  # fmt: skip
             ends["outputs"] = time.perf_counter()
     frames = run.result.frame_count
     stages, previous = {}, started

@@ -22,6 +22,7 @@ from rich.table import Table
 from meshcast.progress import progress_bar
 
 if TYPE_CHECKING:
+    from service.outputs import OutputFormat
     from service.pipeline.run import DetectorConfig
 
 STAGE_TITLES = {
@@ -72,21 +73,14 @@ def command(
     networks, and write result.json/.npz, meshes, one GLB per person and a preview to OUT
     (default: out/NAME for VIDEO NAME.mp4). Without --bundle, the default bundle."""
     from service.bundle import load_bundle
-    from service.outputs import OUTPUT_FORMATS, write_outputs
+    from service.outputs import write_outputs
     from service.pipeline.body import BodyMeshes
     from service.pipeline.run import pipeline_config, process_video
 
     out = out or Path("out") / video.stem
     _check_paths(video, out)
     detector_config = _detector_config(detector)
-    names = [name.strip() for name in formats.split(",") if name.strip()]
-    chosen = [known for known in OUTPUT_FORMATS if known in names]
-    unknown = sorted(set(names) - set(chosen))
-    if unknown:
-        raise click.BadParameter(
-            f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(OUTPUT_FORMATS)}",
-            param_hint="--formats",
-        )
+    chosen = parse_formats(formats)
     if bundle_dir is None:
         from meshcast.default_bundle import build_bundle, load_plan
 
@@ -145,6 +139,25 @@ def command(
     Console().print(people, stages)
     files = sum(len(paths) for paths in written.values())
     click.echo(f"{files} files written to {out}")
+
+
+def parse_formats(value: str) -> list[OutputFormat]:
+    """``--formats``' comma-separated names, in the order outputs are written.
+
+    Raises:
+        click.BadParameter: a name that is no output format.
+    """
+    from service.outputs import OUTPUT_FORMATS
+
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    chosen = [known for known in OUTPUT_FORMATS if known in names]
+    unknown = sorted(set(names) - set(chosen))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(OUTPUT_FORMATS)}",
+            param_hint="--formats",
+        )
+    return chosen
 
 
 def _check_paths(video: Path, out: Path) -> None:

@@ -190,6 +190,8 @@ def _produce(
         formats=record.options.stored_formats,
         npz_vertices=False,  # the gateway poses each frame's mesh from the parameters
         preview_keypoints=record.options.preview_keypoints,
+        # the preview's frames as the stage's progress; a cancel is seen between them too
+        progress=lambda _step, done, total: reporter(OUTPUTS_STAGE, done, total),
     )
     reporter(OUTPUTS_STAGE, 1, 1)
     files = {path.relative_to(out).as_posix(): path for paths in written.values() for path in paths}

@@ -7,8 +7,12 @@ import platform
 import statistics
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from service.settings import Device
 
 
 @click.group("bench")
@@ -221,6 +225,11 @@ def write_looped_video(
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads of OpenCV and of each onnxruntime session; default: "
                    "theirs.")  # fmt: skip
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True,
+              help="onnxruntime's providers, as a worker chooses them: cuda needs "
+                   "meshcast[gpu] and a GPU; auto takes CUDA when there is one.")  # fmt: skip
+@click.option("--fp16", is_flag=True, help="The bundle's float16 graphs (a GPU's).")
 @click.option("--detect-width", type=click.IntRange(min=64), default=None,
               help="Frames wider than this are shrunk for OpenCV's HOG detector; default: "
                    "its configuration's.")  # fmt: skip
@@ -233,6 +242,8 @@ def pipeline_command(
     loops: int,
     scale: str | None,
     threads: int | None,
+    device: Device,
+    fp16: bool,
     detect_width: int | None,
 ) -> None:
     """Milliseconds per frame of each stage of `meshcast run` on VIDEO, and the peak resident
@@ -264,24 +275,27 @@ def pipeline_command(
     from concurrent.futures import ProcessPoolExecutor
 
     import cv2
+    import onnxruntime
 
     from meshcast.commands.run import parse_formats
     from service.bundle import load_bundle
     from service.outputs import write_outputs
     from service.pipeline.body import BodyMeshes
     from service.pipeline.run import PipelineConfig, process_video
+    from service.worker.runtime import choose_providers
 
     size = parse_size(scale)
     chosen = parse_formats(formats)
+    providers = choose_providers(device, onnxruntime.get_available_providers())
     bundle = load_bundle(bundle_dir)
-    config = PipelineConfig()
+    config = PipelineConfig(precision="fp16" if fp16 else "fp32")
     if detect_width is not None:
         hog = config.detector.hog.model_copy(update={"max_width": detect_width})
         detector = config.detector.model_copy(update={"hog": hog})
         config = config.model_copy(update={"detector": detector})
     if threads is not None:
         cv2.setNumThreads(threads)
-    sessions = bundle.sessions(config.precision, threads=threads)
+    sessions = bundle.sessions(config.precision, providers=providers, threads=threads)
     with tempfile.TemporaryDirectory() as folder:
         source = video
         if loops > 1 or size is not None:
@@ -318,6 +332,9 @@ def pipeline_command(
         "detect_width": config.detector.hog.max_width,
         "people": len(run.result.tracks),
         "person_frames": person_frames,
+        "providers": sessions.temporal.get_providers(),
+        "precision": config.precision,
+        "person_frames_per_s": round(person_frames / max(previous - started, 1e-9), 1),
         "ms_per_frame": {**stages, "total": round(1000 * (previous - started) / frames, 2)},
         # The first pass's stages, each by its own clock: the detector a frame, the keypoint
         # model a frame and a person it looked at (both passes of a detected person).

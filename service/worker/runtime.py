@@ -47,8 +47,9 @@ def choose_providers(device: Device, available: Sequence[str]) -> list[str]:
         return [CUDA_PROVIDER, CPU_PROVIDER]
     if device == "cuda":
         raise ValueError(
-            "the worker's device is 'cuda' but this onnxruntime has no CUDA provider "
-            f"(it has {', '.join(available)}): install meshcast[gpu], or set MESHCAST_DEVICE=auto"
+            "device 'cuda' asked for, but this onnxruntime has no CUDA provider (it has "
+            f"{', '.join(available)}): install meshcast[gpu] on a machine with an NVIDIA GPU, "
+            "or ask for 'auto' (a worker: MESHCAST_DEVICE=auto)"
         )
     return [CPU_PROVIDER]
 

@@ -3,6 +3,8 @@ bundle, is run in test_run.py."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -39,3 +41,16 @@ def test_scale_is_an_even_width_by_height() -> None:
     for bad in ("1920", "1920x1080x3", "axb", "1921x1080", "0x1080"):
         with pytest.raises(click.BadParameter):
             parse_size(bad)
+
+
+def test_bench_pipeline_on_cuda_without_a_gpu_is_one_line(tmp_path) -> None:
+    """The CUDA path cannot run here (no GPU): asking for it says what to install, at once."""
+    result = subprocess.run(
+        [sys.executable, "-m", "meshcast", "bench", "pipeline", "any.mp4", "--bundle",
+         str(tmp_path), "--device", "cuda"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("meshcast: error: device 'cuda' asked for, but this ")
+    assert "install meshcast[gpu]" in result.stderr
+    assert result.stderr.count("\n") == 1

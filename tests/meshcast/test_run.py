@@ -245,6 +245,9 @@ def test_bench_pipeline_reports_each_stage_and_peak_memory(bundle, tmp_path) -> 
     report = json.loads(result.stdout)
     assert report["detect_width"] == 1000
     assert report["frames"] == BENCH_FRAMES
+    assert report["providers"] == ["CPUExecutionProvider"]  # no GPU here: auto is the CPU
+    assert report["precision"] == "fp32"
+    assert report["person_frames_per_s"] > 0
     assert report["people"] == WALKERS
     stages = report["ms_per_frame"]
     assert {"detect", "encoder", "temporal", "body", "total"} <= set(stages)

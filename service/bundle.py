@@ -393,14 +393,23 @@ class Bundle:
 
 
 def open_session(
-    path: Path, providers: list[str] | None = None, threads: int | None = None
+    path: Path,
+    providers: list[str] | None = None,
+    threads: int | None = None,
+    *,
+    spinning: bool = True,
 ) -> InferenceSession:
     """An onnxruntime session of the graph at ``path``: on ``providers`` (default: CUDA when
     this onnxruntime has it, then the CPU), with ``threads`` CPU threads within and between
-    operators (default: onnxruntime's, one per physical core)."""
+    operators (default: onnxruntime's, one per physical core). ``spinning`` False: its threads
+    sleep after a run rather than spin, which would take the cores from whatever runs next
+    (a benchmark that interleaves runtimes; in the pipeline it made no measurable difference)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
+    if not spinning:
+        for entry in ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning"):
+            options.add_session_config_entry(entry, "0")
     if threads is not None:
         options.intra_op_num_threads = options.inter_op_num_threads = threads
     return onnxruntime.InferenceSession(

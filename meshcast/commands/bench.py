@@ -363,17 +363,25 @@ def pipeline_command(
 @click.option("--frames", "max_frames", type=click.IntRange(min=1), default=None,
               help="Use only the first FRAMES frames; default: all.")  # fmt: skip
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU threads of each onnxruntime session; default: onnxruntime's.")  # fmt: skip
+              help="CPU threads of each onnxruntime session (and of LiteRT's); default: "
+                   "onnxruntime's.")  # fmt: skip
+@click.option("--litert", type=click.Path(path_type=Path), default=None,
+              help="BlazePose's original pose_landmark_full.tflite (`make blazepose-tflite`): "
+                   "the keypoint model timed on LiteRT too, on the same crops.")  # fmt: skip
 def frontend_command(
-    video: Path, bundle_dir: Path, max_frames: int | None, threads: int | None
-) -> None:
+    video: Path, bundle_dir: Path, max_frames: int | None, threads: int | None,
+    litert: Path | None,
+) -> None:  # fmt: skip
     """NanoDet, OpenCV's HOG and the keypoint model on VIDEO's frames, interleaved frame by
     frame in this one process, as JSON: milliseconds a frame (and a person), people found, and
-    HOG's time over NanoDet's."""
+    HOG's time over NanoDet's; with --litert, the keypoint model on onnxruntime against its
+    original runtime."""
     from meshcast.bench_frontend import bench_frontend
     from service.bundle import load_bundle
 
-    report = bench_frontend(video, load_bundle(bundle_dir), max_frames=max_frames, threads=threads)
+    report = bench_frontend(
+        video, load_bundle(bundle_dir), max_frames=max_frames, threads=threads, litert=litert
+    )
     click.echo(json.dumps(report, indent=2))
 
 

@@ -403,7 +403,7 @@ def open_session(
     this onnxruntime has it, then the CPU), with ``threads`` CPU threads within and between
     operators (default: onnxruntime's, one per physical core). ``spinning`` False: its threads
     sleep after a run rather than spin, which would take the cores from whatever runs next
-    (a benchmark that interleaves runtimes; in the pipeline it made no measurable difference)."""
+    (a benchmark that interleaves runtimes)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()

@@ -91,7 +91,7 @@ import numpy as np
 
 from service.bundle import CPU_PROVIDER, Precision, load_bundle
 from service.jobs import StoredFile
-from service.outputs.meshes import MeshFormat, encode_mesh, mesh_comment, pose_frame
+from service.outputs.meshes import MeshFormat, frame_mesh_bytes, pose_frame
 from service.outputs.result_files import NPY_SUFFIX, track_prefix
 from service.pipeline.body import BodyMeshes, MeshVertices
 
@@ -203,8 +203,8 @@ def frame_mesh(
         track_id: the person.
         frame_id: the video's frame (0-based).
         fmt: ``obj`` or ``ply``.
-        camera_frame: the body where it stands in the camera's frame (its translation added),
-            rather than in the body frame.
+        camera_frame: the body where it stands in the camera's frame (its translation added,
+            OpenCV's axes), rather than in the body frame turned to y up.
         body: the bundle's body model.
 
     Raises:
@@ -246,7 +246,7 @@ def frame_mesh(
         rotmat, betas = frame_row(ROTMAT_KEY), frame_row(BETAS_KEY)
         translation = frame_row(TRANSLATION_KEY) if camera_frame else None
     vertices = pose_frame(body.vertices, rotmat, betas, translation)
-    return encode_mesh(vertices, body.faces, fmt, mesh_comment(track_id, frame_id, camera_frame))
+    return frame_mesh_bytes(vertices, body.faces, fmt, track_id, frame_id, camera_frame)
 
 
 def _array(archive: zipfile.ZipFile, key: str) -> np.ndarray:

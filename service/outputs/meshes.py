@@ -1,9 +1,11 @@
 """A track's mesh in one frame as a file: Wavefront OBJ (text) or PLY (binary little-endian).
 
-The files hold the body's vertices in metres, in the body frame (what VIBE calls ``verts``)
-or, with ``camera_frame=True``, where the person stands in the camera's frame (vertices +
-translation). Both frames have OpenCV's axes, x right, y down and z forward, so a viewer with
-y up shows the body upside down; the GLB (:mod:`.gltf`) is turned for such viewers.
+The files hold the body's vertices in metres, by default in the body frame turned to y up:
+VIBE's ``verts`` (OpenCV's axes, x right, y down, z forward) turned a half turn about x, as the
+GLB (:mod:`.gltf`) turns them, so that people stand upright facing the viewer in any viewer
+with y up (Blender's OBJ import, MeshLab, three.js). With ``camera_frame=True`` they are where
+the person stands in the camera's frame, in OpenCV's axes, unturned (vertices + translation:
+projected by the camera, they overlay the image).
 
 The result holds no vertices: a body model (:data:`~service.pipeline.body.MeshVertices`)
 poses them from the track's ``rotmat`` and ``betas`` when a file is made, one frame at a time
@@ -34,10 +36,13 @@ from typing import Literal
 
 import numpy as np
 
+from service.outputs.gltf import OPENCV_TO_GLTF
 from service.pipeline.body import MeshVertices
 from service.pipeline.people import FrameProgress
 from service.pipeline.result import TrackResult, VideoResult
 
+# OpenCV's axes → y up: the GLB's half turn about x, as per-axis signs (exact in float32).
+OPENCV_TO_Y_UP = np.diag(OPENCV_TO_GLTF).astype(np.float32)
 MeshFormat = Literal["obj", "ply"]
 MESH_FORMATS: tuple[MeshFormat, ...] = ("obj", "ply")
 # Nine significant decimal digits tell every float32 apart (IEEE 754's round-trip count).
@@ -238,12 +243,33 @@ def _mesh_bytes(
     fmt: MeshFormat,
     camera_frame: bool,
 ) -> bytes:
-    """The bytes of a track's mesh file in one of its rows, with a comment saying what it is."""
-    comment = mesh_comment(track.track_id, int(track.frame_ids[row]), camera_frame)
-    return encode_mesh(vertices, faces, fmt, comment)
+    """The bytes of a track's mesh file in one of its rows (:func:`frame_mesh_bytes`)."""
+    frame_id = int(track.frame_ids[row])
+    return frame_mesh_bytes(vertices, faces, fmt, track.track_id, frame_id, camera_frame)
+
+
+def frame_mesh_bytes(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    fmt: MeshFormat,
+    track_id: int,
+    frame_id: int,
+    camera_frame: bool,
+) -> bytes:
+    """A person's mesh file in one frame, from the ``(V, 3)`` vertices :func:`pose_frame`
+    gives (OpenCV's axes): turned to y up in the body frame, as they are in the camera frame,
+    with a comment line saying whose, which frame and which axes. ``meshcast run`` and the
+    gateway's downloads both make their files here, so their bytes are the same."""
+    if not camera_frame:
+        vertices = np.asarray(vertices, dtype=np.float32) * OPENCV_TO_Y_UP  # exact: signs only
+    return encode_mesh(vertices, faces, fmt, mesh_comment(track_id, frame_id, camera_frame))
 
 
 def mesh_comment(track_id: int, frame_id: int, camera_frame: bool) -> str:
-    """The comment line of a mesh file: whose body, which frame, which units and frame."""
-    frame_name = "camera frame" if camera_frame else "body frame"
+    """The comment line of a mesh file: whose body, which frame, which units and axes."""
+    frame_name = (
+        "camera frame, OpenCV axes (x right, y down, z forward)"
+        if camera_frame
+        else "body frame, y up, facing +z"
+    )
     return f"meshcast track {track_id} frame {frame_id}, metres, {frame_name}"

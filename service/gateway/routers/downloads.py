@@ -233,8 +233,10 @@ def download_mesh(
     space: Annotated[
         Literal["body", "camera"],
         Query(
-            description="body: the body frame (VIBE's verts); camera: where the person stands "
-            "in the camera's frame (translation added). Both in metres, OpenCV's axes."
+            description="body: the body frame turned to y up (VIBE's verts turned a half turn "
+            "about x, as in the GLB: upright in any viewer); camera: where the person stands "
+            "in the camera's frame (translation added), OpenCV's axes, to overlay on the "
+            "video. Both in metres."
         ),
     ] = "body",
 ) -> Response:

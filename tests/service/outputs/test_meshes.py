@@ -12,6 +12,7 @@ import trimesh
 
 from service.outputs.meshes import (
     MESH_FORMATS,
+    OPENCV_TO_Y_UP,
     MeshFormat,
     mesh_path,
     track_frame_mesh,
@@ -46,12 +47,32 @@ def test_mesh_reads_back(
         track, video_result.body.faces, frame_id, fmt, pose, camera_frame=camera_frame
     )
     mesh = load(data, fmt)
-    expected = posed(pose, track, row) + (track.translation[row] if camera_frame else 0.0)
+    if camera_frame:  # OpenCV's axes, where the camera saw the person
+        expected = posed(pose, track, row) + track.translation[row]
+    else:  # the body frame turned to y up: x kept, y and z negated
+        expected = posed(pose, track, row) * OPENCV_TO_Y_UP
     if fmt == "ply":
         np.testing.assert_array_equal(mesh.vertices, expected)  # float32 bytes
     else:
         np.testing.assert_allclose(mesh.vertices, expected, rtol=0, atol=OBJ_TOLERANCE_M)
     np.testing.assert_array_equal(mesh.faces, video_result.body.faces)
+
+
+def test_body_frame_meshes_stand_upright_in_a_y_up_viewer(
+    video_result: VideoResult, pose: MeshVertices
+) -> None:
+    """A person standing in the video (head up the image: lower y in OpenCV's axes) has the
+    head above the feet in the file, by y, and faces +z as the GLB's does."""
+    track = video_result.tracks[0]
+    row = 0
+    camera = posed(pose, track, row)
+    mesh = load(track_frame_mesh(track, video_result.body.faces, int(track.frame_ids[row]),
+                                 "ply", pose), "ply")  # fmt: skip
+    top_in_camera = int(np.argmin(camera[:, 1]))  # highest on the image
+    assert mesh.vertices[top_in_camera, 1] == mesh.vertices[:, 1].max()
+    # the winding survives a turn: the surface's normals still point out of the body
+    assert mesh.is_winding_consistent
+    assert mesh.volume > 0
 
 
 def test_ply_is_binary_little_endian(video_result: VideoResult, pose: MeshVertices) -> None:
@@ -82,7 +103,7 @@ def test_writer_lays_files_out_by_track_and_frame(
         for row, frame_id in enumerate(track.frame_ids.tolist()):
             path = tmp_path / mesh_path(track.track_id, frame_id, "ply")
             mesh = trimesh.load(path, process=False, maintain_order=True)
-            np.testing.assert_array_equal(mesh.vertices, posed(pose, track, row))
+            np.testing.assert_array_equal(mesh.vertices, posed(pose, track, row) * OPENCV_TO_Y_UP)
 
 
 def test_the_writer_poses_each_frame_alone(

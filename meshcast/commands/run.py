@@ -55,6 +55,11 @@ STAGE_TITLES = {
               help="Comma-separated outputs to write, of json, npz, obj, ply, glb, preview; "
                    "obj and ply write a mesh file per person and frame (about 1 MB each for "
                    "the stand-in body).")  # fmt: skip
+@click.option("--mesh-space", type=click.Choice(["body", "camera"]), default="body",
+              show_default=True,
+              help="OBJ and PLY: body, the body frame turned to y up (upright in any viewer); "
+                   "camera, where the person stands in the camera's frame, OpenCV's axes (to "
+                   "overlay on the video).")  # fmt: skip
 @click.option("--preview-keypoints", is_flag=True,
               help="Draw each person's 33 keypoint landmarks and their skeleton over the "
                    "meshes in the preview.")  # fmt: skip
@@ -67,6 +72,7 @@ def command(
     smooth: bool,
     fp16: bool,
     formats: str,
+    mesh_space: str,
     preview_keypoints: bool,
 ) -> None:
     """Find and track every person in VIDEO, estimate their SMPL bodies with the bundle's
@@ -120,6 +126,7 @@ def command(
             body,
             focal_length=run.focal_length,
             formats=chosen,
+            camera_frame_meshes=mesh_space == "camera",
             preview_keypoints=preview_keypoints,
             progress=report,
         )

@@ -195,6 +195,21 @@ def test_bench_preview_compares_the_whole_mesh_with_its_levels_of_detail(run, bu
     assert 0.8 < report["coverage_iou"] <= 1.0  # the walkers' outlines nearly the same
 
 
+def test_camera_space_meshes_stand_where_the_camera_saw_them(bundle, tmp_path) -> None:
+    video = write_walkers_video(tmp_path / "walkers.mp4", 12)
+    out = tmp_path / "out"
+    result = meshcast("run", str(video), "--bundle", str(bundle), "--out", str(out),
+                      "--formats", "npz,ply", "--mesh-space", "camera")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    track = read_result_npz(out / "result.npz").tracks[0]
+    with np.load(out / "result.npz") as npz:
+        verts = npz[f"track_{track.track_id:03d}/verts"][0]
+    frame = int(track.frame_ids[0])
+    mesh = trimesh.load(out / "meshes" / f"track_{track.track_id:03d}" / f"frame_{frame:06d}.ply",
+                        process=False)  # fmt: skip
+    np.testing.assert_allclose(mesh.vertices, verts + track.translation[0], atol=1e-5)
+
+
 def test_a_missing_bundle_is_one_line(tmp_path) -> None:
     line = one_error_line(meshcast("run", str(CLIP), "--bundle", str(tmp_path / "no"),
                                    "--out", str(tmp_path / "out")))  # fmt: skip

@@ -210,7 +210,7 @@ def write_looped_video(
               help="A model bundle folder (`meshcast export`).")  # fmt: skip
 @click.option("--outputs/--no-outputs", default=False, show_default=True,
               help="Also time writing the outputs (into a temporary folder).")  # fmt: skip
-@click.option("--formats", default="json,npz,obj,ply,glb,preview", show_default=True,
+@click.option("--formats", default="json,npz,obj,ply,glb,bvh,preview", show_default=True,
               help="With --outputs, the comma-separated outputs written (a service's worker "
                    "writes json,npz,glb,preview with --no-npz-vertices).")  # fmt: skip
 @click.option("--npz-vertices/--no-npz-vertices", default=True, show_default=True,

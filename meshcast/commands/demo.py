@@ -22,7 +22,7 @@ CLIP = Path(__file__).resolve().parents[1] / "assets" / "vtest_clip.mp4"
               help="Train the default network again from its recipe (runs/) and make the "
                    "bundle from that, not from the network that ships with meshcast.")  # fmt: skip
 @click.option("--build-only", is_flag=True, help="Make the default bundle and stop.")
-@click.option("--formats", default="json,npz,obj,ply,glb,preview", show_default=True,
+@click.option("--formats", default="json,npz,obj,ply,glb,bvh,preview", show_default=True,
               help="Comma-separated outputs to write (as meshcast run's).")  # fmt: skip
 @click.pass_context
 def command(

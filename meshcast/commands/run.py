@@ -52,7 +52,7 @@ STAGE_TITLES = {
 @click.option("--smooth", is_flag=True, help="One-Euro smoothing of the outputs.")
 @click.option("--fp16", is_flag=True, help="The bundle's float16 graphs (a GPU's).")
 @click.option("--formats", default="json,npz,glb,preview", show_default=True,
-              help="Comma-separated outputs to write, of json, npz, obj, ply, glb, preview; "
+              help="Comma-separated outputs to write, of json, npz, obj, ply, glb, bvh, preview; "
                    "obj and ply write a mesh file per person and frame (about 1 MB each for "
                    "the stand-in body).")  # fmt: skip
 @click.option("--mesh-space", type=click.Choice(["body", "camera"]), default="body",

@@ -9,7 +9,7 @@ URL                                                    stored file
 =====================================================  ====================================
 ``/jobs/{id}/result.json``, ``/jobs/{id}/result.npz``  ``result.json``, ``result.npz``
 ``/jobs/{id}/preview.mp4``                             ``preview.mp4``
-``/jobs/{id}/tracks/{track}.glb``                      ``tracks/track_NNN.glb``
+``/jobs/{id}/tracks/{track}.glb|bvh``                  ``tracks/track_NNN.glb|bvh``
 ``/jobs/{id}/tracks/{track}/frames/{frame}.obj|ply``   made from ``result.npz`` on request
 =====================================================  ====================================
 """
@@ -40,8 +40,9 @@ MEDIA_TYPES = {
     ".glb": "model/gltf-binary",
     ".obj": "model/obj",
     ".ply": "application/octet-stream",
+    ".bvh": "text/plain",  # no registered type; a text file any browser shows
 }
-_GLB_NAME = re.compile(rf"{TRACKS_FOLDER}/track_(?P<track>\d+)\.glb")
+_TRACK_FILE = re.compile(rf"{TRACKS_FOLDER}/track_(?P<track>\d+)\.(?P<fmt>glb|bvh)")
 
 
 def media_type(name: str) -> str:
@@ -62,8 +63,10 @@ def file_url(request: Request, job_id: str, name: str) -> str | None:
         return path_for(request, RESULT_ROUTE, job_id=job_id, fmt=name.rsplit(".", 1)[-1])
     if name == PREVIEW_FILE:
         return path_for(request, PREVIEW_ROUTE, job_id=job_id)
-    if match := _GLB_NAME.fullmatch(name):
-        return path_for(request, TRACK_ROUTE, job_id=job_id, track_id=int(match["track"]))
+    if match := _TRACK_FILE.fullmatch(name):
+        return path_for(
+            request, TRACK_ROUTE, job_id=job_id, track_id=int(match["track"]), fmt=match["fmt"]
+        )
     return None
 
 

@@ -7,6 +7,7 @@
         result.npz                            all of it; vertices too, unless told not to
         meshes/track_001/frame_000000.obj     one mesh per person and frame (and .ply)
         tracks/track_001.glb                  one animated, skinned body per person
+        tracks/track_001.bvh                  its skeleton and motion, for animation tools
         preview.mp4                           the video with everyone's mesh drawn over it
                                               (and their keypoints, if asked)
 
@@ -23,6 +24,7 @@ One module per kind of file, each with functions that return bytes for the gatew
 - :mod:`.meshes`: OBJ and PLY of a track in a frame, in the body or the camera frame;
 - :mod:`.gltf`: a track as a glTF binary, skinned on the body's 24 joints, animated at the
   video's frame rate and moving through the scene, turned from OpenCV's axes to glTF's;
+- :mod:`.bvh`: a track as a BVH skeleton and motion, in the GLB's axes;
 - :mod:`.preview`: the preview MP4 (H.264).
 """
 
@@ -33,6 +35,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from service.outputs.bvh import write_track_bvh
 from service.outputs.gltf import track_glb, write_track_glb
 from service.outputs.meshes import MESH_FORMATS, track_frame_mesh, write_meshes
 from service.outputs.preview import write_preview
@@ -49,8 +52,11 @@ from service.pipeline.result import VideoResult
 if TYPE_CHECKING:
     from service.pipeline.run import Progress
 
-OutputFormat = Literal["json", "npz", "obj", "ply", "glb", "preview"]
-OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("json", "npz", "obj", "ply", "glb", "preview")
+OutputFormat = Literal["json", "npz", "obj", "ply", "glb", "bvh", "preview"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("json", "npz", "obj", "ply", "glb", "bvh", "preview")
+# The formats written one file a track, in the tracks folder.
+TrackFormat = Literal["glb", "bvh"]
+TRACK_FORMATS: tuple[TrackFormat, ...] = ("glb", "bvh")
 RESULT_JSON = "result.json"
 RESULT_NPZ = "result.npz"
 MESHES_FOLDER = "meshes"
@@ -59,20 +65,22 @@ PREVIEW_FILE = "preview.mp4"
 
 __all__ = [
     "OUTPUT_FORMATS",
+    "TRACK_FORMATS",
     "OutputFormat",
     "ResultDocument",
+    "TrackFormat",
     "read_result_npz",
     "result_document",
+    "track_file_name",
     "track_frame_mesh",
     "track_glb",
-    "track_glb_name",
     "write_outputs",
 ]
 
 
-def track_glb_name(track_id: int) -> str:
-    """The file name of a track's GLB in the tracks folder."""
-    return f"track_{track_id:03d}.glb"
+def track_file_name(track_id: int, fmt: TrackFormat) -> str:
+    """The file name of a track's GLB or BVH in the tracks folder."""
+    return f"track_{track_id:03d}.{fmt}"
 
 
 def write_outputs(
@@ -144,7 +152,18 @@ def write_outputs(
                 track,
                 video.body,
                 video.fps,
-                out_dir / TRACKS_FOLDER / track_glb_name(track.track_id),
+                out_dir / TRACKS_FOLDER / track_file_name(track.track_id, "glb"),
+            )
+            for track in video.tracks
+        ]
+    if "bvh" in formats:
+        (out_dir / TRACKS_FOLDER).mkdir(exist_ok=True)
+        written["bvh"] = [
+            write_track_bvh(
+                track,
+                video.body,
+                video.fps,
+                out_dir / TRACKS_FOLDER / track_file_name(track.track_id, "bvh"),
             )
             for track in video.tracks
         ]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import bvhio
 import httpx
 import numpy as np
 import pytest
@@ -149,7 +150,8 @@ def download_and_open_everything(
         assert sum(1 for _ in container.decode(video=0)) == frames
 
     expected = {"result.json", "result.npz", "preview.mp4"}
-    expected |= {f"tracks/track_{track['track_id']:03d}.glb" for track in tracks}
+    expected |= {f"tracks/track_{track['track_id']:03d}.{fmt}" for track in tracks
+                 for fmt in ("glb", "bvh")}  # fmt: skip
     assert set(files) == expected
     meshes = document["links"]["meshes"]
     assert set(meshes) == set(MESH_FORMATS)
@@ -157,6 +159,11 @@ def download_and_open_everything(
         gltf = GLTF2.load_from_bytes(files[f"tracks/track_{track['track_id']:03d}.glb"])
         assert len(gltf.skins[0].joints) == NUM_JOINTS
         assert len(gltf.animations) == 1
+        bvh_path = service.workers.folder / f"{document['id']}-{track['track_id']}.bvh"
+        bvh_path.write_bytes(files[f"tracks/track_{track['track_id']:03d}.bvh"])
+        bvh = bvhio.readAsBvh(str(bvh_path))
+        assert len(bvh.Root.layout()) == NUM_JOINTS
+        assert bvh.FrameCount == track["frame_ids"][-1] - track["frame_ids"][0] + 1
         frame = track["frame_ids"][MESH_FRAME_INDEX]
         for fmt, template in meshes.items():
             url = template.format(track_id=track["track_id"], frame_id=frame)

@@ -41,7 +41,8 @@ from service.outputs import (
     RESULT_NPZ,
     TRACKS_FOLDER,
     ResultDocument,
-    track_glb_name,
+    TrackFormat,
+    track_file_name,
 )
 from service.outputs.meshes import MeshFormat
 from service.settings import ApiKey
@@ -183,31 +184,37 @@ def download_preview(
 
 
 @router.get(
-    "/jobs/{job_id}/tracks/{track_id}.glb",
+    "/jobs/{job_id}/tracks/{track_id}.{fmt}",
     name=TRACK_ROUTE,
     response_class=StreamingResponse,
     responses={
-        **_file_content("the track's body, skinned and animated", media_type(".glb")),
+        **_file_content(
+            "the track's body, skinned and animated (glb), or its skeleton and motion (bvh)",
+            media_type(".glb"),
+            media_type(".bvh"),
+        ),
         **error_responses(*STORED_FILE_CODES, ErrorCode.TRACK_NOT_FOUND),
     },
-    summary="One person through the video as an animated glTF binary",
+    summary="One person through the video as an animated glTF binary or a BVH",
 )
 def download_track(
     job_id: JobId,
     track_id: TrackId,
+    fmt: Annotated[TrackFormat, PathParam(description="glb or bvh")],
     key: Annotated[ApiKey, Depends(authenticate)],
     services: Annotated[Gateway, Depends(gateway)],
     range_header: RangeHeader = None,
 ) -> StreamingResponse:
-    """The track's body as a GLB: skinned on its 24 joints, animated at the video's rate."""
+    """The track's body as a GLB (skinned on its 24 joints, animated at the video's rate) or a
+    BVH (the same skeleton and motion, y up), each in the axes of the other."""
     job = finished_job(services, job_id, key)
-    name = f"{TRACKS_FOLDER}/{track_glb_name(track_id)}"
-    if "glb" in job.options.formats and services.store.open_file(job.id, name) is None:
+    name = f"{TRACKS_FOLDER}/{track_file_name(track_id, fmt)}"
+    if fmt in job.options.formats and services.store.open_file(job.id, name) is None:
         raise ApiError(
             ErrorCode.TRACK_NOT_FOUND,
             f"the result has no track {track_id}: its tracks are listed in result.json",
         )
-    return _serve(services, job, name, "glb", range_header)
+    return _serve(services, job, name, fmt, range_header)
 
 
 @router.get(

@@ -96,6 +96,8 @@ def test_the_job_document_links_every_download(
         "preview.mp4": f"/jobs/{job_id}/preview.mp4",
         "tracks/track_001.glb": f"/jobs/{job_id}/tracks/1.glb",
         "tracks/track_002.glb": f"/jobs/{job_id}/tracks/2.glb",
+        "tracks/track_001.bvh": f"/jobs/{job_id}/tracks/1.bvh",
+        "tracks/track_002.bvh": f"/jobs/{job_id}/tracks/2.bvh",
     }
     for item in links["downloads"]:
         assert item["size"] == outputs.stored[item["name"]].stat().st_size
@@ -112,10 +114,11 @@ def test_every_format_downloads_and_opens(
         result_json = client.get(f"/jobs/{job_id}/result.json")
         result_npz = client.get(f"/jobs/{job_id}/result.npz")
         glb = client.get(f"/jobs/{job_id}/tracks/2.glb")
+        bvh = client.get(f"/jobs/{job_id}/tracks/2.bvh")
         preview = client.get(f"/jobs/{job_id}/preview.mp4")
         obj = client.get(f"/jobs/{job_id}/tracks/1/frames/3.obj")
         ply = client.get(f"/jobs/{job_id}/tracks/2/frames/4.ply")
-    for response in (result_json, result_npz, glb, preview, obj, ply):
+    for response in (result_json, result_npz, glb, bvh, preview, obj, ply):
         assert response.status_code == HTTPStatus.OK, response.text
     assert result_json.headers["content-type"] == "application/json"
     document = ResultDocument.model_validate(json.loads(result_json.content))
@@ -129,6 +132,9 @@ def test_every_format_downloads_and_opens(
     assert glb.headers["content-type"] == "model/gltf-binary"
     gltf = pygltflib.GLTF2.load_from_bytes(glb.content)
     assert len(gltf.animations) == 1
+    assert bvh.headers["content-type"].startswith("text/plain")
+    assert bvh.content == outputs.stored["tracks/track_002.bvh"].read_bytes()
+    assert bvh.content.startswith(b"HIERARCHY\nROOT pelvis\n")
     assert preview.headers["content-type"] == "video/mp4"
     assert preview.content == outputs.stored["preview.mp4"].read_bytes()
     vertex_count = len(outputs.result.body.skinning_weights)

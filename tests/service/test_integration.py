@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ import httpx
 import numpy as np
 import pytest
 import trimesh
+import yaml
 from pygltflib import GLTF2
 
 from service.bundle import NUM_JOINTS, read_manifest
@@ -49,6 +52,10 @@ from tests.support.walkers import CLIP
 from tests.support.worker_process import WorkerService, new_prefix, service_settings
 from training.synth.generate import generate_dataset
 
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_SETTINGS = REPO / "docs" / "service.example.yaml"
+EXAMPLE_KEY = "example-key-change-me"  # the README's, whose digest the example settings hold
+README_HOST = "http://127.0.0.1:8000"
 JOB_TIMEOUT_S = 120.0
 # Polls of GET /jobs/{id}: a few a second stays far below the key's rate limit (600 a minute)
 # over a job of a minute.
@@ -80,7 +87,9 @@ def service(
     prefix = new_prefix()
     settings: dict[str, Any] = service_settings(redis_url, prefix, bundle)
     keys = gateway_settings(redis_url, prefix).gateway.api_keys  # the test keys, hashed
-    settings["gateway"] = {"api_keys": [key.model_dump() for key in keys]}
+    # and the example settings' key, whose digest the README's session relies on
+    example_keys = yaml.safe_load(EXAMPLE_SETTINGS.read_text())["gateway"]["api_keys"]
+    settings["gateway"] = {"api_keys": [key.model_dump() for key in keys] + example_keys}
     workers = WorkerService.create(tmp_path_factory.mktemp("service"), settings)
     try:
         workers.start_workers(1)
@@ -224,3 +233,66 @@ def test_a_synthetic_walker_goes_through_the_api(service: Service, synthetic_vid
         document = poll_until_ended(service, client, job_id)
         assert download_and_open_everything(service, client, document, synthetic_video) >= 1
         delete_and_check_nothing_is_left(service, client, job_id)
+
+
+def readme_service_session() -> tuple[str, list[str]]:
+    """The README's session with the service ("The service"): its KEY line and its curl
+    commands, comments cut."""
+    section = (REPO / "README.md").read_text().split("## The service\n", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = [line.split("  #", 1)[0].strip() for line in block.splitlines()]
+    key_line = next(line for line in lines if line.startswith("KEY="))
+    return key_line, [line for line in lines if line.startswith("curl ")]
+
+
+def test_the_readmes_curl_session_works(service: Service, tmp_path: Path) -> None:
+    """Upload, look at the job, download a person's GLB: the README's own lines, run by bash
+    against this gateway, with the example settings' key."""
+    key_line, (upload_line, job_line, track_line) = readme_service_session()
+    assert EXAMPLE_KEY in key_line
+
+    def bash(command: str, cwd: Path) -> str:
+        ran = subprocess.run(
+            ["bash", "-c", f"{key_line}\n{command.replace(README_HOST, service.gateway.url)}"],
+            capture_output=True, text=True, cwd=cwd, timeout=60,
+        )  # fmt: skip
+        assert ran.returncode == 0, (command, ran.stderr)
+        return ran.stdout
+
+    job_id = json.loads(bash(upload_line, REPO))["id"]
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    document = json.loads(bash(job_line.replace("ID", job_id), REPO))
+    while not JobState(document["state"]).terminal and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+        document = json.loads(bash(job_line.replace("ID", job_id), REPO))
+    assert document["state"] == JobState.SUCCEEDED, (document, service.workers.logs())
+    glb_name = next(item["name"] for item in document["links"]["downloads"]
+                    if item["name"].endswith(".glb"))  # fmt: skip
+    track = int(glb_name.removeprefix("tracks/track_").removesuffix(".glb"))
+    bash(track_line.replace("ID", job_id).replace("TRACK", str(track)), tmp_path)
+    gltf = GLTF2.load_from_bytes((tmp_path / f"{track}.glb").read_bytes())
+    assert len(gltf.animations) == 1
+
+
+def test_the_python_client_runs_a_job(
+    service: Service, synthetic_video: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    ran = subprocess.run(
+        [sys.executable, str(REPO / "docs" / "client.py"), str(synthetic_video),
+         "--url", service.gateway.url, "--key", EXAMPLE_KEY, "--out", str(out)],
+        capture_output=True, text=True, timeout=JOB_TIMEOUT_S + 60,
+    )  # fmt: skip
+    assert ran.returncode == 0, (ran.stdout, ran.stderr, service.workers.logs())
+    assert "succeeded" in ran.stdout
+    saved = {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()}
+    assert {"result.json", "result.npz", "preview.mp4"} <= saved
+    assert any(name.endswith(".glb") for name in saved)
+    assert any(name.endswith(".bvh") for name in saved)
+    refused = subprocess.run(
+        [sys.executable, str(REPO / "docs" / "client.py"), str(synthetic_video),
+         "--url", service.gateway.url, "--key", "not-a-key", "--out", str(tmp_path / "no")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("POST /jobs: 401 ")  # the API's code and sentence

@@ -126,6 +126,69 @@ STATUS: Mapping[ErrorCode, HTTPStatus] = {
     ErrorCode.INTERNAL_ERROR: HTTPStatus.INTERNAL_SERVER_ERROR,
 }
 
+# A message of each code as the gateway writes it (numbers and names made up), for the OpenAPI
+# document's examples: what a client shows its user.
+EXAMPLE_MESSAGES: Mapping[ErrorCode, str] = {
+    ErrorCode.UNAUTHORIZED: "this API key is not known to the gateway: check it, or ask for one",
+    ErrorCode.RATE_LIMITED: "this key made more than 600 requests in 60 s: wait 12 s",
+    ErrorCode.NOT_FOUND: "there is no /job here: the API is described at /docs",
+    ErrorCode.METHOD_NOT_ALLOWED: "PUT is not allowed here; allowed: GET, HEAD, DELETE",
+    ErrorCode.INVALID_REQUEST: "path.track_id: Input should be a valid integer. The API is "
+    "described at /docs.",
+    ErrorCode.MALFORMED_REQUEST: "the request's headers are larger than the gateway takes",
+    ErrorCode.INVALID_MULTIPART: "the Content-Type names no form boundary",
+    ErrorCode.MISSING_VIDEO: "the form has no part named 'video': curl -F video=@clip.mp4 ...",
+    ErrorCode.UPLOAD_TOO_LARGE: "the upload passed 536870912 bytes, the most the gateway takes",
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: "send the video as a multipart form (Content-Type: "
+    "multipart/form-data), with the file in a part named 'video': curl -F video=@clip.mp4 ...",
+    ErrorCode.EMPTY_UPLOAD: "the part 'video' is empty: send the video's bytes",
+    ErrorCode.INVALID_OPTIONS: "options.min_track_length: Input should be greater than or "
+    "equal to 1",
+    ErrorCode.EMPTY_FILE: "the file is empty",
+    ErrorCode.NOT_A_VIDEO: "the file is not a video FFmpeg can read",
+    ErrorCode.NO_VIDEO_STREAM: "the file holds no video stream (audio only?)",
+    ErrorCode.NO_FRAMES: "the video stream holds no frame",
+    ErrorCode.TRUNCATED: "the video was cut short before its index: send the whole file",
+    ErrorCode.VIDEO_TOO_LONG: "the video lasts 900 s; the most the service takes is 600 s",
+    ErrorCode.TOO_MANY_FRAMES: "the video has 27000 frames; the most the service takes is 18000",
+    ErrorCode.RESOLUTION_TOO_HIGH: "the video is 7680×4320; the most the service takes is "
+    "3840×2160",
+    ErrorCode.TOO_MANY_PIXELS: "the video's frames hold 2.2e+10 pixels in all; the most a job "
+    "may decode is 3.7e+10",
+    ErrorCode.UPLOAD_TIMEOUT: "no part of the upload came for 30 s: send the video again",
+    ErrorCode.TOO_MANY_UPLOADS: "this API key has 4 uploads in progress, the most it may: send "
+    "this one once one of them ends",
+    ErrorCode.TOO_MANY_JOBS: "this API key has 8 jobs queued or running, the most it may: wait "
+    "for one to end, or cancel one (DELETE /jobs/<id>)",
+    ErrorCode.STORAGE_QUOTA_EXCEEDED: "this API key's jobs hold 4294000000 bytes; with this "
+    "video they would pass 4294967296: delete jobs whose results you have",
+    ErrorCode.WORKER_TIME_QUOTA_EXCEEDED: "this API key's jobs took 3612 s of worker time this "
+    "hour, the most it may (3600 s): send it again in 20 minutes",
+    ErrorCode.JOB_NOT_FOUND: "this API key has no job of that id: it may have expired (jobs "
+    "are kept 86400 s after their last change) or been deleted",
+    ErrorCode.JOB_NOT_FINISHED: "the job is running: its files come when it succeeds; follow "
+    "it at GET /jobs/Qx3v9Lr2TqWm8bYc4nZ1aA or its events",
+    ErrorCode.JOB_WITHOUT_RESULTS: "the job is failed (no person was found in the video): it "
+    "has no files; send the video again",
+    ErrorCode.FILE_NOT_FOUND: "the job made no preview.mp4: it was asked for json, npz; "
+    "include 'preview' in the options' formats of a new job",
+    ErrorCode.TRACK_NOT_FOUND: "the result has no track 7: its tracks are listed in result.json",
+    ErrorCode.FRAME_NOT_FOUND: "track 2 was not seen in frame 400; it was in 120 frames, 10 to "
+    "129 (result.json lists them)",
+    ErrorCode.RANGE_NOT_SATISFIABLE: "the file has 1024 bytes: bytes=2048-4095 lies past its end",
+    ErrorCode.TOO_MANY_STREAMS: "this API key has 8 event streams open, its limit: poll GET "
+    "/jobs/{job_id} instead, or try again later",
+    ErrorCode.GATEWAY_BUSY: "the gateway is receiving 32 uploads, the most it takes at once: "
+    "send the video again in a moment",
+    ErrorCode.QUEUE_UNAVAILABLE: "the job queue does not take jobs now; send the video again in "
+    "a minute",
+    ErrorCode.STORE_UNAVAILABLE: "the job store (Redis) does not answer; try again in a minute",
+    ErrorCode.NOT_READY: "no worker answered within 2 s: jobs would wait in the queue; start "
+    "one with `meshcast worker`",
+    ErrorCode.INTERNAL_ERROR: "the gateway failed on this request; if it happens again, report "
+    "it with the time",
+}
+
 # Codes every route that takes an API key may answer (checking it reads Redis).
 ACCESS_CODES = (ErrorCode.UNAUTHORIZED, ErrorCode.RATE_LIMITED, ErrorCode.STORE_UNAVAILABLE)
 # Codes of any route with path or query parameters, and of any route at all.
@@ -183,7 +246,7 @@ def error_json(
 
 def error_responses(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` for a route that may answer ``codes`` (plus the server's own):
-    one entry per status, listing its codes."""
+    one entry per status, listing its codes, with an example answer of each."""
     by_status: dict[HTTPStatus, list[ErrorCode]] = {}
     for code in dict.fromkeys((*codes, *SERVER_CODES)):
         by_status.setdefault(STATUS[code], []).append(code)
@@ -191,6 +254,19 @@ def error_responses(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
         int(status): {
             "model": ErrorResponse,
             "description": f"{status.phrase}: " + ", ".join(f"`{code}`" for code in found),
+            "content": {
+                "application/json": {
+                    "examples": {
+                        code.value: {
+                            "summary": code.value,
+                            "value": {
+                                "error": {"code": code.value, "message": EXAMPLE_MESSAGES[code]}
+                            },
+                        }
+                        for code in found
+                    }
+                }
+            },
         }
         for status, found in sorted(by_status.items())
     }

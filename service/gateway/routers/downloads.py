@@ -47,9 +47,11 @@ from service.outputs import (
 from service.outputs.meshes import MeshFormat
 from service.settings import ApiKey
 
-TrackId = Annotated[int, PathParam(ge=0, description="a track's id, as result.json lists it")]
+TrackId = Annotated[
+    int, PathParam(ge=0, description="a track's id, as result.json lists it", examples=[1])
+]
 RangeHeader = Annotated[
-    str | None, Header(alias="Range", description="one byte range, e.g. bytes=0-1023")
+    str | None, Header(alias="Range", description="one byte range", examples=["bytes=0-1023"])
 ]
 FILE_CODES = (
     *ACCESS_CODES, *PARAMETER_CODES, ErrorCode.JOB_NOT_FOUND, ErrorCode.JOB_NOT_FINISHED,
@@ -149,7 +151,7 @@ def _serve(
 )
 def download_result(
     job_id: JobId,
-    fmt: Annotated[Literal["json", "npz"], PathParam(description="json or npz")],
+    fmt: Annotated[Literal["json", "npz"], PathParam(description="json or npz", examples=["json"])],
     key: Annotated[ApiKey, Depends(authenticate)],
     services: Annotated[Gateway, Depends(gateway)],
     range_header: RangeHeader = None,
@@ -200,7 +202,7 @@ def download_preview(
 def download_track(
     job_id: JobId,
     track_id: TrackId,
-    fmt: Annotated[TrackFormat, PathParam(description="glb or bvh")],
+    fmt: Annotated[TrackFormat, PathParam(description="glb or bvh", examples=["glb"])],
     key: Annotated[ApiKey, Depends(authenticate)],
     services: Annotated[Gateway, Depends(gateway)],
     range_header: RangeHeader = None,
@@ -233,8 +235,10 @@ def download_track(
 def download_mesh(
     job_id: JobId,
     track_id: TrackId,
-    frame_id: Annotated[int, PathParam(ge=0, description="the video's frame, 0-based")],
-    fmt: Annotated[MeshFormat, PathParam(description="obj or ply")],
+    frame_id: Annotated[
+        int, PathParam(ge=0, description="the video's frame, 0-based", examples=[0])
+    ],
+    fmt: Annotated[MeshFormat, PathParam(description="obj or ply", examples=["obj"])],
     key: Annotated[ApiKey, Depends(authenticate)],
     services: Annotated[Gateway, Depends(gateway)],
     space: Annotated[
@@ -243,7 +247,8 @@ def download_mesh(
             description="body: the body frame turned to y up (VIBE's verts turned a half turn "
             "about x, as in the GLB: upright in any viewer); camera: where the person stands "
             "in the camera's frame (translation added), OpenCV's axes, to overlay on the "
-            "video. Both in metres."
+            "video. Both in metres.",
+            examples=["camera"],
         ),
     ] = "body",
 ) -> Response:

@@ -39,7 +39,9 @@ from service.queue import PROCESS_JOB
 from service.scratch_folders import UPLOAD_PREFIX, scratch_folder
 from service.settings import ApiKey
 
-JobId = Annotated[str, PathParam(description="the id POST /jobs answered")]
+JobId = Annotated[
+    str, PathParam(description="the id POST /jobs answered", examples=["Qx3v9Lr2TqWm8bYc4nZ1aA"])
+]
 
 router = APIRouter(tags=["jobs"])
 
@@ -61,7 +63,21 @@ def _upload_body() -> dict[str, Any]:
             "required": True,
             "content": {
                 "multipart/form-data": {
-                    "schema": {"type": "object", "required": [VIDEO_FIELD], "properties": fields}
+                    "schema": {"type": "object", "required": [VIDEO_FIELD], "properties": fields},
+                    "examples": {
+                        "video": {
+                            "summary": "a video with the default options",
+                            "value": {VIDEO_FIELD: "(the file's bytes)"},
+                        },
+                        "options": {
+                            "summary": "smoothed, some formats, short tracks kept",
+                            "value": {
+                                VIDEO_FIELD: "(the file's bytes)",
+                                OPTIONS_FIELD: '{"smooth": true, "formats": ["json", "glb", '
+                                '"bvh"], "min_track_length": 4}',
+                            },
+                        },
+                    },
                 }
             },
         }

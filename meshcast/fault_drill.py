@@ -523,7 +523,7 @@ class Drill:
         self.options, self.folder, self.say = options, folder, say
         self.began = time.monotonic()
         (folder / "redis").mkdir()
-        self.video = _cut(options.video, options.frames, folder / "clip.mp4").read_bytes()
+        self.video = cut_video(options.video, options.frames, folder / "clip.mp4").read_bytes()
         self.server = RedisServer(folder / "redis")
         api_key = secrets.token_urlsafe(24)
         self.settings = _settings(self.server.url, options.bundle, api_key)
@@ -1025,7 +1025,7 @@ def _settings(redis_url: str, bundle: Path, api_key: str) -> ServiceSettings:
     return ServiceSettings.model_validate(data)
 
 
-def _cut(video: Path, frames: int, out: Path) -> Path:
+def cut_video(video: Path, frames: int, out: Path) -> Path:
     """The first ``frames`` frames of ``video``, as H.264."""
     with av.open(str(video)) as source, av.open(str(out), mode="w") as target:
         stream = source.streams.video[0]

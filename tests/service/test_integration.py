@@ -32,6 +32,7 @@ import trimesh
 import yaml
 from pygltflib import GLTF2
 
+from meshcast.fault_drill import cut_video
 from service.bundle import NUM_JOINTS, read_manifest
 from service.gateway import create_app
 from service.gateway.frame_meshes import load_frame_body
@@ -56,6 +57,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_SETTINGS = REPO / "docs" / "service.example.yaml"
 EXAMPLE_KEY = "example-key-change-me"  # the README's, whose digest the example settings hold
 README_HOST = "http://127.0.0.1:8000"
+README_CLIP_FRAMES = 16  # of the clip, for the README's session
 JOB_TIMEOUT_S = 120.0
 # Polls of GET /jobs/{id}: a few a second stays far below the key's rate limit (600 a minute)
 # over a job of a minute.
@@ -247,9 +249,13 @@ def readme_service_session() -> tuple[str, list[str]]:
 
 def test_the_readmes_curl_session_works(service: Service, tmp_path: Path) -> None:
     """Upload, look at the job, download a person's GLB: the README's own lines, run by bash
-    against this gateway, with the example settings' key."""
+    against this gateway, with the example settings' key. The upload runs in a folder whose
+    meshcast/assets/vtest_clip.mp4 is the clip's first 16 frames (the suite's time)."""
     key_line, (upload_line, job_line, track_line) = readme_service_session()
     assert EXAMPLE_KEY in key_line
+    upload_from = tmp_path / "upload"
+    (upload_from / "meshcast" / "assets").mkdir(parents=True)
+    cut_video(CLIP, README_CLIP_FRAMES, upload_from / "meshcast" / "assets" / CLIP.name)
 
     def bash(command: str, cwd: Path) -> str:
         ran = subprocess.run(
@@ -259,7 +265,7 @@ def test_the_readmes_curl_session_works(service: Service, tmp_path: Path) -> Non
         assert ran.returncode == 0, (command, ran.stderr)
         return ran.stdout
 
-    job_id = json.loads(bash(upload_line, REPO))["id"]
+    job_id = json.loads(bash(upload_line, upload_from))["id"]
     deadline = time.monotonic() + JOB_TIMEOUT_S
     document = json.loads(bash(job_line.replace("ID", job_id), REPO))
     while not JobState(document["state"]).terminal and time.monotonic() < deadline:

@@ -32,6 +32,8 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+# A benchmark, and an npm download: make test-slow.
+@pytest.mark.slow
 def test_the_keypoint_model_is_timed_against_its_original_runtime(
     tflite: Path, service_bundle_dir: Path
 ) -> None:

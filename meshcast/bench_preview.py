@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 
 from service.bundle import Bundle
-from service.outputs.preview import MESH_ALPHA, detail_levels, draw_people, image_camera
+from service.outputs.preview import (
+    MESH_ALPHA,
+    detail_levels,
+    draw_people,
+    image_camera,
+    rows_by_frame,
+)
 from service.outputs.result_files import read_result_npz
 from service.pipeline.body import BodyMeshes
 from service.pipeline.run import PipelineConfig
@@ -45,10 +51,7 @@ def bench_preview(
     config = PipelineConfig()
     sessions = bundle.sessions(config.precision)
     body = BodyMeshes(sessions.body, config.regression.batch_size)
-    people_by_frame: dict[int, list[Any]] = {}
-    for track in result.tracks:
-        for row, frame_id in enumerate(np.asarray(track.frame_ids).tolist()):
-            people_by_frame.setdefault(frame_id, []).append((track, row))
+    people_by_frame = rows_by_frame(result.tracks)
     # The focal length `meshcast run` assumed: the result does not keep it, the settings make it.
     focal_length = config.regression.frame_focal_length(result.width, result.height)
     camera = image_camera(result.width, result.height, focal_length)

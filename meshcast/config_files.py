@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 Model = TypeVar("Model", bound=BaseModel)
+NOT_TEXT = "not a YAML file (it is not text)"
 
 
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
@@ -29,7 +30,7 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as error:
         raise ValueError(describe_yaml_error(path, error)) from None
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a YAML file (it is not text)") from None
+        raise ValueError(f"{path}: {NOT_TEXT}") from None
     if fields is None:
         return {}
     if not isinstance(fields, dict):

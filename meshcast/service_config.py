@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from meshcast.config_files import describe_validation_error, describe_yaml_error
+from meshcast.config_files import NOT_TEXT, describe_validation_error, describe_yaml_error
 from service.settings import ServiceSettings, load_settings
 
 
@@ -27,6 +27,6 @@ def load_service_settings(path: Path | None) -> ServiceSettings:
     except yaml.YAMLError as error:
         raise ValueError(describe_yaml_error(path or "the settings", error)) from None
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a YAML file (it is not text)") from None
+        raise ValueError(f"{path}: {NOT_TEXT}") from None
     except ValidationError as error:
         raise ValueError(describe_validation_error(str(path or "the settings"), error)) from None

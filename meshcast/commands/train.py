@@ -59,7 +59,7 @@ def command(
             f"recipe {loaded.name!r} has no {' or '.join(missing)} section: add "
             "'training:' (clips, batches, schedule) and 'data:' (dataset files) to train it"
         )
-    absent = [path for path in _data_files(loaded.data) if not Path(path).is_file()]
+    absent = [path for path in _data_files(loaded.data) if not Path(path).exists()]
     if absent:
         more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
         how = next((hint for where, hint in HOW_TO_MAKE.items() if absent[0].startswith(where)),
@@ -83,7 +83,8 @@ def command(
 
 
 def _data_files(data: DataConfig | LandmarkDataConfig | None) -> list[str]:
-    """The files a recipe's data section names (synthetic landmark clips need none)."""
+    """The files (motion: files or folders) a recipe's data section names (synthetic landmark
+    clips need none)."""
     if data is None:
         return []
     if data.kind == "files":

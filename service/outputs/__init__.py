@@ -145,25 +145,15 @@ def write_outputs(
         )
         for fmt, paths in meshes.items():
             written[fmt] = paths
-    if "glb" in formats:
+    track_writers = {"glb": write_track_glb, "bvh": write_track_bvh}
+    for kind in (kind for kind in TRACK_FORMATS if kind in formats):  # one file a track
         (out_dir / TRACKS_FOLDER).mkdir(exist_ok=True)
-        written["glb"] = [
-            write_track_glb(
+        written[kind] = [
+            track_writers[kind](
                 track,
                 video.body,
                 video.fps,
-                out_dir / TRACKS_FOLDER / track_file_name(track.track_id, "glb"),
-            )
-            for track in video.tracks
-        ]
-    if "bvh" in formats:
-        (out_dir / TRACKS_FOLDER).mkdir(exist_ok=True)
-        written["bvh"] = [
-            write_track_bvh(
-                track,
-                video.body,
-                video.fps,
-                out_dir / TRACKS_FOLDER / track_file_name(track.track_id, "bvh"),
+                out_dir / TRACKS_FOLDER / track_file_name(track.track_id, kind),
             )
             for track in video.tracks
         ]

@@ -42,7 +42,7 @@ def track_bvh(track: TrackResult, body: BodyTopology, fps: float) -> str:
     rest = np.asarray(track.rest_joints, dtype=np.float64)  # (24, 3)
     lines = ["HIERARCHY"]
     _joint_lines(0, parents, rest, body.joint_names, lines, depth=0)
-    rows = _rows_by_frame(np.asarray(track.frame_ids))
+    rows = _row_of_each_frame(np.asarray(track.frame_ids))
     lines += ["MOTION", f"Frames: {len(rows)}", f"Frame Time: {1.0 / fps:.{DECIMALS + 2}f}"]
     rotations = np.asarray(track.rotmat, dtype=np.float64)  # (N, 24, 3, 3)
     turned_root = OPENCV_TO_GLTF @ rotations[:, 0]  # (N, 3, 3)
@@ -110,7 +110,7 @@ def _depth_first(parents: np.ndarray) -> list[int]:
     return order
 
 
-def _rows_by_frame(frame_ids: np.ndarray) -> list[int]:
+def _row_of_each_frame(frame_ids: np.ndarray) -> list[int]:
     """For each video frame from the track's first to its last, the row that poses it (the
     last one seen at or before it)."""
     frames = np.arange(frame_ids[0], frame_ids[-1] + 1)

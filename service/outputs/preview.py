@@ -68,8 +68,9 @@ BONE_WIDTH_PX = 2
 VISIBILITY = 2  # index of visibility in a landmark (x, y, visibility)
 # Each person is drawn with the coarsest of these clusterings of the body's vertices (cells
 # along its tallest extent, :mod:`service.render.simplify`) whose cells span at most
-# MAX_CELL_PX pixels, the whole mesh when none does: a person 150 pixels tall needs 2,500 of the
-# stand-in's 13,718 vertices, and filling triangles is the preview's cost.
+# MAX_CELL_PX pixels, the whole mesh when none does: a stand-in body 120 pixels across is drawn
+# with the 64-cell level (2,510 of its 13,718 vertices), and filling triangles is the
+# preview's cost.
 DETAIL_CELLS = (16, 32, 64, 128)
 MAX_CELL_PX = 2.0
 

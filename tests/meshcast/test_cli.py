@@ -283,3 +283,20 @@ def test_training_without_its_data_says_how_to_make_it(tmp_path):
         "files)\n"
     )
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_motion_folder_a_recipe_names_is_not_missing_data(tmp_path):
+    """data.motion may name folders of AMASS-style files: only absent paths are reported."""
+    motion = tmp_path / "motion"
+    motion.mkdir()
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text(
+        "extends: spsnet_cpu\nname: mine\n"
+        f"data: {{train: [absent.pt], val: [], motion: [{motion}]}}\n"
+    )
+    result = subprocess.run(
+        [*MESHCAST, "train", str(recipe)], capture_output=True, text=True, cwd=tmp_path,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("meshcast: error: recipe 'mine' reads absent.pt, which is not")

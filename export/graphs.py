@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from service.bundle import Family, InputSpec, LandmarkInputSpec
+from service.bundle import WINDOW_DIM, Family, InputSpec, LandmarkInputSpec
 from training.body import BodyModel
 from training.body.landmarks import NUM_LANDMARKS
 from training.body.model import NUM_BETAS
@@ -65,7 +65,7 @@ EXAMPLE_MISSED_EVERY = 5
 _XY, _VISIBILITY, _WORLD = slice(0, 2), 2, slice(3, NUM_CHANNELS)
 # Axis names of the dynamic dimensions, as they appear in the ONNX graphs.
 BATCH_AXIS = "batch"
-WINDOW_AXIS = "window"
+WINDOW_AXIS = WINDOW_DIM  # the workers warm the graphs up by this name
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,8 @@ from pydantic import (
     model_validator,
 )
 
+from service.fixed_batches import FixedBatchSession, GraphSession
+
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
 
@@ -60,6 +62,7 @@ NUM_JOINTS = 24  # SMPL's kinematic tree, every body's
 NUM_BETAS = 10  # shape coefficients, as temporal.onnx returns them and body.onnx reads them
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
+WINDOW_DIM = "window"  # the temporal graph's dynamic window length, by name
 _HASH_CHUNK = 1 << 20  # bytes read at a time while hashing
 
 Family = Literal["spsnet", "maed"]
@@ -304,11 +307,18 @@ class Sessions:
     """onnxruntime sessions of a bundle's graphs: the network's three (two for a network that
     reads landmarks: no encoder), the front-end's two."""
 
-    encoder: InferenceSession | None
-    temporal: InferenceSession
-    body: InferenceSession
-    detector: InferenceSession
-    keypoints: InferenceSession
+    encoder: GraphSession | None
+    temporal: GraphSession
+    body: GraphSession
+    detector: GraphSession
+    keypoints: GraphSession
+
+    def warm_up(self, window: int) -> None:
+        """Meet each fixed batch size of the sessions that have them (those on a GPU) once, so
+        that no job pays for the first sight; ``window``: the temporal graph's length."""
+        for session in (self.encoder, self.temporal, self.body, self.detector, self.keypoints):
+            if isinstance(session, FixedBatchSession):
+                session.warm_up({WINDOW_DIM: window})
 
 
 @dataclass(frozen=True)
@@ -343,6 +353,7 @@ class Bundle:
         precision: Precision = "fp32",
         providers: list[str] | None = None,
         threads: int | None = None,
+        fixed_batches: bool | None = None,
     ) -> Sessions:
         """Open the network's graphs of ``precision`` (the encoder only when the bundle has
         one) and the front-end's two (float32) on ``providers``.
@@ -353,10 +364,18 @@ class Bundle:
                 when this onnxruntime has it, then the CPU.
             threads: CPU threads of each session (within and between operators); default:
                 onnxruntime's (one per physical core).
+            fixed_batches: run every graph at a few batch sizes only
+                (:class:`~service.fixed_batches.FixedBatchSession`); default: for the sessions
+                that run on CUDA.
         """
 
-        def open_graph(graph: GraphName) -> InferenceSession:
-            return self.session(graph, precision, providers, threads)
+        def fixed(session: InferenceSession) -> GraphSession:
+            on_gpu = session.get_providers()[0] == CUDA_PROVIDER
+            wanted = on_gpu if fixed_batches is None else fixed_batches
+            return FixedBatchSession(session) if wanted else session
+
+        def open_graph(graph: GraphName) -> GraphSession:
+            return fixed(self.session(graph, precision, providers, threads))
 
         # A precision the bundle lacks has no files: the temporal graph's path says so.
         files = self.manifest.variants.get(precision)
@@ -365,8 +384,8 @@ class Bundle:
             open_graph("encoder") if has_encoder else None,
             open_graph("temporal"),
             open_graph("body"),
-            self.frontend_session("detector", providers, threads),
-            self.frontend_session("keypoints", providers, threads),
+            fixed(self.frontend_session("detector", providers, threads)),
+            fixed(self.frontend_session("keypoints", providers, threads)),
         )
 
     def session(
@@ -412,9 +431,12 @@ def open_session(
             options.add_session_config_entry(entry, "0")
     if threads is not None:
         options.intra_op_num_threads = options.inter_op_num_threads = threads
-    return onnxruntime.InferenceSession(
-        str(path), options, providers=providers or default_providers()
-    )
+    chosen = providers or default_providers()
+    if CUDA_PROVIDER in chosen and hasattr(onnxruntime, "preload_dlls"):
+        # CUDA's and cuDNN's libraries from their pip packages (what torch's CUDA wheels
+        # install): without this the CUDA provider finds them only on LD_LIBRARY_PATH.
+        onnxruntime.preload_dlls()
+    return onnxruntime.InferenceSession(str(path), options, providers=chosen)
 
 
 def default_providers() -> list[str]:

@@ -204,6 +204,36 @@ def write_looped_video(
         container.mux(stream.encode(None))
 
 
+@command.command("graphs")
+@click.argument("bundle_dir", metavar="BUNDLE", type=click.Path(path_type=Path))
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True,
+              help="onnxruntime's providers, as a worker chooses them.")  # fmt: skip
+@click.option("--fp16", is_flag=True,
+              help="The network's float16 graphs (the front-end's stay float32).")  # fmt: skip
+@click.option("--batch", "batches", type=click.IntRange(min=1), multiple=True,
+              default=(1, 4, 16, 64), show_default=True,
+              help="Batch sizes (repeat the option).")  # fmt: skip
+@click.option("--repeats", type=click.IntRange(min=1), default=30, show_default=True)
+def graphs_command(
+    bundle_dir: Path, device: Device, fp16: bool, batches: tuple[int, ...], repeats: int
+) -> None:
+    """Each graph of BUNDLE alone at each batch size, as JSON: the first run (on a GPU each
+    new batch size costs extra once), the median run with inputs and outputs in host memory,
+    the same with both bound in the device's memory (I/O binding), and a run per row."""
+    import onnxruntime
+
+    from meshcast.bench_graphs import bench_graphs
+    from service.bundle import load_bundle
+    from service.worker.runtime import choose_providers
+
+    providers = choose_providers(device, onnxruntime.get_available_providers())
+    bundle = load_bundle(bundle_dir)
+    report = bench_graphs(bundle, providers, "fp16" if fp16 else "fp32", batches, repeats)
+    click.echo(json.dumps({"bundle": bundle.manifest.recipe, "onnxruntime": onnxruntime.__version__,
+                           "graphs": report}, indent=2))  # fmt: skip
+
+
 @command.command("pipeline")
 @click.argument("video", type=click.Path(path_type=Path))
 @click.option("--bundle", "bundle_dir", type=click.Path(path_type=Path), required=True,
@@ -296,6 +326,9 @@ def pipeline_command(
     if threads is not None:
         cv2.setNumThreads(threads)
     sessions = bundle.sessions(config.precision, providers=providers, threads=threads)
+    warming = time.perf_counter()
+    sessions.warm_up(bundle.manifest.window.length)  # as a worker does; on the CPU: nothing
+    warm_up_s = time.perf_counter() - warming
     with tempfile.TemporaryDirectory() as folder:
         source = video
         if loops > 1 or size is not None:
@@ -332,8 +365,12 @@ def pipeline_command(
         "detect_width": config.detector.hog.max_width,
         "people": len(run.result.tracks),
         "person_frames": person_frames,
-        "providers": sessions.temporal.get_providers(),
+        "providers": {
+            name: getattr(sessions, name).get_providers()[0]
+            for name in ("detector", "keypoints", "temporal", "body")
+        },
         "precision": config.precision,
+        "warm_up_s": round(warm_up_s, 2),  # not in the figures below
         "person_frames_per_s": round(person_frames / max(previous - started, 1e-9), 1),
         "ms_per_frame": {**stages, "total": round(1000 * (previous - started) / frames, 2)},
         # The first pass's stages, each by its own clock: the detector a frame, the keypoint

@@ -19,7 +19,7 @@ import numpy as np
 from service.bundle import NUM_JOINTS
 
 if TYPE_CHECKING:
-    from onnxruntime import InferenceSession
+    from service.fixed_batches import GraphSession
 
 # (N, 24, 3, 3) rotations and (N, 10) β → (N, V, 3) float32 vertices, metres, body frame.
 MeshVertices = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -38,7 +38,7 @@ class BodyMeshes:
     and the gateway share it.
     """
 
-    def __init__(self, session: InferenceSession, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    def __init__(self, session: GraphSession, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         self.session = session
         self.batch_size = batch_size
 

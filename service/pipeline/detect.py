@@ -26,6 +26,7 @@ import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 from service.bundle import DetectorSpec
+from service.fixed_batches import GraphSession
 from service.pipeline.boxes import clip_boxes, nms
 
 MAX_PIXEL = 255.0
@@ -172,7 +173,7 @@ class NanoDetDetector:
 
     def __init__(
         self,
-        session: ort.InferenceSession,
+        session: GraphSession,
         layout: DetectorSpec,
         config: NanoDetConfig | None = None,
     ) -> None:

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 from service.pipeline.landmarks import NUM_LANDMARKS, ROI_CENTRE, ROI_SCALE, VISIBLE
 
 if TYPE_CHECKING:
-    from onnxruntime import InferenceSession
+    from service.fixed_batches import GraphSession
 
 _UINT8_MAX = float(np.iinfo(np.uint8).max)
 # The model's landmark tensor: per point x, y, z (crop pixels), visibility and presence logits.
@@ -171,7 +171,7 @@ class KeypointModel:
 
     def __init__(
         self,
-        session: InferenceSession,
+        session: GraphSession,
         config: KeypointConfig,
         crop_size: int,
         names: dict[str, str],

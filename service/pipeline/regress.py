@@ -58,7 +58,7 @@ from service.pipeline.video import Frame
 from service.pipeline.windows import TemporalOutput, TemporalStream, WindowBlend, plan_windows
 
 if TYPE_CHECKING:
-    from onnxruntime import InferenceSession
+    from service.fixed_batches import GraphSession
 
 # Called as (stage, done, total): stage is "encoder" (crops), "temporal" (windows) or "body"
 # (person-frames).
@@ -137,7 +137,7 @@ class CropCollector:
         self,
         tracks: Sequence[Track],
         bundle: Bundle,
-        encoder: InferenceSession,
+        encoder: GraphSession,
         batch_size: int,
         sink: FeatureSink,
         progress: Progress = _no_progress,

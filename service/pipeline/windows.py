@@ -28,7 +28,7 @@ from service.bundle import NUM_BETAS, NUM_JOINTS, WindowSpec
 from service.pipeline.rotations import nearest_rotation
 
 if TYPE_CHECKING:
-    from onnxruntime import InferenceSession
+    from service.fixed_batches import GraphSession
 
 CAMERA_SIZE = 3  # s, tx, ty
 TEMPORAL_INPUT = "features"
@@ -177,7 +177,7 @@ class TemporalStream:
     def __init__(
         self,
         blends: Sequence[WindowBlend],
-        session: InferenceSession,
+        session: GraphSession,
         windows_per_run: int,
         on_run: Callable[[int], None],
     ) -> None:

@@ -30,6 +30,7 @@ def worker_app(settings: ServiceSettings) -> Celery:
     # will): the job's own writes to the store decide whether it goes on, and if Redis stays
     # away the task retries and the reaper queues the job again.
     app.conf.worker_cancel_long_running_tasks_on_connection_loss = False
+    app.conf.worker_proc_alive_timeout = settings.worker.start_timeout_s
     register_task(app)
     reapers: list[Reaper] = []  # this process's, once started
 

@@ -122,11 +122,13 @@ def runtime() -> WorkerRuntime:
         socket_timeout=REDIS_SOCKET_TIMEOUT_S,
         socket_connect_timeout=REDIS_SOCKET_TIMEOUT_S,
     )
+    sessions = loaded.bundle.sessions(worker.precision, loaded.providers, worker.threads)
+    sessions.warm_up(loaded.bundle.manifest.window.length)  # on a GPU: before the first job
     made = WorkerRuntime(
         settings=loaded.settings,
         bundle=loaded.bundle,
         providers=loaded.providers,
-        sessions=loaded.bundle.sessions(worker.precision, loaded.providers, worker.threads),
+        sessions=sessions,
         store=JobStore(client, loaded.settings.store),
         worker_id=new_worker_id(),
         pid=os.getpid(),

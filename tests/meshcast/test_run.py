@@ -261,7 +261,10 @@ def test_bench_pipeline_reports_each_stage_and_peak_memory(bundle, tmp_path) -> 
     report = json.loads(result.stdout)
     assert report["detect_width"] == 1000
     assert report["frames"] == BENCH_FRAMES
-    assert report["providers"] == ["CPUExecutionProvider"]  # no GPU here: auto is the CPU
+    # No GPU here: auto is the CPU, for every session.
+    assert report["providers"] == dict.fromkeys(
+        ("detector", "keypoints", "temporal", "body"), "CPUExecutionProvider"
+    )
     assert report["precision"] == "fp32"
     assert report["person_frames_per_s"] > 0
     assert report["people"] == WALKERS
@@ -295,3 +298,20 @@ def test_peak_memory_does_not_grow_with_the_video(bundle, tmp_path) -> None:
     assert (short["frames"], long["frames"]) == (WALKER_FRAMES, LOOPS * WALKER_FRAMES)
     assert long["person_frames"] >= LOOPS / 2 * short["person_frames"] > 0  # tracks may break
     assert long["peak_rss_mib"] < (1 + MAX_MEMORY_GROWTH) * short["peak_rss_mib"], reports
+
+
+def test_bench_graphs_times_every_graph_at_each_batch_size(bundle) -> None:
+    result = meshcast("bench", "graphs", str(bundle), "--batch", "1", "--batch", "3",
+                      "--repeats", "2")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    graphs = json.loads(result.stdout)["graphs"]
+    assert set(graphs) == {"detector", "keypoints", "encoder", "temporal", "body"}
+    for timing in graphs.values():
+        assert timing["provider"] == "CPUExecutionProvider"  # no GPU here: auto is the CPU
+        assert [row["batch"] for row in timing["batches"]] == [1, 3]
+        for row in timing["batches"]:
+            assert min(row["first_run_ms"], row["run_ms"], row["io_binding_ms"]) > 0
+            assert row["run_ms_per_row"] == pytest.approx(row["run_ms"] / row["batch"], abs=1e-3)
+    assert "no fp16 graphs" in one_error_line(meshcast("bench", "graphs", str(bundle), "--fp16"))
+    cuda = one_error_line(meshcast("bench", "graphs", str(bundle), "--device", "cuda"))
+    assert "no CUDA provider" in cuda

@@ -104,3 +104,10 @@ def test_bad_settings_are_one_line(tmp_path: Path) -> None:
     settings = write_settings(tmp_path / "settings.yaml", {"worker": {"max_retries": -1}})
     line = one_error_line(meshcast_worker(settings))
     assert "worker.max_retries" in line
+
+
+def test_a_pool_process_has_the_start_timeout_of_the_settings(tmp_path: Path) -> None:
+    from service.worker.app import worker_app
+
+    written = write_settings(tmp_path / "s.yaml", {"worker": {"start_timeout_s": 42}})
+    assert worker_app(load_settings(written)).conf.worker_proc_alive_timeout == 42

@@ -34,6 +34,7 @@ import os
 import platform
 import re
 import secrets
+import select
 import socket
 import subprocess
 import sys
@@ -75,6 +76,7 @@ SCAN_COUNT = 500
 DEFAULT_CONTENT_TYPE = "application/octet-stream"  # accepted by the gateway; probing decides
 TEMP_PREFIX = "meshcast-bench-"  # the folder of the gateway's settings file and log
 UPLOAD, POLL, DELETE = "upload", "poll", "delete"
+STALLED_SENT_BYTES = 64 * 1024  # a stalled upload's headers and this much of its form
 TRANSPORT_ERROR_STATUS = 0  # a request that got no answer (refused, reset, timed out)
 
 
@@ -88,6 +90,7 @@ class BenchOptions:
     polls: int
     url: str | None = None  # None: start a gateway here
     api_key: str | None = None  # the --url gateway's
+    stalled: int = 0  # uploads held open, stalled after their first bytes, throughout
 
     def check(self) -> None:
         """Refuse what cannot run.
@@ -98,7 +101,8 @@ class BenchOptions:
         """
         for name, value, least in (("uploads", self.uploads, 1),
                                    ("concurrency", self.concurrency, 1),
-                                   ("polls", self.polls, 0)):  # fmt: skip
+                                   ("polls", self.polls, 0),
+                                   ("stalled", self.stalled, 0)):  # fmt: skip
             if value < least:
                 raise ValueError(f"--{name} must be at least {least}, not {value}")
         if not self.video.is_file():
@@ -147,7 +151,7 @@ def bench_settings(
     rate_limit = gateway.rate_limit.model_copy(
         update={"requests": max(gateway.rate_limit.requests, requests)}
     )
-    concurrent = max(gateway.upload.max_concurrent, options.concurrency)
+    concurrent = max(gateway.upload.max_concurrent, options.concurrency + options.stalled)
     upload = gateway.upload.model_copy(
         update={"max_concurrent": concurrent, "max_concurrent_per_key": concurrent}
     )
@@ -302,9 +306,50 @@ class Client:
         return sample
 
 
+class StalledUploads:
+    """Slow clients: uploads that send their headers (a Content-Length of the whole form) and
+    the first :data:`STALLED_SENT_BYTES` of it, then nothing, each holding its connection."""
+
+    def __init__(self, url: str, api_key: str, video: Path, count: int) -> None:
+        request = httpx.Request(
+            "POST", f"{url}/jobs", headers={"Authorization": f"Bearer {api_key}"},
+            files={"video": (video.name, video.read_bytes(), DEFAULT_CONTENT_TYPE)},
+        )  # fmt: skip
+        body = request.read()
+        head = ["POST /jobs HTTP/1.1", f"Host: {request.url.netloc.decode()}",
+                *(f"{name}: {value}" for name, value in request.headers.items()
+                  if name.lower() not in ("host", "content-length")),
+                f"Content-Length: {len(body)}"]  # fmt: skip
+        start = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body[:STALLED_SENT_BYTES]
+        host, port = request.url.host, request.url.port or 80
+        self.connections: list[socket.socket] = []
+        try:
+            for _ in range(count):
+                conn = socket.create_connection((host, port), timeout=REQUEST_TIMEOUT_S)
+                self.connections.append(conn)
+                conn.sendall(start)
+        except BaseException:
+            self.close()
+            raise
+
+    def still_held(self) -> int:
+        """How many the gateway has neither answered nor closed."""
+        if not self.connections:
+            return 0
+        readable, _, _ = select.select(self.connections, [], [], 0)
+        return len(self.connections) - len(readable)
+
+    def close(self) -> None:
+        """Hang up every one."""
+        for conn in self.connections:
+            conn.close()
+        self.connections.clear()
+
+
 async def _load(options: BenchOptions, url: str, api_key: str, store: JobStore) -> dict[str, Any]:
-    """The three bursts on the gateway at ``url``; the report's measured part. Every job made
-    is deleted, whatever happens."""
+    """The three bursts on the gateway at ``url``, with ``options.stalled`` slow uploads held
+    open throughout; the report's measured part. Every job made is deleted, whatever
+    happens."""
     limits = httpx.Limits(
         max_connections=options.concurrency, max_keepalive_connections=options.concurrency
     )
@@ -315,6 +360,7 @@ async def _load(options: BenchOptions, url: str, api_key: str, store: JobStore) 
         await _warm_up(client)
         job_ids: list[str] = []
         deleted = False
+        stalled = StalledUploads(url, api_key, options.video, options.stalled)
         try:
 
             async def upload(_: int) -> Sample:
@@ -335,11 +381,16 @@ async def _load(options: BenchOptions, url: str, api_key: str, store: JobStore) 
             )  # fmt: skip
             deleted = True
             after = _memory(store, job_ids)
+            held = stalled.still_held()
         finally:
+            stalled.close()
             if not deleted:  # stopped midway: the jobs go all the same
                 await asyncio.gather(*(client.delete(job_id) for job_id in job_ids))
     phases = (uploads, polls, deletes)
     return {
+        # The slow uploads held open while the bursts ran, and those still held at their end
+        # (the gateway's read timeout, upload.read_timeout_s, answers them 408 after that long).
+        "stalled": {"held": options.stalled, "still_held_at_end": held},
         "requests": {phase.kind: _stats(phase, len(client.content)) for phase in phases},
         "errors": _errors(phases),
         "redis_memory": {

@@ -462,6 +462,9 @@ def preview_command(results: Path, video: Path, bundle_dir: Path, max_frames: in
               help="Requests in flight at once.")  # fmt: skip
 @click.option("--polls", type=int, default=1000, show_default=True,
               help="GET /jobs/{id} after the uploads, over their jobs in turn.")  # fmt: skip
+@click.option("--stalled", type=int, default=0, show_default=True,
+              help="Slow clients: uploads held open throughout, stalled after their first "
+                   "64 KiB.")  # fmt: skip
 @click.pass_context
 def service_command(
     ctx: click.Context,
@@ -473,10 +476,12 @@ def service_command(
     uploads: int,
     concurrency: int,
     polls: int,
+    stalled: int,
 ) -> None:
     """The gateway under load: UPLOADS concurrent uploads, a burst of POLLS status polls, the
-    jobs deleted. JSON: p50/p99 latency and throughput per kind of request, errors by status
-    and code, and the Redis memory the jobs held before and after their deletion.
+    jobs deleted, all while STALLED slow uploads hold their connections. JSON: p50/p99 latency
+    and throughput per kind of request, errors by status and code, and the Redis memory the
+    jobs held before and after their deletion.
 
     By default it starts a gateway here (`meshcast gateway`, a process of its own) on the
     settings, under a key prefix of its own where no worker listens, so that only the
@@ -497,7 +502,7 @@ def service_command(
     settings = load_service_settings(config_file)
     if redis_url is not None:
         settings = settings.model_copy(update={"redis_url": redis_url})
-    options = BenchOptions(video or CLIP, uploads, concurrency, polls, url, api_key)
+    options = BenchOptions(video or CLIP, uploads, concurrency, polls, url, api_key, stalled)
     report = run_service_bench(options, settings)
     for kind, stats in report["requests"].items():
         click.echo(

@@ -21,6 +21,7 @@ from tests.support.redis_server import free_loopback_port
 from tests.support.worker_process import write_settings
 
 UPLOADS, CONCURRENCY, POLLS = 5, 5, 20
+STALLED = 5  # slow uploads held open while its own gateway is measured
 KINDS = {"upload": UPLOADS, "poll": POLLS, "delete": UPLOADS}
 SMALL = ("--uploads", str(UPLOADS), "--concurrency", str(CONCURRENCY), "--polls", str(POLLS))
 STATS = {"count", "ok", "p50_ms", "p99_ms", "max_ms", "seconds", "requests_per_s"}
@@ -78,8 +79,10 @@ def check_report(report: dict[str, Any]) -> None:
 def test_on_its_own_gateway_it_measures_and_leaves_nothing(
     config: Path, redis_prefix: str, redis_client: redis.Redis
 ) -> None:
-    report = bench("--config", str(config))
+    report = bench("--config", str(config), "--stalled", str(STALLED))
     check_report(report)
+    # The slow uploads held their places to the end (the read timeout is 30 s), none a job.
+    assert report["stalled"] == {"held": STALLED, "still_held_at_end": STALLED}
     assert report["gateway"]["started_here"] is True
     cleanup = report["cleanup"]
     assert cleanup["prefix"].startswith(f"{redis_prefix}bench-")  # its own, beneath the test's
@@ -105,6 +108,7 @@ def test_on_a_running_gateway_it_deletes_its_jobs(
         report = bench("--config", str(config), "--url", url, "--key", SECRETS[ALICE])
     check_report(report)
     assert report["gateway"] == {"url": url, "started_here": False}
+    assert report["stalled"] == {"held": 0, "still_held_at_end": 0}
     assert report["cleanup"] == {"prefix": redis_prefix, "keys_left": None}
     assert list(redis_client.scan_iter(match=f"{redis_prefix}job:*")) == []
 
@@ -114,6 +118,7 @@ def test_on_a_running_gateway_it_deletes_its_jobs(
     [
         (("--uploads", "0"), "--uploads must be at least 1"),
         (("--polls", "-1"), "--polls must be at least 0"),
+        (("--stalled", "-1"), "--stalled must be at least 0"),
         (("--video", "no-such-video.mp4"), "no such video file"),
         (("--url", "http://127.0.0.1:9"), "needs the gateway's API key"),
         (("--url", "ftp://gateway", "--key", "k"), "is not an http:// or https:// URL"),

@@ -41,10 +41,10 @@ READ_TIMEOUT_S = 0.5
 ANSWER_WAIT_S = 10.0  # far longer than any timeout under test: a loaded machine
 STALLED = 50
 POLLS, UPLOADS = 100, 10
-# Issue 16 asks p99 < 500 ms on 2 cores: the test meets it run alone (here: 5 runs of 5), but
-# inside the whole suite on a clean clone p99 reached 0.77 and 0.85 s. A request held behind
-# the stalled uploads would wait for one of them to end (never, in this test), so a bound of
-# 2 s still tells answered from blocked.
+# Whether the others are answered, not how fast: a request held behind the stalled uploads
+# would wait for one of them to end (never, in this test), so a bound of 2 s tells answered
+# from blocked on a loaded machine (inside the whole suite p99 reached 0.85 s). How fast is
+# `meshcast bench service --stalled 50`'s to measure, alone (README, "The service").
 P99_LIMIT_S = 2.0
 POLL_S = 0.05
 UPLOAD_TTL_S = 2.0

@@ -69,6 +69,14 @@ class JobDocument(BaseModel):
     links: JobLinks
 
 
+class JobList(BaseModel):
+    """An API key's jobs, newest first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    jobs: list[JobDocument]
+
+
 class Health(BaseModel):
     """The process answers."""
 

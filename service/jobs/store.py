@@ -303,6 +303,22 @@ class JobStore:
         fields = self._redis.hgetall(self.keys.job(job_id))
         return JobRecord.from_hash(fields) if fields else None
 
+    def owner_jobs(self, owner: str, limit: int) -> list[JobRecord]:
+        """The newest ``limit`` jobs of ``owner`` (an API key's id), newest first. Drops the
+        index's entries of jobs that are gone."""
+        index = self.keys.owner_jobs(owner)
+        members = cast(list[bytes], self._redis.zrevrange(index, 0, limit - 1))
+        records, gone = [], []
+        for member in members:
+            record = self.get(_text(member))
+            if record is None:
+                gone.append(member)
+            else:
+                records.append(record)
+        if gone:
+            self._redis.zrem(index, *gone)
+        return records
+
     def is_stale(self, job: JobRecord) -> bool:
         """Whether ``job`` is ``running`` but its worker's lock lapsed: the worker died, and
         the job waits for a redelivery (or to be failed)."""

@@ -1,4 +1,4 @@
-"""``POST /jobs``, ``GET /jobs/{job_id}``, ``DELETE /jobs/{job_id}``."""
+"""``POST /jobs``, ``GET /jobs``, ``GET /jobs/{job_id}``, ``DELETE /jobs/{job_id}``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import redis
 from celery import Celery
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError
@@ -25,7 +25,7 @@ from service.gateway.errors import (
 )
 from service.gateway.links import JOB_ROUTE, job_document
 from service.gateway.quotas import check_quotas
-from service.gateway.schemas import JobDocument
+from service.gateway.schemas import JobDocument, JobList
 from service.gateway.upload import (
     OPTIONS_FIELD,
     VIDEO_FIELD,
@@ -41,6 +41,13 @@ from service.settings import ApiKey
 
 JobId = Annotated[
     str, PathParam(description="the id POST /jobs answered", examples=["Qx3v9Lr2TqWm8bYc4nZ1aA"])
+]
+
+# A list costs a Redis read per job: bounded, as every request's cost is.
+MAX_LISTED, DEFAULT_LISTED = 200, 50
+Limit = Annotated[
+    int,
+    Query(ge=1, le=MAX_LISTED, description="at most this many jobs, the newest", examples=[20]),
 ]
 
 router = APIRouter(tags=["jobs"])
@@ -184,6 +191,26 @@ async def create_job(
         document.model_dump(mode="json"),
         status_code=HTTPStatus.ACCEPTED,
         headers={"Location": document.links.job},
+    )
+
+
+@router.get(
+    "/jobs",
+    response_model=JobList,
+    responses=error_responses(*ACCESS_CODES, *PARAMETER_CODES),
+    summary="Your jobs, newest first",
+)
+def list_jobs(
+    request: Request,
+    key: Annotated[ApiKey, Depends(authenticate)],
+    services: Annotated[Gateway, Depends(gateway)],
+    limit: Limit = DEFAULT_LISTED,
+) -> JobList:
+    """The jobs of the API key that asks (those not yet deleted or expired), newest first,
+    each as `GET /jobs/{job_id}` gives it."""
+    jobs = services.store.owner_jobs(key.id, limit)
+    return JobList(
+        jobs=[job_document(request, job, services.store.list_files(job.id)) for job in jobs]
     )
 
 

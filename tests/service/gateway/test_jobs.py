@@ -56,6 +56,23 @@ def test_get_shows_state_progress_and_timings(gateway: RunningGateway, job_id: s
     assert failed["finished_at"] is not None
 
 
+def test_the_list_holds_a_keys_own_jobs_newest_first(gateway: RunningGateway, video: bytes) -> None:
+    made = []
+    with gateway.client() as alice, gateway.client(BOB) as bob:
+        for _ in range(3):
+            made.append(upload(alice, video).json()["id"])
+        bobs = upload(bob, video).json()["id"]
+        assert alice.delete(f"/jobs/{made[1]}").status_code == HTTPStatus.NO_CONTENT
+        listed = alice.get("/jobs").json()["jobs"]
+        assert [job["id"] for job in listed] == [made[2], made[0]]
+        assert listed[0] == alice.get(f"/jobs/{made[2]}").json()  # each as GET gives it
+        assert [job["id"] for job in alice.get("/jobs", params={"limit": 1}).json()["jobs"]] == [
+            made[2]
+        ]
+        assert [job["id"] for job in bob.get("/jobs").json()["jobs"]] == [bobs]
+        assert error_of(alice.get("/jobs", params={"limit": 0}))[1] == "invalid_request"
+
+
 def test_delete_cancels_and_removes_every_key(gateway: RunningGateway, job_id: str) -> None:
     gateway.store.start(job_id, WORKER)  # a worker runs it
     assert gateway.job_keys(job_id)

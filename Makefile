@@ -26,6 +26,9 @@ FRONTEND_OUT ?= export/frontend
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) -e ".[serve,train,dev]"
+	# The web page's browser test runs Debian's chromium (tests/support/browser.py).
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium) \
+		|| echo "chromium could not be installed: the web page's test will try again"
 	touch $@
 
 $(DEPLOY_INSTALLED): tests/deploy/checkov.txt

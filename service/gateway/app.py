@@ -26,6 +26,7 @@ from service.gateway.frame_meshes import FrameBody
 from service.gateway.head import HeadAsGet
 from service.gateway.metrics import GatewayMetrics, MetricsMiddleware, serve_metrics
 from service.gateway.routers import downloads, events, health, jobs
+from service.gateway.web import install_web
 from service.jobs import JobStore, Keys, RateLimiter
 from service.queue import celery_app
 from service.scratch_folders import UPLOAD_PREFIX, sweep_orphan_folders
@@ -121,4 +122,5 @@ def create_app(settings: ServiceSettings, body: FrameBody) -> FastAPI:
     for module in (jobs, events, downloads, health):
         app.include_router(module.router)
     install_docs(app)
+    install_web(app, settings.gateway.upload)
     return app

@@ -25,11 +25,13 @@ from typing import Any
 
 import av
 import bvhio
+import cv2
 import httpx
 import numpy as np
 import pytest
 import trimesh
 import yaml
+from playwright.sync_api import FilePayload
 from pygltflib import GLTF2
 
 from meshcast.fault_drill import cut_video
@@ -41,7 +43,10 @@ from service.outputs import read_result_npz
 from service.outputs.meshes import MESH_FORMATS
 from service.pipeline.video import probe
 from tests.meshcast.test_run_accuracy import TEST_VIDEO
+from tests.support.browser import browser_page
 from tests.support.gateway import (
+    ALICE,
+    SECRETS,
     RunningGateway,
     error_of,
     gateway_settings,
@@ -67,6 +72,14 @@ MIN_TRACK = 8
 MIN_STREET_PEOPLE = 2  # of the clip's walkers, HOG follows at least two (tests/meshcast)
 MESH_FRAME_INDEX = 0  # of a track's frames, the one whose OBJ and PLY are downloaded
 STAGES = {"detect", "encoder", "temporal", "body", "outputs"}
+WEB_MAX_BYTES = 2 * 1024 * 1024  # the page's gateway: a small limit, to pass with a buffer
+WEB_BACKGROUND = (242, 242, 242)  # the 3D view's background, BGR (style: 0xf2f2f2)
+WEB_FRAME_WAIT_MS = 500  # for the page to draw the seeked frame
+MAX_BACKGROUND_SHARE = 0.995  # some of the view is bodies
+PREVIEW_READY_STATE = "document.getElementById('preview').readyState"
+HAVE_CURRENT_DATA = 2  # a media element's readyState once a frame can be shown
+WEB_WAIT_S = 30.0
+SEEK_NEAR_THE_END = "const v = document.getElementById('preview'); v.currentTime = v.duration * 0.9"
 
 
 @dataclass(frozen=True)
@@ -238,11 +251,12 @@ def test_a_synthetic_walker_goes_through_the_api(service: Service, synthetic_vid
 
 
 def readme_service_session() -> tuple[str, list[str]]:
-    """The README's session with the service ("The service"): its KEY line and its curl
+    """The README's session with the service ("Use the service"): its KEY line and its curl
     commands, comments cut."""
-    section = (REPO / "README.md").read_text().split("## The service\n", 1)[1]
-    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
-    lines = [line.split("  #", 1)[0].strip() for line in block.splitlines()]
+    section = (REPO / "README.md").read_text().split("## Use the service\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    blocks = [block.split("```", 1)[0] for block in section.split("```sh\n")[1:]]
+    lines = [line.split("  #", 1)[0].strip() for block in blocks for line in block.splitlines()]
     key_line = next(line for line in lines if line.startswith("KEY="))
     return key_line, [line for line in lines if line.startswith("curl ")]
 
@@ -302,3 +316,75 @@ def test_the_python_client_runs_a_job(
     )  # fmt: skip
     assert refused.returncode == 1
     assert refused.stderr.startswith("POST /jobs: 401 ")  # the API's code and sentence
+
+
+def background_share(png: bytes) -> float:
+    """The share of a screenshot's pixels that are the 3D view's background."""
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    return float(np.mean(np.all(np.abs(image.astype(int) - WEB_BACKGROUND) <= 2, axis=2)))
+
+
+def test_the_web_page_uploads_follows_and_shows_the_bodies(
+    service: Service, tmp_path: Path
+) -> None:
+    """In Debian's chromium: a wrong key shows the API's sentence, an oversize file is refused
+    before a byte is sent, and the clip's first 16 frames are uploaded, followed to the end and
+    shown: the preview beside the bodies, which move as the video plays. The page's gateway
+    takes videos of at most 2 MiB, beside the module's own."""
+    clip = cut_video(CLIP, README_CLIP_FRAMES, tmp_path / "clip.mp4")
+    gateway = service.gateway.settings.gateway
+    upload_limits = gateway.upload.model_copy(update={"max_bytes": WEB_MAX_BYTES})
+    small = service.gateway.settings.model_copy(
+        update={"gateway": gateway.model_copy(update={"upload": upload_limits})}
+    )
+    body = load_frame_body(small.bundle)
+    with serve(create_app(small, body)) as url, browser_page() as page:
+        failures: list[str] = []
+        page.on("pageerror", lambda error: failures.append(str(error)))
+        posts: list[str] = []
+        page.on("request", lambda request: posts.append(request.url) if request.method == "POST"
+                else None)  # fmt: skip
+        answer = page.goto(f"{url}/")
+        assert answer is not None
+        assert answer.status == HTTPStatus.OK
+        assert answer.headers["content-security-policy"].startswith("default-src 'self'")
+
+        page.fill("#key", "not-a-key")
+        page.dispatch_event("#key", "change")
+        wrong = httpx.get(f"{url}/jobs", headers={"Authorization": "Bearer not-a-key"})
+        page.wait_for_selector("#message:not([hidden])")
+        assert page.text_content("#message") == wrong.json()["error"]["message"]
+
+        page.fill("#key", SECRETS[ALICE])
+        page.dispatch_event("#key", "change")
+        oversize = FilePayload(
+            name="big.mp4", mimeType="video/mp4", buffer=bytes(WEB_MAX_BYTES + 1)
+        )
+        page.set_input_files("#file", files=[oversize])
+        assert "at most" in (page.text_content("#message") or "")
+        assert posts == []  # refused here: nothing was sent
+
+        page.set_input_files("#file", str(clip))
+        page.locator("#person option").nth(1).wait_for(state="attached",
+                                                       timeout=JOB_TIMEOUT_S * 1000)  # fmt: skip
+        page.locator("#preview").wait_for(state="visible")
+        deadline = time.monotonic() + WEB_WAIT_S  # (wait_for_function would need unsafe-eval)
+        while page.evaluate(PREVIEW_READY_STATE) < HAVE_CURRENT_DATA:
+            assert time.monotonic() < deadline, "the preview did not load"
+            time.sleep(POLL_S)
+        assert page.locator("#message").is_hidden()
+        scene = page.locator("#scene")
+        first = scene.screenshot()
+        page.evaluate(SEEK_NEAR_THE_END)
+        page.wait_for_timeout(WEB_FRAME_WAIT_MS)
+        later = scene.screenshot()
+        job_id = page.text_content("#job-id") or ""
+        assert job_id in (page.text_content("#job-rows") or "")
+        names = page.locator("#downloads a").all_text_contents()
+        assert any("preview.mp4" in name for name in names)
+        assert any(".glb" in name for name in names)
+        assert failures == []
+    # Bodies cover part of the view, and they moved between the two times.
+    assert background_share(first) < MAX_BACKGROUND_SHARE
+    assert background_share(later) < MAX_BACKGROUND_SHARE
+    assert first != later

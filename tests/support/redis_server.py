@@ -5,7 +5,6 @@ A private server may keep its data on disk (an append-only file), for a test tha
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -15,9 +14,10 @@ from pathlib import Path
 
 import redis
 
+from tests.support.debian_packages import installed_program
+
 SHARED_HOST, SHARED_PORT = "127.0.0.1", 6379
 START_TIMEOUT_S = 10.0
-APT_TIMEOUT_S = 600
 
 
 def answers_ping(host: str, port: int, timeout_s: float = 0.5) -> bool:
@@ -39,15 +39,7 @@ def free_loopback_port() -> int:
 
 def redis_server_binary() -> str:
     """The path of ``redis-server``, installing Debian's package when it is missing."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    for step in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "redis-server"]):
-        subprocess.run(step, check=True, capture_output=True, timeout=APT_TIMEOUT_S)
-    found = shutil.which("redis-server")
-    if not found:
-        raise RuntimeError("redis-server is not installed and apt could not install it")
-    return found
+    return installed_program("redis-server", "redis-server")
 
 
 @dataclass

@@ -341,6 +341,8 @@ async function openJob(id) {
       start: ids[0] / extras.fps,
       end: (ids[ids.length - 1] + 1) / extras.fps,
       materials,
+      frameIds: ids,
+      fps: extras.fps,
     };
     viewer.people.push(person);
     viewer.scene.add(gltf.scene);
@@ -351,6 +353,26 @@ async function openJob(id) {
     });
     if (root) everyone.expandByPoint(root.getWorldPosition(new THREE.Vector3()));
     $('person').append(new Option(`person ${person.id}`, String(person.id)));
+  }
+  for (const [format, template] of Object.entries(job.links.meshes)) {
+    const item = document.createElement('li');
+    const link = document.createElement('a');
+    link.textContent = `${format.toUpperCase()} of the person picked (else the first), at the video's frame`;
+    link.href = '#';
+    link.onclick = async (event) => {
+      event.preventDefault();
+      const person = viewer.people.find((p) => String(p.id) === $('person').value) ?? viewer.people[0];
+      if (!person) return;
+      const wanted = Math.floor($('preview').currentTime * person.fps);
+      const frame = person.frameIds.reduce((best, id) => (Math.abs(id - wanted) < Math.abs(best - wanted) ? id : best));
+      const url = template.replace('{track_id}', person.id).replace('{frame_id}', frame);
+      const save = document.createElement('a');
+      save.href = await blobUrl(url);
+      save.download = `track_${person.id}_frame_${frame}.${format}`;
+      save.click();
+    };
+    item.append(link);
+    $('downloads').append(item);
   }
   // The camera where the video's was (the origin, looking down −z); orbits turn about the
   // people's depth.

@@ -383,6 +383,12 @@ def test_the_web_page_uploads_follows_and_shows_the_bodies(
         names = page.locator("#downloads a").all_text_contents()
         assert any("preview.mp4" in name for name in names)
         assert any(".glb" in name for name in names)
+        # One person's mesh at the video's frame, posed by the gateway on download.
+        page.select_option("#person", index=1)
+        with page.expect_download() as saved:
+            page.locator("#downloads a", has_text="OBJ of the person picked").click()
+        obj = Path(saved.value.path()).read_text()
+        assert sum(line.startswith("v ") for line in obj.splitlines()) == service.body_vertices
         assert failures == []
     # Bodies cover part of the view, and they moved between the two times.
     assert background_share(first) < MAX_BACKGROUND_SHARE

@@ -20,7 +20,7 @@ from service.bundle import (
     GraphName,
     Precision,
 )
-from service.fixed_batches import GraphSession
+from service.fixed_batches import GraphSession, concrete_shape
 
 WARM_RUNS = 3  # after the first, before the timed ones
 FRONTEND: tuple[FrontendGraph, ...] = ("detector", "keypoints")
@@ -32,8 +32,7 @@ def random_feed(session: GraphSession, batch: int, dims: dict[str, int]) -> dict
     rng = np.random.default_rng(0)
     feed = {}
     for spec in session.get_inputs():
-        shape = [batch, *(dim if isinstance(dim, int) else dims[dim] for dim in spec.shape[1:])]
-        feed[spec.name] = rng.random(shape, dtype=np.float32)
+        feed[spec.name] = rng.random(concrete_shape(spec.shape, batch, dims), dtype=np.float32)
     return feed
 
 

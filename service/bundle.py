@@ -27,6 +27,7 @@ This module needs numpy and pydantic only; onnxruntime is imported when sessions
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -432,11 +433,20 @@ def open_session(
     if threads is not None:
         options.intra_op_num_threads = options.inter_op_num_threads = threads
     chosen = providers or default_providers()
-    if CUDA_PROVIDER in chosen and hasattr(onnxruntime, "preload_dlls"):
-        # CUDA's and cuDNN's libraries from their pip packages (what torch's CUDA wheels
-        # install): without this the CUDA provider finds them only on LD_LIBRARY_PATH.
-        onnxruntime.preload_dlls()
+    if CUDA_PROVIDER in chosen:
+        _load_cuda_libraries()
     return onnxruntime.InferenceSession(str(path), options, providers=chosen)
+
+
+@functools.cache
+def _load_cuda_libraries() -> None:
+    """CUDA's and cuDNN's libraries from their pip packages (what torch's CUDA wheels
+    install), once a process: without this the CUDA provider finds them only on
+    LD_LIBRARY_PATH."""
+    import onnxruntime
+
+    if hasattr(onnxruntime, "preload_dlls"):
+        onnxruntime.preload_dlls()
 
 
 def default_providers() -> list[str]:

@@ -92,7 +92,7 @@ class FixedBatchSession:
         is paid here. ``dims``: the size of each other named (dynamic) dimension."""
         for size in self.sizes:
             feed = {
-                spec.name: np.zeros(_shape(spec.shape, size, dims), dtype=_dtype(spec.type))
+                spec.name: np.zeros(concrete_shape(spec.shape, size, dims), dtype=_dtype(spec.type))
                 for spec in self.session.get_inputs()
             }
             self.session.run(None, feed)
@@ -115,8 +115,10 @@ def _pad_rows(value: np.ndarray, extra: int) -> np.ndarray:
     return np.concatenate([value, np.repeat(value[-1:], extra, axis=0)])
 
 
-def _shape(shape: Sequence[int | str | None], batch: int, dims: Mapping[str, int]) -> list[int]:
-    """A concrete input shape: the batch first, named dimensions from ``dims``.
+def concrete_shape(
+    shape: Sequence[int | str | None], batch: int, dims: Mapping[str, int]
+) -> list[int]:
+    """A graph input's shape made concrete: ``batch`` first, named dimensions from ``dims``.
 
     Raises:
         ValueError: a dynamic dimension ``dims`` does not name.

@@ -49,7 +49,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import redis
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
@@ -303,21 +303,27 @@ class JobStore:
         fields = self._redis.hgetall(self.keys.job(job_id))
         return JobRecord.from_hash(fields) if fields else None
 
-    def owner_jobs(self, owner: str, limit: int) -> list[JobRecord]:
-        """The newest ``limit`` jobs of ``owner`` (an API key's id), newest first. Drops the
+    def owner_jobs(self, owner: str, limit: int) -> list[tuple[JobRecord, dict[str, int]]]:
+        """The newest ``limit`` jobs of ``owner`` (an API key's id), newest first, each with
+        its published files (as :meth:`list_files`), read in one round trip. Drops the
         index's entries of jobs that are gone."""
         index = self.keys.owner_jobs(owner)
         members = cast(list[bytes], self._redis.zrevrange(index, 0, limit - 1))
-        records, gone = [], []
-        for member in members:
-            record = self.get(_text(member))
-            if record is None:
+        with self._redis.pipeline(transaction=False) as pipe:
+            for member in members:
+                pipe.hgetall(self.keys.job(_text(member)))
+                pipe.hgetall(self.keys.files(_text(member)))
+            replies = pipe.execute()
+        jobs, gone = [], []
+        for position, member in enumerate(members):
+            fields, files = replies[2 * position : 2 * position + 2]
+            if not fields:
                 gone.append(member)
-            else:
-                records.append(record)
+                continue
+            jobs.append((JobRecord.from_hash(fields), _file_sizes(files)))
         if gone:
             self._redis.zrem(index, *gone)
-        return records
+        return jobs
 
     def is_stale(self, job: JobRecord) -> bool:
         """Whether ``job`` is ``running`` but its worker's lock lapsed: the worker died, and
@@ -326,8 +332,7 @@ class JobStore:
 
     def list_files(self, job_id: str) -> dict[str, int]:
         """The published result files: name → size in bytes (empty before success)."""
-        index = self._redis.hgetall(self.keys.files(job_id))
-        return {_text(name): int(size) for name, size in index.items()}
+        return _file_sizes(self._redis.hgetall(self.keys.files(job_id)))
 
     def open_file(self, job_id: str, name: str) -> StoredFile | None:
         """A published result file, to stream; ``None`` when there is no such file.
@@ -734,6 +739,11 @@ def _ms(seconds: float) -> int:
 
 def _json(timings: Mapping[str, float]) -> str:
     return json.dumps(dict(timings), separators=(",", ":"))
+
+
+def _file_sizes(index: Mapping[Any, Any]) -> dict[str, int]:
+    """A job's file index as Redis gives it: name → size in bytes."""
+    return {_text(name): int(size) for name, size in index.items()}
 
 
 def _text(value: bytes | str) -> str:

@@ -209,9 +209,7 @@ def list_jobs(
     """The jobs of the API key that asks (those not yet deleted or expired), newest first,
     each as `GET /jobs/{job_id}` gives it."""
     jobs = services.store.owner_jobs(key.id, limit)
-    return JobList(
-        jobs=[job_document(request, job, services.store.list_files(job.id)) for job in jobs]
-    )
+    return JobList(jobs=[job_document(request, job, files) for job, files in jobs])
 
 
 @router.get(

@@ -9,7 +9,7 @@ const MAX_BYTES = Number(document.body.dataset.maxBytes);
 const CONTENT_TYPES = document.body.dataset.contentTypes.split(',');
 const POLL_MS = 2000; // when the event stream breaks, the job is polled instead
 const DIMMED_OPACITY = 0.2; // the other people, while one is picked
-const GLB_MAGIC = 0x46546c67; // "glTF"
+const ENDED = ['succeeded', 'failed', 'cancelled']; // a job's states that nothing follows
 const MB = 1e6;
 // The pipeline's assumed camera, 2·atan(1/2) across the frame's diagonal
 // (service/pipeline/camera.py): from the origin, the 3D view then sees what the video saw.
@@ -141,7 +141,7 @@ async function follow(id) {
         const event = JSON.parse(data.slice('data: '.length));
         if (event.error) throw new ApiError(event.error.message, event.error.code);
         showJob(event);
-        if (['succeeded', 'failed', 'cancelled'].includes(event.state)) {
+        if (ENDED.includes(event.state)) {
           await finished(id, event.state, event.error_message);
           return;
         }
@@ -160,7 +160,7 @@ async function poll(id) {
   try {
     const job = await (await api(`jobs/${id}`)).json();
     showJob(job);
-    if (['succeeded', 'failed', 'cancelled'].includes(job.state)) {
+    if (ENDED.includes(job.state)) {
       await finished(id, job.state, job.error?.message);
       return;
     }
@@ -263,15 +263,6 @@ function draw() {
   viewer.renderer.render(viewer.scene, viewer.camera);
 }
 
-// The frames a GLB's animation covers, from its JSON chunk's animation extras.
-function animationExtras(buffer) {
-  const view = new DataView(buffer);
-  if (view.getUint32(0, true) !== GLB_MAGIC) throw new Error('not a GLB file');
-  const length = view.getUint32(12, true);
-  const json = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 20, length)));
-  return json.animations[0].extras;
-}
-
 async function blobUrl(url) {
   const blob = await (await api(url)).blob();
   const objectUrl = URL.createObjectURL(blob);
@@ -320,8 +311,8 @@ async function openJob(id) {
     const track = file.name.match(/(?:^|\/)track_(\d+)\.glb$/);
     if (!track) continue;
     const buffer = await (await api(file.url)).arrayBuffer();
-    const extras = animationExtras(buffer);
     const gltf = await loader.parseAsync(buffer, '');
+    const extras = gltf.animations[0].userData; // the frames it covers, and their rate
     const mixer = new THREE.AnimationMixer(gltf.scene);
     mixer.clipAction(gltf.animations[0]).play();
     mixer.setTime(0);

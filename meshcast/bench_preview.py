@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 
 from service.bundle import Bundle
+from service.outputs.posed_frames import pose_rows, rows_by_frame
 from service.outputs.preview import (
+    MAX_CELL_PX,
     MESH_ALPHA,
     detail_levels,
     draw_people,
     image_camera,
-    rows_by_frame,
 )
 from service.outputs.result_files import read_result_npz
 from service.pipeline.body import BodyMeshes
@@ -36,16 +37,22 @@ COLOR_NOISE = 16
 
 
 def bench_preview(
-    result_npz: Path, video: Path, bundle: Bundle, *, max_frames: int | None
+    result_npz: Path,
+    video: Path,
+    bundle: Bundle,
+    *,
+    max_frames: int | None,
+    max_cell_px: float | None = None,
 ) -> dict[str, Any]:
     """Time the preview's drawing of ``video``'s frames with the whole mesh and with levels of
-    detail, interleaved.
+    detail, interleaved (the people posed beforehand, once for both).
 
     Args:
         result_npz: ``meshcast run``'s result of ``video``.
         video: the video it was made from.
         bundle: the bundle whose body poses the result (the one that made it).
         max_frames: frames to draw (all when None).
+        max_cell_px: the levels' largest cell on the image (default: the preview's).
     """
     result = read_result_npz(result_npz)
     config = PipelineConfig()
@@ -57,7 +64,7 @@ def bench_preview(
     camera = image_camera(result.width, result.height, focal_length)
     drawings = {
         "whole_mesh": detail_levels(result, max_cell_px=0.0),
-        "levels": detail_levels(result),
+        "levels": detail_levels(result, max_cell_px=max_cell_px or MAX_CELL_PX),
     }
     seconds: dict[str, list[float]] = {name: [] for name in drawings}
     differing, covered, both_cover = 0, 0, 0
@@ -65,14 +72,12 @@ def bench_preview(
     for frame in read_frames(video):
         if max_frames is not None and frames >= max_frames:
             break
-        people = people_by_frame.get(frame.index, [])
+        people = pose_rows(body, people_by_frame.get(frame.index, []))  # posed once for both
         images: dict[str, np.ndarray] = {}
         order = list(drawings) if frames % 2 == 0 else list(reversed(drawings))
         for name in order:
             started = time.perf_counter()
-            images[name] = draw_people(
-                frame.image, people, camera, drawings[name], body, MESH_ALPHA
-            )
+            images[name] = draw_people(frame.image, people, camera, drawings[name], MESH_ALPHA)
             seconds[name].append(time.perf_counter() - started)
         whole, levels = ((image != frame.image).any(axis=2) for image in images.values())
         either = whole | levels
@@ -90,6 +95,7 @@ def bench_preview(
     }
     return {
         "video": str(video),
+        "max_cell_px": max_cell_px or MAX_CELL_PX,
         "frames": frames,
         "person_frames": sum(len(people_by_frame.get(i, [])) for i in range(frames)),
         **summary,

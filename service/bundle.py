@@ -376,7 +376,11 @@ class Bundle:
             return FixedBatchSession(session) if wanted else session
 
         def open_graph(graph: GraphName) -> GraphSession:
-            return fixed(self.session(graph, precision, providers, threads))
+            # The body runs a person-frame at a time between the outputs' drawing and writing
+            # (service.outputs.posed_frames): threads spinning after each run would take the
+            # cores from them (`meshcast bench outputs`, docs/results.md).
+            spinning = graph != "body"
+            return fixed(self.session(graph, precision, providers, threads, spinning=spinning))
 
         # A precision the bundle lacks has no files: the temporal graph's path says so.
         files = self.manifest.variants.get(precision)
@@ -395,10 +399,14 @@ class Bundle:
         precision: Precision = "fp32",
         providers: list[str] | None = None,
         threads: int | None = None,
+        *,
+        spinning: bool = True,
     ) -> InferenceSession:
         """Open one graph of ``precision`` on ``providers`` (the arguments as
-        :meth:`sessions`'); the gateway opens the body's alone."""
-        return open_session(self.graph_path(graph, precision), providers, threads)
+        :meth:`sessions`' and :func:`open_session`'s); the gateway opens the body's alone."""
+        return open_session(
+            self.graph_path(graph, precision), providers, threads, spinning=spinning
+        )
 
     def frontend_session(
         self,

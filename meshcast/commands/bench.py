@@ -373,6 +373,10 @@ def pipeline_command(
         "warm_up_s": round(warm_up_s, 2),  # not in the figures below
         "person_frames_per_s": round(person_frames / max(previous - started, 1e-9), 1),
         "ms_per_frame": {**stages, "total": round(1000 * (previous - started) / frames, 2)},
+        # The outputs' part of the whole, with --outputs.
+        "outputs_share": round(stages["outputs"] * frames / (1000 * (previous - started)), 3)
+        if outputs
+        else None,
         # The first pass's stages, each by its own clock: the detector a frame, the keypoint
         # model a frame and a person it looked at (both passes of a detected person).
         "frontend": {
@@ -430,17 +434,54 @@ def frontend_command(
               help="The bundle that made RESULTS: its body poses the people.")  # fmt: skip
 @click.option("--frames", "max_frames", type=click.IntRange(min=1), default=None,
               help="Draw only the first FRAMES frames; default: all.")  # fmt: skip
-def preview_command(results: Path, video: Path, bundle_dir: Path, max_frames: int | None) -> None:
+@click.option("--max-cell-px", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="The levels' largest cell on the image, in pixels; default: the "
+                   "preview's.")  # fmt: skip
+def preview_command(
+    results: Path, video: Path, bundle_dir: Path, max_frames: int | None, max_cell_px: float | None
+) -> None:
     """The preview's frames of RESULTS (`meshcast run`'s folder) drawn with the body's whole
-    mesh and with the levels of detail the preview uses, interleaved frame by frame, as JSON:
-    milliseconds a frame each, the speed-up, and the share of drawn pixels that differ."""
+    mesh and with the levels of detail the preview uses (or would, at --max-cell-px),
+    interleaved frame by frame, as JSON: milliseconds a frame each, the speed-up, and the
+    share of drawn pixels that differ."""
     from meshcast.bench_preview import bench_preview
     from service.bundle import load_bundle
     from service.outputs import RESULT_NPZ
 
     report = bench_preview(
-        results / RESULT_NPZ, video, load_bundle(bundle_dir), max_frames=max_frames
+        results / RESULT_NPZ,
+        video,
+        load_bundle(bundle_dir),
+        max_frames=max_frames,
+        max_cell_px=max_cell_px,
     )
+    click.echo(json.dumps(report, indent=2))
+
+
+@command.command("outputs")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--video", type=click.Path(path_type=Path), required=True,
+              help="The video RESULTS was made from.")  # fmt: skip
+@click.option("--bundle", "bundle_dir", type=click.Path(path_type=Path), required=True,
+              help="The bundle that made RESULTS: its body poses the people.")  # fmt: skip
+@click.option("--formats", default="json,npz,obj,ply,glb,bvh,preview", show_default=True,
+              help="The comma-separated outputs written.")  # fmt: skip
+@click.option("--repeats", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Runs of each side.")  # fmt: skip
+def outputs_command(
+    results: Path, video: Path, bundle_dir: Path, formats: str, repeats: int
+) -> None:
+    """Writing the outputs of RESULTS (`meshcast run`'s folder) with the body's session
+    asleep between runs (the pipeline's) and spinning (onnxruntime's default), interleaved
+    run by run; and posing its people alone against a frame's in one batch. JSON:
+    milliseconds a person-frame and the ratios. See meshcast/bench_outputs.py."""
+    from meshcast.bench_outputs import bench_outputs
+    from meshcast.commands.run import parse_formats
+    from service.bundle import load_bundle
+    from service.outputs import RESULT_NPZ
+
+    report = bench_outputs(results / RESULT_NPZ, video, load_bundle(bundle_dir),
+                           parse_formats(formats), repeats=repeats)  # fmt: skip
     click.echo(json.dumps(report, indent=2))
 
 

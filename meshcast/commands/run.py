@@ -30,8 +30,8 @@ STAGE_TITLES = {
     "encoder": "encoding crops (person-frames)",
     "temporal": "temporal model (windows)",
     "body": "body joints (person-frames)",
-    "meshes": "writing OBJ and PLY meshes (person-frames)",
-    "preview": "drawing the preview (frames)",
+    # service.outputs.POSING_STEP: the one pass that poses every person-frame for the files
+    "posing": "posing the people, writing meshes and preview (frames)",
 }
 
 

@@ -12,10 +12,11 @@
                                               (and their keypoints, if asked)
 
 The result holds parameters, not vertices: the writers that need vertices (``result.npz``, OBJ,
-PLY, the preview) pose them with the body model they are given
-(:data:`~service.pipeline.body.MeshVertices`, :class:`~service.pipeline.body.BodyMeshes` on a
-bundle's ``body.onnx``), a block of frames at a time, so writing takes the same memory for a
-long video as for a short one.
+PLY, the preview) take them from one pass over the video's frames that poses each person-frame
+once with the body model it is given (:mod:`.posed_frames`;
+:data:`~service.pipeline.body.MeshVertices`, :class:`~service.pipeline.body.BodyMeshes` on a
+bundle's ``body.onnx``), a frame at a time, so writing takes the same memory for a long video
+as for a short one.
 
 One module per kind of file, each with functions that return bytes for the gateway to serve:
 
@@ -25,22 +26,25 @@ One module per kind of file, each with functions that return bytes for the gatew
 - :mod:`.gltf`: a track as a glTF binary, skinned on the body's 24 joints, animated at the
   video's frame rate and moving through the scene, turned from OpenCV's axes to glTF's;
 - :mod:`.bvh`: a track as a BVH skeleton and motion, in the GLB's axes;
-- :mod:`.preview`: the preview MP4 (H.264).
+- :mod:`.preview`: the preview MP4 (H.264);
+- :mod:`.posed_frames`: the one pass that poses every person-frame for the others.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Collection
+import contextlib
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from service.outputs.bvh import write_track_bvh
 from service.outputs.gltf import track_glb, write_track_glb
-from service.outputs.meshes import MESH_FORMATS, track_frame_mesh, write_meshes
+from service.outputs.meshes import MESH_FORMATS, MeshFiles, track_frame_mesh
+from service.outputs.posed_frames import PosedPerson, posed_frames
 from service.outputs.preview import write_preview
 from service.outputs.result_files import (
     ResultDocument,
+    VertexSpool,
     read_result_npz,
     result_document,
     write_result_json,
@@ -62,9 +66,13 @@ RESULT_NPZ = "result.npz"
 MESHES_FOLDER = "meshes"
 TRACKS_FOLDER = "tracks"
 PREVIEW_FILE = "preview.mp4"
+# write_outputs's one long step: the pass that poses every person-frame for the files that
+# need vertices, counted in frames.
+POSING_STEP = "posing"
 
 __all__ = [
     "OUTPUT_FORMATS",
+    "POSING_STEP",
     "TRACK_FORMATS",
     "OutputFormat",
     "ResultDocument",
@@ -113,8 +121,8 @@ def write_outputs(
             :func:`~service.outputs.result_files.write_result_npz`).
         preview_keypoints: the preview draws each person's keypoint landmarks and skeleton
             over the meshes.
-        progress: told (step, done, total) as the meshes ("meshes", person-frames) and the
-            preview ("preview", frames) are written, the two long steps.
+        progress: told (:data:`POSING_STEP`, frames done, frames to do) as the pass that
+            poses every person-frame goes, in the frames with someone in them.
 
     Returns:
         The files written, by format.
@@ -130,21 +138,6 @@ def write_outputs(
     written: dict[OutputFormat, list[Path]] = {}
     if "json" in formats:
         written["json"] = [write_result_json(video, out_dir / RESULT_JSON)]
-    if "npz" in formats:
-        npz_body = body if npz_vertices else None
-        written["npz"] = [write_result_npz(video, out_dir / RESULT_NPZ, npz_body)]
-    mesh_formats = [fmt for fmt in MESH_FORMATS if fmt in formats]
-    if mesh_formats:  # posed once for both formats
-        meshes = write_meshes(
-            video,
-            out_dir / MESHES_FOLDER,
-            body,
-            mesh_formats,
-            camera_frame=camera_frame_meshes,
-            progress=functools.partial(progress, "meshes") if progress else None,
-        )
-        for fmt, paths in meshes.items():
-            written[fmt] = paths
     track_writers = {"glb": write_track_glb, "bvh": write_track_bvh}
     for kind in (kind for kind in TRACK_FORMATS if kind in formats):  # one file a track
         (out_dir / TRACKS_FOLDER).mkdir(exist_ok=True)
@@ -157,16 +150,50 @@ def write_outputs(
             )
             for track in video.tracks
         ]
-    if "preview" in formats:
-        written["preview"] = [
-            write_preview(
-                video,
-                video_path,
-                out_dir / PREVIEW_FILE,
-                body,
-                focal_length=focal_length,
-                keypoints=preview_keypoints,
-                progress=functools.partial(progress, "preview") if progress else None,
-            )
-        ]
-    return written
+
+    # Everything that needs vertices takes them from one pass, each person-frame posed once,
+    # as the preview's frames come (or at once, without a preview).
+    with contextlib.ExitStack() as stack:
+        takers: list[Callable[[PosedPerson], None]] = []
+        mesh_formats = [fmt for fmt in MESH_FORMATS if fmt in formats]
+        meshes = MeshFiles(out_dir / MESHES_FOLDER, video.body.faces, mesh_formats,
+                           camera_frame=camera_frame_meshes)  # fmt: skip
+        stack.enter_context(meshes)
+        if mesh_formats:
+            takers.append(meshes.write)
+        spool = None
+        if "npz" in formats and npz_vertices:
+            spool = stack.enter_context(VertexSpool(out_dir))
+            takers.append(spool.add)
+        if takers or "preview" in formats:
+            posed = _shared(posed_frames(video, body), takers, video, progress)
+            if "preview" in formats:
+                written["preview"] = [
+                    write_preview(video, video_path, out_dir / PREVIEW_FILE, posed,
+                                  focal_length=focal_length, keypoints=preview_keypoints)
+                ]  # fmt: skip
+            for _ in posed:  # the frames past the preview's last, if any; all without it
+                pass
+        for fmt, paths in meshes.written.items():
+            written[fmt] = paths
+        if "npz" in formats:
+            written["npz"] = [write_result_npz(video, out_dir / RESULT_NPZ, vertices=spool)]
+    return {fmt: written[fmt] for fmt in OUTPUT_FORMATS if fmt in written}
+
+
+def _shared(
+    posed: Iterator[tuple[int, list[PosedPerson]]],
+    takers: list[Callable[[PosedPerson], None]],
+    video: VideoResult,
+    progress: Progress | None,
+) -> Iterator[tuple[int, list[PosedPerson]]]:
+    """``posed`` as it comes, each person handed to every taker on the way, and the frames
+    done reported as :data:`POSING_STEP`."""
+    frames = len({frame for track in video.tracks for frame in track.frame_ids.tolist()})
+    for done, (frame_id, people) in enumerate(posed, start=1):
+        for person in people:
+            for take in takers:
+                take(person)
+        if progress is not None:
+            progress(POSING_STEP, done, frames)
+        yield frame_id, people

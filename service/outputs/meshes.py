@@ -14,15 +14,15 @@ parameters alone (:mod:`service.gateway.frame_meshes`). One frame a run, never a
 bundle's ``body.onnx`` rounds a frame's float32 vertices otherwise (by up to 3e-7 m) in a batch
 of another size, as onnxruntime's CPU kernels sum in another order for another shape, so only
 a frame posed alone everywhere makes the same bytes in ``meshcast run``'s files and in the
-gateway's downloads. Posing a frame alone takes 5.6 ms for the stand-in on one thread, about
-3 ms more than its share of a batch, beside 30 ms to format its OBJ. (Where every core is
-busy, onnxruntime's threads spinning between runs cost more: ``meshcast run``'s outputs of
-the committed clip took 23.1 s instead of 19.2 s on two cores shared with a training.)
+gateway's downloads (alone costs about a third more than a share of a batch of 8:
+``meshcast bench outputs``).
 
 Written with numpy rather than a mesh library: both formats are a few lines of header around
-arrays, and one formatting call per file keeps thousands of them (every person and frame of a
-video) fast. Vertices keep float32's precision exactly: PLY stores the float32 bytes, OBJ
-prints :data:`FLOAT32_DIGITS` significant digits. Faces keep their order and winding.
+arrays, and one vectorised formatting per file keeps thousands of them (every person and frame
+of a video) fast. PLY stores the float32 bytes exactly; OBJ prints each coordinate in
+micrometres (:data:`OBJ_DECIMALS` decimals of a metre), laid out by numpy digit by digit in one
+array a file rather than number by number in Python. Faces keep their order and winding, and a
+body's face lines are formatted once.
 
 Files on disk: ``meshes/track_{id:03d}/frame_{frame:06d}.obj|ply`` (:func:`mesh_path`).
 """
@@ -30,13 +30,17 @@ Files on disk: ``meshes/track_{id:03d}/frame_{frame:06d}.obj|ply`` (:func:`mesh_
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Collection
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
+from types import TracebackType
+from typing import Literal, Self
 
 import numpy as np
 
 from service.outputs.gltf import OPENCV_TO_GLTF
+from service.outputs.posed_frames import PosedPerson, posed_frames
 from service.pipeline.body import MeshVertices
 from service.pipeline.people import FrameProgress
 from service.pipeline.result import TrackResult, VideoResult
@@ -45,35 +49,76 @@ from service.pipeline.result import TrackResult, VideoResult
 OPENCV_TO_Y_UP = np.diag(OPENCV_TO_GLTF).astype(np.float32)
 MeshFormat = Literal["obj", "ply"]
 MESH_FORMATS: tuple[MeshFormat, ...] = ("obj", "ply")
-# Nine significant decimal digits tell every float32 apart (IEEE 754's round-trip count).
-FLOAT32_DIGITS = 9
+# OBJ's coordinates in micrometres: far finer than any estimate of a body, and half a
+# micrometre from the float32 vertices at most.
+OBJ_DECIMALS = 6
 # OBJ numbers vertices from 1.
 OBJ_FIRST_INDEX = 1
 VERTICES_PER_FACE = 3
 # A PLY face: its vertex count as one byte, then the indices as little-endian int32.
 PLY_FACE_DTYPE = np.dtype([("count", "u1"), ("indices", "<i4", (VERTICES_PER_FACE,))])
+# MeshFiles: threads that format and write files while the pass goes on (two: the machines
+# this runs on have two cores or more, and the pass itself is one thread), and the people
+# whose files may wait at once (8 × under 2 MB of vertices and bytes).
+MESH_WRITER_THREADS = 2
+MESH_FILES_IN_FLIGHT = 8
+# A byte the OBJ formatter leaves where no character is printed (a sign or leading digit not
+# needed), dropped before the text is returned.
+_UNPRINTED = 0
+# The decimals are written three at a time from a table of "000" to "999": (1000, 3) bytes.
+_GROUP_DIGITS = 3
+_DIGIT_GROUPS = np.array([list(f"{n:03d}".encode()) for n in range(1000)], dtype=np.uint8)
 
 
 def obj_bytes(vertices: np.ndarray, faces: np.ndarray, comment: str = "") -> bytes:
     """A triangle mesh as OBJ text: ``v x y z`` lines, then ``f a b c`` lines (1-based).
 
     Args:
-        vertices: ``(V, 3)`` float, metres.
+        vertices: ``(V, 3)`` finite floats, metres; written with :data:`OBJ_DECIMALS` decimals.
         faces: ``(F, 3)`` int, 0-based vertex indices.
         comment: one line written first, after ``#``.
+
+    Raises:
+        ValueError: a vertex is not finite.
     """
-    points = np.asarray(vertices, dtype=np.float32).astype(np.float64)  # exact float32 values
-    vertex_line = " ".join(["v"] + [f"%.{FLOAT32_DIGITS}g"] * 3) + "\n"
-    text = (f"# {comment}\n" if comment else "") + (vertex_line * len(points)) % tuple(
-        points.ravel().tolist()
-    )
-    return text.encode("ascii") + _obj_faces(np.asarray(faces, dtype=np.int64).tobytes())
+    header = (f"# {comment}\n" if comment else "").encode("ascii")
+    faces_text = _obj_faces(np.asarray(faces, dtype=np.int64).tobytes())
+    return header + _obj_vertex_lines(np.asarray(vertices, dtype=np.float64)) + faces_text
+
+
+def _obj_vertex_lines(points: np.ndarray) -> bytes:
+    """The ``v x y z`` lines of ``(V, 3)`` points, each coordinate in fixed point, built digit by
+    digit in one array: one formatting per file instead of one per number."""
+    if not np.isfinite(points).all():
+        raise ValueError("an OBJ's vertices must be finite numbers")
+    scaled = np.rint(points * 10**OBJ_DECIMALS).astype(np.int64)  # (V, 3)
+    whole, fraction = np.divmod(np.abs(scaled), 10**OBJ_DECIMALS)
+    width = len(str(int(whole.max(initial=0))))  # digits of the largest whole part
+    whole_powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)  # (width,)
+    shown = (whole[..., None] >= whole_powers) | (whole_powers == 1)  # (V, 3, width)
+    # One coordinate: " ", a sign-and-digits field (width + 1), ".", the decimals.
+    number = np.full((*scaled.shape, width + 3 + OBJ_DECIMALS), _UNPRINTED, dtype=np.uint8)
+    number[..., 0] = ord(" ")
+    digits = number[..., 1 : width + 2]  # sign slot first, then the whole part's digits
+    digits[..., 1:] = np.where(shown, ord("0") + (whole[..., None] // whole_powers) % 10, 0)
+    sign_at = width - shown.sum(axis=-1)  # the slot just before the first digit shown
+    sign = np.where(scaled < 0, ord("-"), _UNPRINTED).astype(np.uint8)
+    np.put_along_axis(digits, sign_at[..., None], sign[..., None], axis=-1)
+    number[..., width + 2] = ord(".")
+    for group, first in enumerate(range(width + 3, number.shape[-1], _GROUP_DIGITS)):
+        power = 10 ** (OBJ_DECIMALS - _GROUP_DIGITS * (group + 1))
+        number[..., first : first + _GROUP_DIGITS] = _DIGIT_GROUPS[(fraction // power) % 1000]
+    lines = np.empty((len(points), number[0].size + 2), dtype=np.uint8)  # "v", numbers, "\n"
+    lines[:, 0] = ord("v")
+    lines[:, 1:-1] = number.reshape(len(points), -1)
+    lines[:, -1] = ord("\n")
+    return lines.tobytes().translate(None, bytes([_UNPRINTED]))
 
 
 @functools.lru_cache(maxsize=4)
 def _obj_faces(faces: bytes) -> bytes:
     """The ``f a b c`` lines of ``(F, 3)`` int64 faces given as bytes: one body's faces are
-    the same in every frame, and formatting them is two thirds of an OBJ's time."""
+    the same in every frame, so they are formatted once."""
     triangles = np.frombuffer(faces, dtype=np.int64) + OBJ_FIRST_INDEX
     face_line = " ".join(["f"] + ["%d"] * VERTICES_PER_FACE) + "\n"
     count = len(triangles) // VERTICES_PER_FACE
@@ -136,7 +181,13 @@ def pose_frame(
     vertices = np.asarray(body(rotmat[None], betas[None]), dtype=np.float32)[0]
     if translation is None:
         return vertices
-    return vertices + np.asarray(translation, dtype=np.float32)
+    return in_camera_frame(vertices, translation)
+
+
+def in_camera_frame(vertices: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    """``(V, 3)`` body-frame vertices moved to where the body stands in the camera's frame,
+    in float32 (as every writer and the gateway do it, so their bytes agree)."""
+    return np.asarray(vertices, dtype=np.float32) + np.asarray(translation, dtype=np.float32)
 
 
 def frame_vertices(
@@ -185,6 +236,81 @@ def mesh_path(track_id: int, frame_id: int, fmt: MeshFormat) -> Path:
     return track_folder(track_id) / f"frame_{frame_id:06d}.{fmt}"
 
 
+class MeshFiles:
+    """Writes posed people's mesh files into ``folder`` (:func:`mesh_path`), one file per
+    person, frame and format, as their poses come (:mod:`.posed_frames`).
+
+    A context manager: the files are formatted and written by :data:`MESH_WRITER_THREADS`
+    threads while the caller goes on (numpy and file writes let go of the GIL), at most
+    :data:`MESH_FILES_IN_FLIGHT` people at a time, so memory stays flat; leaving waits for
+    them, and the first error of a thread is raised by the next ``write`` or on leaving.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        faces: np.ndarray,
+        formats: Collection[MeshFormat] = MESH_FORMATS,
+        *,
+        camera_frame: bool = False,
+    ) -> None:
+        self.folder = Path(folder)
+        self.faces = faces
+        self.formats = tuple(formats)
+        self.camera_frame = camera_frame
+        self.written: dict[MeshFormat, list[Path]] = {fmt: [] for fmt in self.formats}
+        self._track_folders: set[int] = set()
+        self._threads = ThreadPoolExecutor(MESH_WRITER_THREADS, thread_name_prefix="meshes")
+        self._slots = threading.BoundedSemaphore(MESH_FILES_IN_FLIGHT)
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._threads.shutdown(wait=True)
+        if self._error is not None and error is None:
+            raise self._error
+
+    def write(self, person: PosedPerson) -> None:
+        """Have ``person``'s files written, one per format.
+
+        Raises:
+            Exception: what an earlier person's writing raised.
+        """
+        if self._error is not None:
+            raise self._error
+        track_id = person.track.track_id
+        if track_id not in self._track_folders:
+            (self.folder / track_folder(track_id)).mkdir(parents=True, exist_ok=True)
+            self._track_folders.add(track_id)
+        paths = [self.folder / mesh_path(track_id, person.frame_id, fmt) for fmt in self.formats]
+        for fmt, path in zip(self.formats, paths, strict=True):
+            self.written[fmt].append(path)
+        self._slots.acquire()
+        self._threads.submit(self._write_files, person, paths).add_done_callback(self._done)
+
+    def _write_files(self, person: PosedPerson, paths: list[Path]) -> None:
+        vertices = person.vertices
+        if self.camera_frame:
+            vertices = in_camera_frame(vertices, person.translation)
+        track_id, frame_id = person.track.track_id, person.frame_id
+        for fmt, path in zip(self.formats, paths, strict=True):
+            path.write_bytes(
+                frame_mesh_bytes(vertices, self.faces, fmt, track_id, frame_id, self.camera_frame)
+            )
+
+    def _done(self, written: Future[None]) -> None:
+        self._slots.release()
+        if written.exception() is not None and self._error is None:
+            self._error = written.exception()
+
+
 def write_meshes(
     video: VideoResult,
     folder: str | Path,
@@ -196,29 +322,23 @@ def write_meshes(
 ) -> dict[MeshFormat, list[Path]]:
     """Write every track's mesh in each of its frames into ``folder`` (:func:`mesh_path`).
 
-    The body poses one frame at a time (:func:`pose_frame`), once for all ``formats``; no
-    track's vertices are ever held whole. ``progress`` is told (person-frames done, total).
+    Each person-frame is posed once, alone (:func:`~.posed_frames.posed_frames`), for all
+    ``formats``; no track's vertices are ever held whole. ``progress`` is told (person-frames
+    done, total).
 
     Returns:
-        The files written per format, track by track, frame by frame.
+        The files written per format, frame by frame.
     """
-    folder = Path(folder)
-    written: dict[MeshFormat, list[Path]] = {fmt: [] for fmt in formats}
     total = sum(len(track) for track in video.tracks)
     done = 0
-    for track in video.tracks:
-        (folder / track_folder(track.track_id)).mkdir(parents=True, exist_ok=True)
-        for row, frame_id in enumerate(np.asarray(track.frame_ids).tolist()):
-            vertices = _posed_row(track, row, body, camera_frame)
-            for fmt in formats:
-                path = folder / mesh_path(track.track_id, frame_id, fmt)
-                mesh = _mesh_bytes(track, row, vertices, video.body.faces, fmt, camera_frame)
-                path.write_bytes(mesh)
-                written[fmt].append(path)
-            done += 1
-            if progress is not None:
-                progress(done, total)
-    return written
+    with MeshFiles(folder, video.body.faces, formats, camera_frame=camera_frame) as files:
+        for _, people in posed_frames(video, body):
+            for person in people:
+                files.write(person)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+    return files.written
 
 
 def _row(track: TrackResult, frame_id: int) -> int:

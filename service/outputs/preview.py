@@ -1,14 +1,15 @@
 """The preview video: every track's mesh drawn over the video's frames, one colour a person.
 
 Frames are decoded, drawn on and encoded one at a time (never the whole video in memory), and
-the people in each frame are posed by the body model when the frame comes (one run for all of
-them). Each person's mesh is placed where it stands in the camera frame (vertices +
-translation) and projected with the pipeline's perspective camera (:func:`image_camera`).
-People are passed to the painter renderer (:func:`service.render.render_meshes`) farthest
-first (by translation z); it orders all their triangles together by depth, so a nearer person
-covers a farther one wherever they overlap. Asked to, it also draws each person's keypoint
-landmarks over the meshes, in the person's colour: the points the model saw (visibility at
-least :data:`~service.pipeline.landmarks.VISIBLE`) and the bones of
+the people in each frame are posed by the body model when the frame comes, each alone, by the
+pass of :mod:`.posed_frames` that ``write_outputs`` shares with every file that needs them.
+Each person's mesh is placed where it stands in the camera frame (vertices + translation) and
+projected with the pipeline's perspective camera (:func:`image_camera`). People are passed to
+the painter renderer (:func:`service.render.render_meshes`) farthest first (by translation
+z); it orders all their triangles together by depth, so a nearer person covers a farther one
+wherever they overlap. Asked to, it also draws each person's keypoint landmarks over the
+meshes, in the person's colour: the points the model saw (visibility at least
+:data:`~service.pipeline.landmarks.VISIBLE`) and the bones of
 :data:`~service.pipeline.landmarks.SKELETON` between two of them, nearer people's over
 farther ones'.
 
@@ -20,7 +21,7 @@ front of the file so a browser plays it while it downloads.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
@@ -28,10 +29,9 @@ from typing import Literal
 import av
 import numpy as np
 
-from service.pipeline.body import MeshVertices
+from service.outputs.posed_frames import PosedPerson
 from service.pipeline.landmarks import SKELETON, VISIBLE
-from service.pipeline.people import FrameProgress
-from service.pipeline.result import TrackResult, VideoResult
+from service.pipeline.result import VideoResult
 from service.pipeline.video import read_frames
 from service.render import Mesh, PinholeCamera, draw_skeleton, render_meshes
 from service.render.mesh_renderer import NEAR_PLANE_M
@@ -70,11 +70,11 @@ VISIBILITY = 2  # index of visibility in a landmark (x, y, visibility)
 # along its tallest extent, :mod:`service.render.simplify`) whose cells span at most
 # MAX_CELL_PX pixels, the whole mesh when none does: a stand-in body 120 pixels across is drawn
 # with the 64-cell level (2,510 of its 13,718 vertices), and filling triangles is the
-# preview's cost.
+# preview's cost. 3 pixels rather than 2 draws vtest.avi's people 1.8 times as fast, their
+# outlines' intersection over union with the whole mesh's 0.948 against 0.978 (`meshcast bench
+# preview … --max-cell-px 2|3`, docs/results.md).
 DETAIL_CELLS = (16, 32, 64, 128)
-MAX_CELL_PX = 2.0
-
-Row = tuple[TrackResult, int]  # a track and one of its rows
+MAX_CELL_PX = 3.0
 
 
 def image_camera(width: int, height: int, focal_length: float) -> PinholeCamera:
@@ -105,12 +105,11 @@ def write_preview(
     video: VideoResult,
     video_path: str | Path,
     path: str | Path,
-    body: MeshVertices,
+    posed: Iterable[tuple[int, list[PosedPerson]]],
     *,
     focal_length: float,
     alpha: float = MESH_ALPHA,
     keypoints: bool = False,
-    progress: FrameProgress | None = None,
 ) -> Path:
     """Write the preview of ``video`` (decoded from ``video_path``) to ``path`` (MP4).
 
@@ -118,11 +117,11 @@ def write_preview(
         video: the result to draw.
         video_path: the video it was made from.
         path: the MP4 to write.
-        body: the body model that poses the tracks' parameters.
+        posed: the frames with someone in them, in order, each with its people posed
+            (:func:`~.posed_frames.posed_frames`); taken one by one as the video's frames come.
         focal_length: the focal length in pixels the pipeline assumed.
         alpha: the meshes' opacity, 0–1.
         keypoints: draw each person's landmarks and skeleton over the meshes.
-        progress: told (frames drawn, the result's frame count) as frames are drawn.
 
     Returns:
         ``path``, holding one frame per frame decoded from ``video_path``.
@@ -131,11 +130,12 @@ def write_preview(
         ValueError: the video's frames are not the size the result was made for.
     """
     camera = image_camera(video.width, video.height, focal_length)
-    rows = rows_by_frame(video.tracks)
     detail = detail_levels(video)
     codec = preview_codec()
     rate = Fraction(video.fps).limit_denominator(RATE_DENOMINATOR_LIMIT)
     path = Path(path)
+    coming = iter(posed)
+    upcoming = next(coming, None)
     with av.open(str(path), mode="w", options=CONTAINER_OPTIONS) as container:
         stream = container.add_stream(codec, rate=rate, options=CODEC_OPTIONS[codec])
         stream.width = _even(video.width)
@@ -147,13 +147,14 @@ def write_preview(
                     f"{video_path}: frame {frame.index} is {frame.image.shape[1]}×"
                     f"{frame.image.shape[0]}, the result is for {video.width}×{video.height}"
                 )
-            people = rows.get(frame.index, [])
-            image = draw_people(frame.image, people, camera, detail, body, alpha, keypoints)
+            people: list[PosedPerson] = []
+            if upcoming is not None and upcoming[0] == frame.index:
+                people = upcoming[1]
+                upcoming = next(coming, None)
+            image = draw_people(frame.image, people, camera, detail, alpha, keypoints)
             encoded = av.VideoFrame.from_ndarray(_pad_to_even(image), format="bgr24")
             encoded.pts = frame.index
             container.mux(stream.encode(encoded))
-            if progress is not None:
-                progress(frame.index + 1, video.frame_count)
         container.mux(stream.encode(None))
     return path
 
@@ -167,53 +168,25 @@ def detail_levels(video: VideoResult, max_cell_px: float = MAX_CELL_PX) -> Detai
 
 def draw_people(
     image: np.ndarray,
-    people: Sequence[Row],
+    people: Sequence[PosedPerson],
     camera: PinholeCamera,
     detail: DetailLevels,
-    body: MeshVertices,
     alpha: float = MESH_ALPHA,
     keypoints: bool = False,
 ) -> np.ndarray:
-    """One preview frame: the meshes of ``people`` (a frame's tracks and rows) over ``image``,
+    """One preview frame: the meshes of ``people`` (a frame's, posed) over ``image``,
     farthest first, each at the detail its size needs, and their keypoints if asked."""
-    ordered = _farthest_first(people)
-    meshes = _frame_meshes(ordered, detail, camera.fx, body)
+    ordered = sorted(people, key=lambda person: -float(person.translation[DEPTH]))
+    meshes = [
+        Mesh(
+            vertices=person.vertices + person.translation,
+            faces=detail.faces(_extent_px(detail.extent, person.translation, camera.fx)),
+            color=track_color_bgr(person.track.track_id),
+        )
+        for person in ordered
+    ]
     drawn = render_meshes(image, meshes, camera, alpha)
     return _draw_keypoints(drawn, ordered) if keypoints else drawn
-
-
-def rows_by_frame(tracks: Sequence[TrackResult]) -> dict[int, list[Row]]:
-    """For each video frame, the tracks in it and their rows."""
-    rows: dict[int, list[Row]] = {}
-    for track in tracks:
-        for row, frame_id in enumerate(np.asarray(track.frame_ids).tolist()):
-            rows.setdefault(frame_id, []).append((track, row))
-    return rows
-
-
-def _farthest_first(rows: Sequence[Row]) -> list[Row]:
-    """The people of one frame, farthest from the camera first (by translation z)."""
-    return sorted(rows, key=lambda item: -float(item[0].translation[item[1], DEPTH]))
-
-
-def _frame_meshes(
-    farthest_first: Sequence[Row], detail: DetailLevels, focal_length: float, body: MeshVertices
-) -> list[Mesh]:
-    """The people of one frame (farthest first) as camera-frame meshes, in the same order,
-    each with as many faces as its size on the image needs."""
-    if not farthest_first:
-        return []
-    rotmat = np.stack([track.rotmat[row] for track, row in farthest_first])  # (K, 24, 3, 3)
-    betas = np.stack([track.betas[row] for track, row in farthest_first])  # (K, 10)
-    vertices = np.asarray(body(rotmat, betas), dtype=np.float32)  # (K, V, 3)
-    return [
-        Mesh(
-            vertices=person + track.translation[row],
-            faces=detail.faces(_extent_px(detail.extent, track.translation[row], focal_length)),
-            color=track_color_bgr(track.track_id),
-        )
-        for (track, row), person in zip(farthest_first, vertices, strict=True)
-    ]
 
 
 def _extent_px(extent_m: float, translation: np.ndarray, focal_length: float) -> float:
@@ -221,11 +194,12 @@ def _extent_px(extent_m: float, translation: np.ndarray, focal_length: float) ->
     return focal_length * extent_m / max(float(translation[DEPTH]), NEAR_PLANE_M)
 
 
-def _draw_keypoints(image: np.ndarray, farthest_first: Sequence[Row]) -> np.ndarray:
+def _draw_keypoints(image: np.ndarray, farthest_first: Sequence[PosedPerson]) -> np.ndarray:
     """The people's visible landmarks and the bones between them over ``image``, each in
     its track's colour, nearer people's over farther ones'."""
-    for track, row in farthest_first:
-        landmarks = track.landmarks[row]  # (33, 3): x, y, visibility
+    for person in farthest_first:
+        track = person.track
+        landmarks = track.landmarks[person.row]  # (33, 3): x, y, visibility
         image = draw_skeleton(
             image,
             landmarks[:, :VISIBILITY],

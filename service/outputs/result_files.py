@@ -50,31 +50,38 @@ Arrays are float32 (the pipeline's precision) except boxes and score (float64), 
 
 Given a body model, :func:`write_result_npz` also writes each track's posed vertices,
 ``verts``, as VIBE's output does (``meshcast run`` does, by default); the result holds none
-(they would grow with the video), so the body model poses them from ``rotmat`` and ``betas``
-while the file is written, a block of frames at a time into the archive's entry (it never holds
-a track's vertices whole). They are then the file's bulk, 161 KiB a person-frame for the
-stand-in body (81 KiB for SMPL) against 2.5 KiB of parameters, so the service's workers write
-the file without them, and the gateway poses a frame's mesh from the parameters when it is
-downloaded (:mod:`service.gateway.frame_meshes`). :func:`read_result_npz` leaves them on disk;
-``np.load(path)["track_001/verts"]`` reads one track's (``np.load`` reads an NPZ's entries
-only when asked).
+(they would grow with the video), so they are posed while the file is written, each
+person-frame once and alone (:mod:`.posed_frames`), frame by frame. A zip's entries are written
+one after another while the frames come in video order, so each track's rows wait on disk in a
+:class:`VertexSpool` (never in memory) until the archive takes them; ``write_outputs`` fills the
+spool from the same pass that writes the meshes and the preview. The vertices are then the
+file's bulk, 161 KiB a person-frame for the stand-in body (81 KiB for SMPL) against 2.5 KiB of
+parameters, so the service's workers write the file without them, and the gateway poses a
+frame's mesh from the parameters when it is downloaded (:mod:`service.gateway.frame_meshes`).
+:func:`read_result_npz` leaves them on disk; ``np.load(path)["track_001/verts"]`` reads one
+track's (``np.load`` reads an NPZ's entries only when asked).
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import zipfile
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Annotated, Any, Final, Literal, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.bundle import NUM_BETAS, NUM_JOINTS
-from service.pipeline.body import MeshVertices, vertex_blocks
+from service.outputs.posed_frames import PosedPerson, posed_frames
+from service.pipeline.body import MeshVertices
 from service.pipeline.landmarks import LANDMARK_NAMES, NUM_LANDMARKS
 from service.pipeline.result import BodyTopology, TrackResult, VideoResult
 
 SCHEMA_VERSION: Final = 2  # 2: the keypoint model's landmarks
+COPY_CHUNK_BYTES = 8 << 20  # a spooled track's rows go into the archive 8 MiB at a time
 NUM_POSE_PARAMS = NUM_JOINTS * 3  # axis-angle per joint
 # Decimals kept in result.json: a micrometre, a microradian, a millionth of the camera's and
 # shape's unitless numbers (float32 itself holds ~7 significant digits) ...
@@ -229,6 +236,78 @@ def result_document(video: VideoResult) -> ResultDocument:
     )
 
 
+class VertexSpool:
+    """Each track's posed vertices on disk, row after row, until ``result.npz`` takes them.
+
+    A context manager: a temporary folder in ``parent`` (the output folder, so that the rows
+    are copied within one disk) holds one file per track, removed on exit. A track's file is
+    open only while its rows come.
+    """
+
+    def __init__(self, parent: str | Path) -> None:
+        self._folder = tempfile.TemporaryDirectory(prefix=".vertices-", dir=parent)
+        self._open: dict[int, IO[bytes]] = {}
+        self._rows: dict[int, int] = {}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        for entry in self._open.values():
+            entry.close()
+        self._folder.cleanup()
+
+    def add(self, person: PosedPerson) -> None:
+        """Append ``person``'s ``(V, 3)`` vertices to its track's rows.
+
+        Raises:
+            ValueError: the rows come out of order, or the body posed another number of
+                vertices than the track's rest body.
+        """
+        track = person.track
+        expected = self._rows.get(track.track_id, 0)
+        if person.row != expected:
+            raise ValueError(f"track {track.track_id}: row {person.row} came before {expected}")
+        if person.vertices.shape != np.shape(track.rest_vertices):
+            raise ValueError(
+                f"the body posed {person.vertices.shape} vertices, track {track.track_id}'s "
+                f"rest body has {np.shape(track.rest_vertices)}"
+            )
+        entry = self._open.get(track.track_id)
+        if entry is None:
+            entry = self._open[track.track_id] = self._path(track.track_id).open("ab")
+        entry.write(np.ascontiguousarray(person.vertices, dtype=VERTEX_DTYPE).tobytes())
+        self._rows[track.track_id] = expected + 1
+        if expected + 1 == len(track):
+            self._open.pop(track.track_id).close()
+
+    def copy_track(self, track: TrackResult, entry: IO[bytes]) -> None:
+        """Write ``track``'s ``(N, V, 3)`` float32 vertices into ``entry`` as one ``.npy`` file.
+
+        Raises:
+            ValueError: some of the track's rows never came.
+        """
+        rows = self._rows.get(track.track_id, 0)
+        if rows != len(track):
+            raise ValueError(f"track {track.track_id}: {rows} of its {len(track)} rows were posed")
+        header = {
+            "descr": np.lib.format.dtype_to_descr(VERTEX_DTYPE),
+            "fortran_order": False,
+            "shape": (len(track), *np.shape(track.rest_vertices)),
+        }
+        np.lib.format.write_array_header_1_0(entry, header)
+        with self._path(track.track_id).open("rb") as rows_file:
+            shutil.copyfileobj(rows_file, entry, COPY_CHUNK_BYTES)
+
+    def _path(self, track_id: int) -> Path:
+        return Path(self._folder.name) / f"{track_id}.f32"
+
+
 def write_result_json(video: VideoResult, path: str | Path) -> Path:
     """Write ``result.json`` (:class:`ResultDocument`) to ``path``; returns the path."""
     path = Path(path)
@@ -237,15 +316,28 @@ def write_result_json(video: VideoResult, path: str | Path) -> Path:
 
 
 def write_result_npz(
-    video: VideoResult, path: str | Path, body: MeshVertices | None = None
+    video: VideoResult,
+    path: str | Path,
+    body: MeshVertices | None = None,
+    *,
+    vertices: VertexSpool | None = None,
 ) -> Path:
     """Write ``result.npz`` to ``path``; returns the path.
 
     Written as ``np.savez`` writes (a zip of ``.npy`` entries, uncompressed: float32
-    compresses little), but each track's ``verts`` entry, written when a ``body`` is given,
-    is filled block by block as ``body`` poses the track's frames. Without one the file holds
+    compresses little), plus each track's ``verts`` entry when a ``body`` poses them here or
+    ``vertices`` holds every track's rows already posed. Without either the file holds
     parameters alone: its size grows by theirs, 2.5 KiB a person-frame.
+
+    Raises:
+        ValueError: ``vertices`` lacks some of a track's rows.
     """
+    if body is not None and vertices is None:
+        with VertexSpool(Path(path).parent) as spool:
+            for _, people in posed_frames(video, body):
+                for person in people:
+                    spool.add(person)
+            return write_result_npz(video, path, vertices=spool)
     body_topology = video.body
     arrays: dict[str, np.ndarray] = {
         "schema_version": np.array(SCHEMA_VERSION),
@@ -273,11 +365,11 @@ def write_result_npz(
         for key, array in arrays.items():
             with npz.open(key + NPY_SUFFIX, mode="w", force_zip64=True) as entry:
                 np.lib.format.write_array(entry, array, allow_pickle=False)
-        if body is not None:
+        if vertices is not None:
             for track in video.tracks:
                 key = track_prefix(track.track_id) + VERTICES_KEY
                 with npz.open(key + NPY_SUFFIX, mode="w", force_zip64=True) as entry:
-                    _write_track_vertices(entry, track, body)
+                    vertices.copy_track(track, entry)
     return path
 
 
@@ -317,29 +409,6 @@ def read_result_npz(path: str | Path) -> VideoResult:
             bundle_recipe=str(npz["bundle_recipe"]),
             landmark_names=tuple(str(name) for name in npz["landmark_names"]),
         )
-
-
-def _write_track_vertices(entry: IO[bytes], track: TrackResult, body: MeshVertices) -> None:
-    """A track's ``(N, V, 3)`` float32 vertices as one ``.npy`` file: the header, then the
-    rows as ``body`` poses them, a block at a time.
-
-    Raises:
-        ValueError: ``body`` poses another number of vertices than the track's rest body.
-    """
-    row_shape = np.shape(track.rest_vertices)  # (V, 3)
-    header = {
-        "descr": np.lib.format.dtype_to_descr(VERTEX_DTYPE),
-        "fortran_order": False,
-        "shape": (len(track), *row_shape),
-    }
-    np.lib.format.write_array_header_1_0(entry, header)
-    for _, block in vertex_blocks(body, track.rotmat, track.betas):  # (B, V, 3)
-        if block.shape[1:] != row_shape:
-            raise ValueError(
-                f"the body posed {block.shape[1:]} vertices, track {track.track_id}'s rest "
-                f"body has {row_shape}"
-            )
-        entry.write(np.ascontiguousarray(block, dtype=VERTEX_DTYPE).tobytes())
 
 
 def _track_document(track: TrackResult) -> TrackDocument:

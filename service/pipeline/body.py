@@ -4,14 +4,15 @@ The pipeline keeps parameters, never vertices: a person-frame's rotations, β an
 about 1.5 KiB, its ``(V, 3)`` float32 vertices 81 KiB (SMPL's 6 890) to 161 KiB (the
 stand-in's 13 718), so a video's vertices would grow with its length. Whatever needs vertices
 (the mesh files, ``result.npz``, the preview, the gateway serving one frame's mesh) computes
-them from ``rotmat`` and ``betas`` when it needs them, a block of frames at a time
-(:func:`vertex_blocks`), through a :data:`MeshVertices` callable: :class:`BodyMeshes` on the
-bundle's graph in the service, or any other body model (tests use training's, in torch).
+them from ``rotmat`` and ``betas`` when it needs them (the output writers: one frame at a
+time, :mod:`service.outputs.posed_frames`), through a :data:`MeshVertices` callable:
+:class:`BodyMeshes` on the bundle's graph in the service, or any other body model (tests use
+training's, in torch).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
 MeshVertices = Callable[[np.ndarray, np.ndarray], np.ndarray]
 BODY_INPUTS = ("rotmat", "betas")
 VERTICES_OUTPUT, JOINTS_OUTPUT = "vertices", "joints"
-# Person-frames one run of the graph takes, and rows of vertices a writer holds at a time:
-# 64 × 161 KiB, 10 MiB, for the stand-in body.
+# Person-frames one run of the graph takes (the pipeline's joints): 64 × 161 KiB of
+# vertices inside the graph, 10 MiB, for the stand-in body.
 DEFAULT_BATCH_SIZE = 64
 
 
@@ -82,17 +83,3 @@ class BodyMeshes:
             if on_run is not None:
                 on_run(len(batch))
         return batches[0] if len(batches) == 1 else np.concatenate(batches)
-
-
-def vertex_blocks(
-    body: MeshVertices,
-    rotmat: np.ndarray,
-    betas: np.ndarray,
-    block_size: int = DEFAULT_BATCH_SIZE,
-) -> Iterator[tuple[int, np.ndarray]]:
-    """A track's vertices ``block_size`` frames at a time, so that a writer never holds them
-    all: ``(first row, (B, V, 3) float32 vertices)`` for consecutive blocks of the ``(N, 24, 3,
-    3)`` rotations and ``(N, 10)`` β."""
-    for first in range(0, len(rotmat), block_size):
-        rows = slice(first, first + block_size)
-        yield first, np.asarray(body(rotmat[rows], betas[rows]), dtype=np.float32)

@@ -154,12 +154,6 @@ def render_meshes(
         cv2.fillConvexPoly(canvas, triangle, color, cv2.LINE_8, SUBPIXEL_BITS)
     if alpha >= 1.0:
         return canvas
-    # Only a translucent overlay needs to know which pixels the meshes cover.
-    coverage = np.zeros(image.shape[:2], dtype=np.uint8)
-    cv2.fillPoly(coverage, list(fixed_point), MAX_CHANNEL, cv2.LINE_8, SUBPIXEL_BITS)
-    covered = coverage > 0
-    blended = image.copy()
-    blended[covered] = np.round(
-        alpha * canvas[covered].astype(np.float64) + (1.0 - alpha) * image[covered]
-    ).astype(np.uint8)
-    return blended
+    # Blending the whole image leaves the pixels no mesh covers as they were (a pixel mixed
+    # with itself), at a fraction of the cost of finding the covered ones first.
+    return cv2.addWeighted(canvas, alpha, image, 1.0 - alpha, 0.0)

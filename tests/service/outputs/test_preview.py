@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import distance_transform_edt
 
+from service.outputs.posed_frames import posed_frames
 from service.outputs.preview import (
     BONE_WIDTH_PX,
     KEYPOINT_RADIUS_PX,
@@ -57,7 +58,8 @@ def preview_frames(
     pose: MeshVertices,
 ) -> tuple[Path, list[np.ndarray]]:
     path = tmp_path_factory.mktemp("preview") / "preview.mp4"
-    write_preview(video_result, video_path, path, pose, focal_length=FOCAL_LENGTH)
+    write_preview(video_result, video_path, path, posed_frames(video_result, pose),
+                  focal_length=FOCAL_LENGTH)  # fmt: skip
     with av.open(str(path)) as container:
         images = [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
     return path, images
@@ -140,7 +142,8 @@ def keypoint_previews(
     previews = []
     for keypoints in (False, True):
         path = folder / f"keypoints_{keypoints}.mp4"
-        write_preview(video, video_path, path, pose, focal_length=FOCAL_LENGTH, keypoints=keypoints)
+        write_preview(video, video_path, path, posed_frames(video, pose),
+                      focal_length=FOCAL_LENGTH, keypoints=keypoints)  # fmt: skip
         previews.append([frame.image for frame in read_frames(path)])
     return previews[0], previews[1]
 

@@ -77,11 +77,12 @@ def test_npz_without_a_body_holds_the_parameters_alone(
         np.testing.assert_array_equal(got.betas, want.betas)
 
 
-def test_npz_vertices_are_posed_block_by_block(
+def test_npz_vertices_are_posed_once_a_frame_alone(
     tmp_path: Path, video_result: VideoResult, pose: MeshVertices
 ) -> None:
-    """A track of 2.5 blocks: the body is asked for one block at a time, and the file holds
-    every frame's vertices as the body poses them, float32 (VIBE's ``verts``)."""
+    """A long track: the body is asked for one frame at a time, once each (as the meshes and
+    the gateway pose them), and the file holds every frame's vertices as the body poses them,
+    float32 (VIBE's ``verts``); the rows waiting on disk are gone afterwards."""
     short = video_result.tracks[0]
     frames = 5 * DEFAULT_BATCH_SIZE // 2
     rows = np.arange(frames) % len(short)  # short's frames over and over
@@ -98,7 +99,8 @@ def test_npz_vertices_are_posed_block_by_block(
 
     video = dataclasses.replace(video_result, tracks=(long,))
     path = write_result_npz(video, tmp_path / "result.npz", counting_pose)
-    assert asked == [DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE, frames - 2 * DEFAULT_BATCH_SIZE]
+    assert asked == [1] * frames
+    assert sorted(tmp_path.iterdir()) == [path]
     with np.load(path, allow_pickle=False) as npz:
         vertices = npz["track_001/verts"]
     assert vertices.dtype == np.float32

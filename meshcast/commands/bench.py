@@ -6,6 +6,7 @@ import json
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -277,10 +278,11 @@ def pipeline_command(
     detect_width: int | None,
 ) -> None:
     """Milliseconds per frame of each stage of `meshcast run` on VIDEO, and the peak resident
-    memory, as JSON. A stage's time runs from the end of the one before it to its own end
-    (the encoder runs while the second decoding pass streams, so it includes that decoding,
-    and the temporal model's windows run as their frames are encoded, so it includes most of
-    those too).
+    memory, as JSON. A stage's time runs from the end of the one before it to its own end: the
+    first pass (decoding, the detector, the tracker and the keypoint model) is "detect", then
+    the temporal network, the body's joints and, with --outputs, the files (and their share of
+    the whole, "outputs_share"); "frontend" times the detector and the keypoint model by their
+    own clocks.
 
     Memory does not grow with a video's length: compare ``peak_rss_mib`` of a long video with
     that of a short one, both made of VIDEO looped (``--loop``) and scaled (``--scale``). The
@@ -292,12 +294,9 @@ def pipeline_command(
         meshcast bench pipeline $CLIP --bundle BUNDLE --loop 10 --scale 1920x1080
         meshcast bench pipeline $CLIP --bundle BUNDLE --loop 100 --scale 1920x1080
 
-    (The clip's 768 × 576 frames are stretched to 16:9.) OpenCV's HOG detector's time grows
-    with the pixels; it shrinks frames wider than ``HogConfig.max_width`` (1280) first, or
-    than ``--detect-width``. On the 2-core development machine with the other core busy, one
-    thread took 1.8 s a 1080p frame at full size, 0.6 s shrunk to 1280 × 720 and 0.4 s to
-    960 × 540 (where HOG finds fewer of the clip's walkers), against 0.4 s a frame of the clip
-    itself: the ten-minute run takes over an hour there.
+    (The clip's 768 × 576 frames are stretched to 16:9.) NanoDet, the default detector, reads
+    every frame letterboxed to its 416 × 416 input, whatever the frame's size; OpenCV's HOG
+    (``--detect-width`` for it) shrinks frames wider than ``HogConfig.max_width`` (1280) first.
     """
     import multiprocessing
     import resource
@@ -426,12 +425,25 @@ def frontend_command(
     click.echo(json.dumps(report, indent=2))
 
 
+def _of_a_result(command: Callable[..., None]) -> Callable[..., None]:
+    """The arguments of a bench on a result: RESULTS (`meshcast run`'s folder), --video and
+    --bundle."""
+    for option in reversed(
+        [
+            click.argument("results", type=click.Path(path_type=Path)),
+            click.option("--video", type=click.Path(path_type=Path), required=True,
+                         help="The video RESULTS was made from."),
+            click.option("--bundle", "bundle_dir", type=click.Path(path_type=Path),
+                         required=True,
+                         help="The bundle that made RESULTS: its body poses the people."),
+        ]
+    ):  # fmt: skip
+        command = option(command)
+    return command
+
+
 @command.command("preview")
-@click.argument("results", type=click.Path(path_type=Path))
-@click.option("--video", type=click.Path(path_type=Path), required=True,
-              help="The video RESULTS was made from.")  # fmt: skip
-@click.option("--bundle", "bundle_dir", type=click.Path(path_type=Path), required=True,
-              help="The bundle that made RESULTS: its body poses the people.")  # fmt: skip
+@_of_a_result
 @click.option("--frames", "max_frames", type=click.IntRange(min=1), default=None,
               help="Draw only the first FRAMES frames; default: all.")  # fmt: skip
 @click.option("--max-cell-px", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -459,11 +471,7 @@ def preview_command(
 
 
 @command.command("outputs")
-@click.argument("results", type=click.Path(path_type=Path))
-@click.option("--video", type=click.Path(path_type=Path), required=True,
-              help="The video RESULTS was made from.")  # fmt: skip
-@click.option("--bundle", "bundle_dir", type=click.Path(path_type=Path), required=True,
-              help="The bundle that made RESULTS: its body poses the people.")  # fmt: skip
+@_of_a_result
 @click.option("--formats", default="json,npz,obj,ply,glb,bvh,preview", show_default=True,
               help="The comma-separated outputs written.")  # fmt: skip
 @click.option("--repeats", type=click.IntRange(min=1), default=2, show_default=True,

@@ -247,11 +247,15 @@ class BodyGraph(nn.Module):
         world = torch.stack(rotations, dim=1)  # (B, 24, 3, 3)
         joints = torch.stack(positions, dim=1)  # (B, 24, 3)
 
-        # Each joint moves a rest-pose point x to R_j x + (p_j - R_j J_j); skinning blends them.
+        # Each joint moves a rest-pose point x to R_j x + (p_j - R_j J_j); skinning blends the
+        # joints' (3, 4) transforms by the weights in one matrix product, then applies each
+        # vertex's blend by multiplying and summing: onnxruntime runs a batch of V (3, 3) @
+        # (3, 1) products as V small ones: 3.4 times slower at 64 frames, 1.5 at one (`meshcast
+        # bench graphs BUNDLE --batch 1 --batch 64`, docs/results.md).
         shift = joints - (world @ rest_joints[..., None])[..., 0]  # (B, 24, 3)
-        blended = torch.einsum("vj,bjkl->bvkl", self.lbs_weights, world)  # (B, V, 3, 3)
-        vertices = (blended @ posed[..., None])[..., 0]
-        vertices = vertices + torch.einsum("vj,bjk->bvk", self.lbs_weights, shift)
+        transforms = torch.cat([world, shift[..., None]], dim=-1).reshape(b, -1, 12)  # (B, 24, 12)
+        blended = (self.lbs_weights @ transforms).reshape(b, -1, 3, 4)  # (B, V, 3, 4)
+        vertices = (blended[..., :3] * posed[:, :, None, :]).sum(-1) + blended[..., 3]
         return vertices, joints
 
 

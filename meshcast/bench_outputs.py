@@ -30,6 +30,7 @@ from service.outputs import OutputFormat, write_outputs
 from service.outputs.posed_frames import rows_by_frame
 from service.outputs.result_files import read_result_npz
 from service.pipeline.body import BodyMeshes
+from service.pipeline.result import VideoResult
 from service.pipeline.run import PipelineConfig
 
 
@@ -85,14 +86,13 @@ def bench_outputs(
         "spinning_over_asleep": round(
             statistics.median(seconds["spinning"]) / statistics.median(seconds["asleep"]), 3
         ),
-        "posing": _posing(result_npz, bodies["asleep"]),
+        "posing": _posing(result, bodies["asleep"]),
     }
 
 
-def _posing(result_npz: Path, body: BodyMeshes) -> dict[str, Any]:
+def _posing(result: VideoResult, body: BodyMeshes) -> dict[str, Any]:
     """Milliseconds a person-frame posing each alone and each frame's people in one batch,
     frame by frame, the two interleaved."""
-    result = read_result_npz(result_npz)
     alone, batched = 0.0, 0.0
     for frame_id, rows in sorted(rows_by_frame(result.tracks).items()):
         rotmat = np.stack([track.rotmat[row] for track, row in rows])  # (K, 24, 3, 3)

@@ -11,7 +11,7 @@ bytes a person-frame: 63 MB for that video, plus the body's faces and skinning w
 bundle's ``body.onnx`` (:class:`FrameBody`, loaded once per process at start-up, from the bundle
 the workers run), then :func:`~service.outputs.meshes.encode_mesh` with the bundle's faces, as
 ``meshcast run`` writes its files. Both pose a frame alone (why:
-:func:`~service.outputs.meshes.pose_frame`), so the bytes are the same
+:func:`~service.outputs.posed_frames.pose_frame`), so the bytes are the same
 (``tests/meshcast/test_run.py`` compares them).
 
 How, without loading the NPZ. ``result.npz`` is an uncompressed zip of ``.npy`` entries
@@ -91,7 +91,8 @@ import numpy as np
 
 from service.bundle import CPU_PROVIDER, Precision, load_bundle
 from service.jobs import StoredFile
-from service.outputs.meshes import MeshFormat, frame_mesh_bytes, pose_frame
+from service.outputs.meshes import MeshFormat, frame_mesh_bytes
+from service.outputs.posed_frames import pose_frame
 from service.outputs.result_files import NPY_SUFFIX, track_prefix
 from service.pipeline.body import BodyMeshes, MeshVertices
 

@@ -7,15 +7,15 @@ with y up (Blender's OBJ import, MeshLab, three.js). With ``camera_frame=True`` 
 the person stands in the camera's frame, in OpenCV's axes, unturned (vertices + translation:
 projected by the camera, they overlay the image).
 
-The result holds no vertices: a body model (:data:`~service.pipeline.body.MeshVertices`)
-poses them from the track's ``rotmat`` and ``betas`` when a file is made, one frame at a time
-(:func:`pose_frame`), here and in the gateway, which makes each file on download from the
-parameters alone (:mod:`service.gateway.frame_meshes`). One frame a run, never a batch: the
-bundle's ``body.onnx`` rounds a frame's float32 vertices otherwise (by up to 3e-7 m) in a batch
-of another size, as onnxruntime's CPU kernels sum in another order for another shape, so only
-a frame posed alone everywhere makes the same bytes in ``meshcast run``'s files and in the
-gateway's downloads (alone costs about a third more than a share of a batch of 8:
-``meshcast bench outputs``).
+The result holds no vertices: a body model (:data:`~service.pipeline.body.MeshVertices`) poses
+them from the track's ``rotmat`` and ``betas`` when a file is made, one frame at a time
+(:func:`~service.outputs.posed_frames.pose_frame`), here and in the gateway, which makes each
+file on download from the parameters alone (:mod:`service.gateway.frame_meshes`). One frame a
+run, never a batch: the bundle's ``body.onnx`` rounds a frame's float32 vertices otherwise (by
+up to 6e-7 m) in a batch of another size, as onnxruntime's CPU kernels sum in another order for
+another shape, so only a frame posed alone everywhere makes the same bytes in ``meshcast
+run``'s files and in the gateway's downloads (alone costs 1.8 times a share of its frame's
+batch: ``meshcast bench outputs``, docs/results.md).
 
 Written with numpy rather than a mesh library: both formats are a few lines of header around
 arrays, and one vectorised formatting per file keeps thousands of them (every person and frame
@@ -40,7 +40,7 @@ from typing import Literal, Self
 import numpy as np
 
 from service.outputs.gltf import OPENCV_TO_GLTF
-from service.outputs.posed_frames import PosedPerson, posed_frames
+from service.outputs.posed_frames import PosedPerson, in_camera_frame, pose_frame, posed_frames
 from service.pipeline.body import MeshVertices
 from service.pipeline.people import FrameProgress
 from service.pipeline.result import TrackResult, VideoResult
@@ -161,33 +161,6 @@ def encode_mesh(
     :func:`ply_bytes`)."""
     encoders = {"obj": obj_bytes, "ply": ply_bytes}
     return encoders[fmt](vertices, faces, comment)
-
-
-def pose_frame(
-    body: MeshVertices,
-    rotmat: np.ndarray,
-    betas: np.ndarray,
-    translation: np.ndarray | None = None,
-) -> np.ndarray:
-    """One frame's ``(V, 3)`` float32 vertices, posed alone (see the module for why).
-
-    Args:
-        body: the body model.
-        rotmat: the frame's ``(24, 3, 3)`` float32 joint rotations.
-        betas: its ``(10,)`` float32 shape.
-        translation: its ``(3,)`` translation, added when given: the body where it stands in
-            the camera's frame, instead of the body frame.
-    """
-    vertices = np.asarray(body(rotmat[None], betas[None]), dtype=np.float32)[0]
-    if translation is None:
-        return vertices
-    return in_camera_frame(vertices, translation)
-
-
-def in_camera_frame(vertices: np.ndarray, translation: np.ndarray) -> np.ndarray:
-    """``(V, 3)`` body-frame vertices moved to where the body stands in the camera's frame,
-    in float32 (as every writer and the gateway do it, so their bytes agree)."""
-    return np.asarray(vertices, dtype=np.float32) + np.asarray(translation, dtype=np.float32)
 
 
 def frame_vertices(
@@ -376,10 +349,11 @@ def frame_mesh_bytes(
     frame_id: int,
     camera_frame: bool,
 ) -> bytes:
-    """A person's mesh file in one frame, from the ``(V, 3)`` vertices :func:`pose_frame`
-    gives (OpenCV's axes): turned to y up in the body frame, as they are in the camera frame,
-    with a comment line saying whose, which frame and which axes. ``meshcast run`` and the
-    gateway's downloads both make their files here, so their bytes are the same."""
+    """A person's mesh file in one frame, from the ``(V, 3)`` vertices
+    :func:`~service.outputs.posed_frames.pose_frame` gives (OpenCV's axes): turned to y up in
+    the body frame, as they are in the camera frame, with a comment line saying whose, which
+    frame and which axes. ``meshcast run`` and the gateway's downloads both make their files
+    here, so their bytes are the same."""
     if not camera_frame:
         vertices = np.asarray(vertices, dtype=np.float32) * OPENCV_TO_Y_UP  # exact: signs only
     return encode_mesh(vertices, faces, fmt, mesh_comment(track_id, frame_id, camera_frame))

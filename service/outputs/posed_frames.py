@@ -6,14 +6,14 @@ used to pose it for itself, up to four times. :func:`posed_frames` poses each pe
 once, in video order, and each writer takes what it needs from that one pass
 (:func:`service.outputs.write_outputs`).
 
-Each person-frame is posed alone, one run of the body graph (why:
-:func:`~service.outputs.meshes.pose_frame`): the same bytes as the gateway's downloads, in
-every file.
+Each person-frame is posed alone, one run of the body graph (:func:`pose_frame`; why: the
+module :mod:`service.outputs.meshes`), as the gateway poses a frame's mesh on download: the
+same bytes in every file and download.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,10 +52,36 @@ def rows_by_frame(tracks: Sequence[TrackResult]) -> dict[int, list[Row]]:
     return rows
 
 
+def pose_frame(
+    body: MeshVertices,
+    rotmat: np.ndarray,
+    betas: np.ndarray,
+    translation: np.ndarray | None = None,
+) -> np.ndarray:
+    """One frame's ``(V, 3)`` float32 vertices, posed alone (why: :mod:`service.outputs.meshes`).
+
+    Args:
+        body: the body model.
+        rotmat: the frame's ``(24, 3, 3)`` float32 joint rotations.
+        betas: its ``(10,)`` float32 shape.
+        translation: its ``(3,)`` translation, added when given: the body where it stands in
+            the camera's frame, instead of the body frame.
+    """
+    vertices = np.asarray(body(rotmat[None], betas[None]), dtype=np.float32)[0]
+    if translation is None:
+        return vertices
+    return in_camera_frame(vertices, translation)
+
+
+def in_camera_frame(vertices: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    """``(V, 3)`` body-frame vertices moved to where the body stands in the camera's frame,
+    in float32 (as every writer and the gateway do it, so their bytes agree)."""
+    return np.asarray(vertices, dtype=np.float32) + np.asarray(translation, dtype=np.float32)
+
+
 def pose_person(body: MeshVertices, track: TrackResult, row: int) -> PosedPerson:
-    """One person-frame posed alone: its ``(1, 24, 3, 3)`` rotations and ``(1, 10)`` β, one run."""
-    vertices = body(track.rotmat[row : row + 1], track.betas[row : row + 1])
-    return PosedPerson(track, row, np.asarray(vertices, dtype=np.float32)[0])
+    """One person-frame of a track, posed alone (:func:`pose_frame`)."""
+    return PosedPerson(track, row, pose_frame(body, track.rotmat[row], track.betas[row]))
 
 
 def pose_rows(body: MeshVertices, rows: Sequence[Row]) -> list[PosedPerson]:
@@ -63,12 +89,9 @@ def pose_rows(body: MeshVertices, rows: Sequence[Row]) -> list[PosedPerson]:
     return [pose_person(body, track, row) for track, row in rows]
 
 
-def posed_frames(
-    video: VideoResult, body: MeshVertices, frame_ids: Iterable[int] | None = None
-) -> Iterator[tuple[int, list[PosedPerson]]]:
-    """``(frame id, the frame's people posed)`` for each of ``frame_ids`` (default: every frame
-    with someone in it, in order), each person-frame posed once, as its frame comes; a frame
-    nobody is in gives an empty list."""
+def posed_frames(video: VideoResult, body: MeshVertices) -> Iterator[tuple[int, list[PosedPerson]]]:
+    """``(frame id, the frame's people posed)`` for every frame with someone in it, in order,
+    each person-frame posed once, as its frame comes."""
     rows = rows_by_frame(video.tracks)
-    for frame_id in sorted(rows) if frame_ids is None else frame_ids:
-        yield frame_id, pose_rows(body, rows.get(frame_id, []))
+    for frame_id in sorted(rows):
+        yield frame_id, pose_rows(body, rows[frame_id])

@@ -8,7 +8,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -264,6 +264,11 @@ def graphs_command(
 @click.option("--detect-width", type=click.IntRange(min=64), default=None,
               help="Frames wider than this are shrunk for OpenCV's HOG detector; default: "
                    "its configuration's.")  # fmt: skip
+@click.option("--detect-every", "detect_every", type=click.IntRange(min=1), multiple=True,
+              help="Search every this many frames for people (the keypoint model follows them "
+                   "in between); default: the pipeline's. Given twice or more, the video is "
+                   "run once with each, in turn, and the report holds each run and each one's "
+                   "speed against the first's.")  # fmt: skip
 def pipeline_command(
     video: Path,
     bundle_dir: Path,
@@ -276,6 +281,7 @@ def pipeline_command(
     device: Device,
     fp16: bool,
     detect_width: int | None,
+    detect_every: tuple[int, ...],
 ) -> None:
     """Milliseconds per frame of each stage of `meshcast run` on VIDEO, and the peak resident
     memory, as JSON. A stage's time runs from the end of the one before it to its own end: the
@@ -299,18 +305,16 @@ def pipeline_command(
     (``--detect-width`` for it) shrinks frames wider than ``HogConfig.max_width`` (1280) first.
     """
     import multiprocessing
-    import resource
     import tempfile
     from concurrent.futures import ProcessPoolExecutor
 
     import cv2
     import onnxruntime
 
+    from meshcast.bench_pipeline import timed_pipeline
     from meshcast.commands.run import parse_formats
     from service.bundle import load_bundle
-    from service.outputs import write_outputs
-    from service.pipeline.body import BodyMeshes
-    from service.pipeline.run import PipelineConfig, process_video
+    from service.pipeline.run import PipelineConfig
     from service.worker.runtime import choose_providers
 
     size = parse_size(scale)
@@ -335,65 +339,21 @@ def pipeline_command(
             spawn = multiprocessing.get_context("spawn")  # a fresh process: its memory apart
             with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
                 pool.submit(write_looped_video, video, source, loops, size).result()
-        ends: dict[str, float] = {}
-
-        def record(stage: str, done: int, total: int) -> None:
-            ends[stage] = time.perf_counter()
-
-        started = time.perf_counter()
-        run = process_video(source, bundle, config, sessions=sessions, progress=record)
-        if outputs:
-            body = BodyMeshes(sessions.body, config.regression.batch_size)
-            out_dir = Path(folder) / "outputs"
-            write_outputs(run.result, source, out_dir, body, focal_length=run.focal_length,
-                          formats=chosen, npz_vertices=npz_vertices)  # fmt: skip
-            ends["outputs"] = time.perf_counter()
-    frames = run.result.frame_count
-    stages, previous = {}, started
-    for stage, end in sorted(ends.items(), key=lambda item: item[1]):
-        stages[stage] = round(1000 * (end - previous) / frames, 2)
-        previous = end
-    person_frames = sum(len(track) for track in run.result.tracks)
-    seen = run.people
-    report = {
-        "video": str(video),
-        "loops": loops,
-        "bundle": bundle.manifest.recipe,
-        "frames": frames,
-        "size": [run.info.width, run.info.height],
-        "detect_width": config.detector.hog.max_width,
-        "people": len(run.result.tracks),
-        "person_frames": person_frames,
-        "providers": {
-            name: getattr(sessions, name).get_providers()[0]
-            for name in ("detector", "keypoints", "temporal", "body")
-        },
-        "precision": config.precision,
-        "warm_up_s": round(warm_up_s, 2),  # not in the figures below
-        "person_frames_per_s": round(person_frames / max(previous - started, 1e-9), 1),
-        "ms_per_frame": {**stages, "total": round(1000 * (previous - started) / frames, 2)},
-        # The outputs' part of the whole, with --outputs.
-        "outputs_share": round(stages["outputs"] * frames / (1000 * (previous - started)), 3)
-        if outputs
-        else None,
-        # The first pass's stages, each by its own clock: the detector a frame, the keypoint
-        # model a frame and a person it looked at (both passes of a detected person).
-        "frontend": {
-            "detector": config.detector.kind,
-            "detect_ms_per_frame": round(1000 * seen.detect / frames, 2),
-            "keypoints_ms_per_frame": round(1000 * seen.keypoints / frames, 2),
-            "keypoints_ms_per_person": round(1000 * seen.keypoints / max(seen.person_frames, 1), 2),
-            "keypoint_people": seen.person_frames,
-            "keypoint_crops": seen.passes,
-        },
-        # Linux reports ru_maxrss in KiB.
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "machine": {
-            "processor": platform.processor() or platform.machine(),
-            "threads": threads,
-        },
-    }
-    click.echo(json.dumps(report, indent=2))
+        reports: list[dict[str, Any]] = []
+        for every in detect_every or (config.detector.every,):
+            detector = config.detector.model_copy(update={"every": every})
+            timed = config.model_copy(update={"detector": detector})
+            out_dir = Path(folder) / f"outputs_{len(reports)}" if outputs else None
+            report = timed_pipeline(source, bundle, sessions, timed, out_dir, chosen, npz_vertices)
+            reports.append({"video": str(video), "loops": loops, "warm_up_s": round(warm_up_s, 2),
+                            **report, "machine": {"processor": platform.processor()
+                            or platform.machine(), "threads": threads}})  # fmt: skip
+    if len(reports) == 1:
+        click.echo(json.dumps(reports[0], indent=2))
+        return
+    first = reports[0]["ms_per_frame"]["total"]
+    speeds = {str(r["detect_every"]): round(first / r["ms_per_frame"]["total"], 3) for r in reports}
+    click.echo(json.dumps({"runs": reports, "speed_against_first": speeds}, indent=2))
 
 
 @command.command("frontend")

@@ -47,6 +47,10 @@ STAGE_TITLES = {
 @click.option("--detector", default="nanodet", show_default=True,
               help="'nanodet' (the bundle's), 'hog' (OpenCV's, built in) or the path of an "
                    "ONNX detector in YOLO's export layout.")  # fmt: skip
+@click.option("--detect-every", type=click.IntRange(min=1), default=None,
+              help="Search every this many frames for people; the keypoint model follows "
+                   "them in between (and the detector searches the frame after someone is "
+                   "lost). Default: the pipeline's (1, every frame).")  # fmt: skip
 @click.option("--min-track-length", type=click.IntRange(min=1), default=None,
               help="Frames a track needs to be kept; default: the tracker's (8).")  # fmt: skip
 @click.option("--smooth", is_flag=True, help="One-Euro smoothing of the outputs.")
@@ -68,6 +72,7 @@ def command(
     bundle_dir: Path | None,
     out: Path | None,
     detector: str,
+    detect_every: int | None,
     min_track_length: int | None,
     smooth: bool,
     fp16: bool,
@@ -97,6 +102,7 @@ def command(
         min_track_length=min_track_length,
         precision="fp16" if fp16 else "fp32",
         detector=detector_config,
+        detect_every=detect_every,
     )
     sessions = bundle.sessions(config.precision)  # the outputs pose bodies with the same graph
     console = Console(stderr=True)

@@ -6,6 +6,11 @@ track detected in the frame is looked at from its box (two passes: box, then the
 own region), and every track the detector missed from the region its last landmarks give (one
 pass, as MediaPipe tracks). What the model sees goes back to the tracker, which uses it to
 assign the next frame's boxes and to follow the people the detector missed.
+
+The detector may search only every ``detect_every``-th frame: in between, the keypoint model
+follows everyone from their last landmarks, one pass a person, as MediaPipe Pose runs its
+detector only when it lost its person. A frame after one in which someone was lost is searched
+whatever its turn; a person who walks in waits for the next searched frame.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class FollowCosts:
     """Where :func:`follow_people`'s time went (seconds), and how much the model saw."""
 
     frames: int = 0  # decoded
+    searched: int = 0  # frames the detector ran on
     decode: float = 0.0
     detect: float = 0.0
     track: float = 0.0
@@ -60,6 +66,7 @@ def follow_people(
     *,
     batch_size: int,
     frame_count: int,
+    detect_every: int = 1,
     progress: FrameProgress | None = None,
     nobody_stop_s: float | None = None,
 ) -> tuple[list[Track], FollowCosts]:
@@ -70,8 +77,10 @@ def follow_people(
         detector: finds people in batches of ``batch_size`` frames.
         keypoints: the keypoint model.
         config: the tracker's parameters.
-        batch_size: frames per call of the detector.
+        batch_size: frames decoded at a time; the detector searches those of them it should
+            in one call.
         frame_count: the video's frames as its header says (for progress only).
+        detect_every: search every this many frames (and the frame after a person was lost).
         progress: called after each batch.
         nobody_stop_s: give up once the frames up to this time (seconds) held nobody.
 
@@ -85,6 +94,7 @@ def follow_people(
     costs = FollowCosts()
     refused = np.zeros((0, 4))  # the candidates the keypoint model saw nobody in, last frame
     anyone = False  # whether the keypoint model confirmed a person yet
+    lost = False  # whether someone seen in the frame before went unseen in the last one
     stream = _batches(iter(frames), batch_size)
     while True:
         clock = time.perf_counter()
@@ -93,25 +103,39 @@ def follow_people(
             break
         costs.decode += _since(clock)
         clock = time.perf_counter()
-        found = detector.detect([frame.image for frame in batch])
+        turns = [frame for frame in batch if frame.index % detect_every == 0]
+        images = [frame.image for frame in turns]
+        found = dict(zip([f.index for f in turns], detector.detect(images), strict=True))
         costs.detect += _since(clock)
-        for frame, detections in zip(batch, found, strict=True):
+        for frame in batch:
             clock = time.perf_counter()
-            sure = detections[:, 4] >= detector.sure_score
-            detections, refused, looked = confirm_people(
-                frame.image, detections, sure, keypoints, refused
-            )
-            costs.keypoints += _since(clock)
-            costs.passes += looked
-            anyone = anyone or len(detections) > 0
-            clock = time.perf_counter()
-            tracker.update(detections)
-            costs.track += _since(clock)
+            detections = found.get(frame.index)
+            if detections is None and lost:
+                detections = detector.detect([frame.image])[0]
+            costs.detect += _since(clock)
+            if detections is None:
+                clock = time.perf_counter()
+                tracker.coast()
+                costs.track += _since(clock)
+            else:
+                costs.searched += 1
+                clock = time.perf_counter()
+                sure = detections[:, 4] >= detector.sure_score
+                detections, refused, looked = confirm_people(
+                    frame.image, detections, sure, keypoints, refused
+                )
+                costs.keypoints += _since(clock)
+                costs.passes += looked
+                anyone = anyone or len(detections) > 0
+                clock = time.perf_counter()
+                tracker.update(detections)
+                costs.track += _since(clock)
             clock = time.perf_counter()
             seen, passes = look_at_people(frame.image, tracker, keypoints)
             costs.keypoints += _since(clock)
             costs.person_frames += seen
             costs.passes += passes
+            lost = tracker.lost()
         costs.frames += len(batch)
         if progress is not None:
             progress(costs.frames, max(frame_count, costs.frames))

@@ -55,6 +55,9 @@ class DetectorConfig(BaseModel):
     hog: HogConfig = HogConfig()
     yolo: YoloConfig = YoloConfig()
     batch_size: PositiveInt = 8  # frames per call of the detector
+    # Search every this many frames; the keypoint model follows people in between from their
+    # last landmarks (service.pipeline.people). 1: every frame.
+    every: PositiveInt = 1
 
 
 class PipelineConfig(BaseModel):
@@ -78,15 +81,19 @@ def pipeline_config(
     min_track_length: int | None = None,
     precision: Precision = "fp32",
     detector: DetectorConfig | None = None,
+    detect_every: int | None = None,
     nobody_stop_s: float | None = None,
 ) -> PipelineConfig:
-    """The settings for what a user may choose (``meshcast run``'s flags, a job's options);
-    ``None`` keeps the default."""
+    """The settings for what a user may choose (``meshcast run``'s flags, a job's options, a
+    worker's settings); ``None`` keeps the default."""
     tracker = (
         TrackerConfig() if min_track_length is None else TrackerConfig(min_length=min_track_length)
     )
+    detector = detector or DetectorConfig()
+    if detect_every is not None:
+        detector = detector.model_copy(update={"every": detect_every})
     return PipelineConfig(
-        detector=detector or DetectorConfig(),
+        detector=detector,
         tracker=tracker,
         regression=RegressionConfig(smoothing=OneEuroConfig() if smooth else None),
         precision=precision,
@@ -169,6 +176,7 @@ def process_video(
         config.tracker,
         batch_size=config.detector.batch_size,
         frame_count=info.frame_count,
+        detect_every=config.detector.every,
         progress=lambda done, total: report(DETECT_STAGE, done, total),
         nobody_stop_s=config.nobody_stop_s,
     )

@@ -4,7 +4,7 @@ As SPS-Net §4.1 uses it (after Bewley et al. 2016, "Simple online and realtime 
 each track's box follows a constant-velocity Kalman filter; in every frame the filter predicts
 each track's box, the detections are assigned to the predictions by the Hungarian algorithm
 on IoU, pairs under a minimum IoU are refused, and a detection left over starts a new track.
-A track that goes ``max_age`` frames without a detection ends.
+A track that goes ``max_age`` of the detector's frames without a detection ends.
 
 :class:`SortTracker` is the online tracker; :func:`track_people` runs it over a whole video and
 keeps each person's history: confirmed tracks of at least ``min_length`` frames, short gaps
@@ -16,7 +16,9 @@ velocity: blended with the predicted box, it decides the assignment when people'
 overlap. And a track whose person the detector missed follows its landmarks, as MediaPipe
 Pose tracks one person: when the keypoint model, looking where the landmarks were, still sees
 a person there (and that person is not another track's), the box of the new landmarks corrects
-the filter, and the frame is kept as followed rather than detected.
+the filter, and the frame is kept as followed rather than detected. The detector need not run
+on every frame (:meth:`SortTracker.coast`): between its frames the keypoint stage follows every
+track so.
 """
 
 from __future__ import annotations
@@ -166,8 +168,9 @@ class _KalmanTrack:
     id: int
     state: np.ndarray  # (7,)
     covariance: np.ndarray  # (7, 7)
-    misses: int = 0  # frames since the last detection
-    streak: int = 0  # consecutive frames with a detection
+    misses: int = 0  # the detector's frames since the last detection
+    streak: int = 0  # consecutive detector's frames with a detection
+    last_detected: int = -1  # the frame of the last detection
     confirmed: bool = False
     frames: list[int] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)
@@ -175,15 +178,17 @@ class _KalmanTrack:
     detected: list[bool] = field(default_factory=list)
     poses: dict[int, PoseObservation] = field(default_factory=dict)  # frame → what was seen
 
-    def predict(self) -> np.ndarray:
-        """Advance the filter one frame; returns the predicted ``(4,)`` box."""
+    def predict(self, searched: bool = True) -> np.ndarray:
+        """Advance the filter one frame; returns the predicted ``(4,)`` box. A frame the
+        detector did not search (``searched`` False) counts as no miss."""
         if self.state[2] + self.state[6] <= 0:  # the area would vanish: stop shrinking
             self.state[6] = 0.0
         self.state = TRANSITION @ self.state
         self.covariance = TRANSITION @ self.covariance @ TRANSITION.T + np.diag(PROCESS_VARIANCE)
-        if self.misses > 0:
-            self.streak = 0
-        self.misses += 1
+        if searched:
+            if self.misses > 0:
+                self.streak = 0
+            self.misses += 1
         return state_to_box(self.state)
 
     def correct(self, detection: np.ndarray, frame: int, config: TrackerConfig) -> None:
@@ -201,6 +206,7 @@ class _KalmanTrack:
         self.misses = 0
         self.streak += 1
         self.confirmed |= self.streak >= min_hits
+        self.last_detected = frame
         self.keep(frame, score, detected=True)
 
     def keep(self, frame: int, score: float, detected: bool) -> None:
@@ -220,6 +226,7 @@ class SortTracker:
         self._ended: list[_KalmanTrack] = []
         self._frame = -1
         self._next_id = 1
+        self._searched: list[int] = []  # the frames the detector searched, rising
 
     def update(self, detections: np.ndarray) -> list[ActiveTrack]:
         """Take the next frame's detections.
@@ -234,6 +241,7 @@ class SortTracker:
         """
         cfg = self.config
         self._frame += 1
+        self._searched.append(self._frame)
         detections = np.asarray(detections, dtype=np.float64).reshape(-1, 5)
         sizes = detections[:, 2:4] - detections[:, :2]  # (N, 2) width, height
         detections = detections[(sizes > 0).all(axis=1)]  # boxes cut away at the frame's edge
@@ -262,18 +270,35 @@ class SortTracker:
             if track.misses == 0 and (track.confirmed or self._frame < cfg.min_hits)
         ]
 
+    def coast(self) -> None:
+        """Take the next frame without searching it for people (the detector skipped it):
+        every track's box is predicted, none is counted as missed, and the keypoint stage
+        follows each from its last landmarks (:meth:`live`, :meth:`observe`)."""
+        self._frame += 1
+        for track in self._live:
+            track.predict(searched=False)
+
+    def lost(self) -> bool:
+        """Whether a track seen in the frame before went unseen in this one (its landmarks'
+        region no longer held its person): the moment to search the next frame."""
+        return any(
+            self._frame - 1 in track.poses and self._frame not in track.poses
+            for track in self._live
+        )
+
     def live(self) -> list[LiveTrack]:
         """The tracks of the current frame the keypoint stage should look at: those detected
         in it, and those missed whose last landmarks say where to look."""
         tracks = []
         for track in self._live:
             seen = track.poses.get(self._frame - 1)
-            if track.misses == 0 or seen is not None:
+            detected = track.last_detected == self._frame
+            if detected or seen is not None:
                 tracks.append(
                     LiveTrack(
                         track.id,
                         state_to_box(track.state),
-                        track.misses == 0,
+                        detected,
                         None if seen is None else seen.follow,
                     )
                 )
@@ -290,7 +315,7 @@ class SortTracker:
         """
         cfg = self.config
         (track,) = (live for live in self._live if live.id == track_id)
-        if track.misses == 0:
+        if track.last_detected == self._frame:
             track.poses[self._frame] = pose
             return
         if pose.score < cfg.follow_min_score:
@@ -336,11 +361,12 @@ class SortTracker:
         return tracks
 
     def _detected_surely(self, track: Track) -> bool:
-        """Whether the detector found ``track`` in most of its frames, or surely where it did
-        (``mostly_detected``, ``min_detection_score``)."""
+        """Whether the detector found ``track`` in most of its frames it searched, or surely
+        where it did (``mostly_detected``, ``min_detection_score``)."""
         if not track.detected.any():
             return False
-        if track.detected.mean() >= self.config.mostly_detected:
+        searched = np.isin(track.frames, self._searched, assume_unique=True).sum()
+        if track.detected.sum() >= self.config.mostly_detected * searched:
             return True
         return float(track.scores[track.detected].mean()) >= self.config.min_detection_score
 

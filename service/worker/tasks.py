@@ -166,6 +166,7 @@ def pipeline_config(options: JobOptions, worker: WorkerSettings) -> PipelineConf
         smooth=options.smooth,
         min_track_length=options.min_track_length,
         precision=worker.precision,
+        detect_every=worker.detect_every,
         nobody_stop_s=worker.nobody_stop_s,
     )
 

@@ -297,6 +297,24 @@ def test_bench_pipeline_reports_each_stage_and_peak_memory(bundle, tmp_path) -> 
     assert report["peak_rss_mib"] > 0
 
 
+def test_bench_pipeline_compares_searching_every_frame_with_every_third(bundle, tmp_path) -> None:
+    video = write_walkers_video(tmp_path / "walkers.mp4", BENCH_FRAMES)
+    result = meshcast("bench", "pipeline", str(video), "--bundle", str(bundle), "--threads", "1",
+                      "--detect-every", "1", "--detect-every", "3")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    every, third = report["runs"]
+    assert (every["detect_every"], third["detect_every"]) == (1, 3)
+    assert every["frontend"]["searched_frames"] == BENCH_FRAMES
+    assert third["frontend"]["searched_frames"] == BENCH_FRAMES // 3
+    assert third["frontend"]["keypoint_crops"] < every["frontend"]["keypoint_crops"]
+    speeds = report["speed_against_first"]
+    assert speeds["1"] == 1.0
+    assert speeds["3"] == pytest.approx(
+        every["ms_per_frame"]["total"] / third["ms_per_frame"]["total"], rel=0.01
+    )
+
+
 # A memory benchmark of nearly two minutes (the keypoint model on every person-frame of a
 # 400-frame video): make test-slow.
 @pytest.mark.slow

@@ -194,3 +194,30 @@ def test_a_keypoint_bundle_decodes_the_video_once(
         for values in (track.rotmat, track.cam, track.translation, track.joints2d):
             assert np.isfinite(values).all()
     assert "regress" in run.seconds
+
+
+def test_searching_every_third_frame_follows_everyone_in_between(
+    tmp_path: Path, bundle: Bundle
+) -> None:
+    """With the detector on every third frame, the keypoint model follows the walkers in
+    between: the same people in every frame, landmarks where the every-frame run puts them,
+    at fewer detector frames and fewer crops."""
+    frames = 12
+    places = [(20, 20), (140, 20), (260, 20)]
+    video = write_scene(tmp_path / "scene.mp4", (384, 200), places, frames=frames)
+    runs = {
+        every: process_video(
+            video, bundle, pipeline_config(min_track_length=frames, detect_every=every)
+        )
+        for every in (1, 3)
+    }
+    for run in runs.values():
+        assert [len(track.frame_ids) for track in run.result.tracks] == [frames] * 3
+    assert (runs[1].people.searched, runs[3].people.searched) == (frames, frames // 3)
+    assert runs[3].people.passes < runs[1].people.passes
+    for every_frame, skipping in zip(runs[1].result.tracks, runs[3].result.tracks, strict=True):
+        seen = (every_frame.landmarks[..., 2] >= VISIBLE) & (skipping.landmarks[..., 2] >= VISIBLE)
+        moved = np.linalg.norm(
+            every_frame.landmarks[..., :2] - skipping.landmarks[..., :2], axis=-1
+        )
+        assert np.median(moved[seen]) < 0.05 * PATCH_HEIGHT

@@ -370,3 +370,52 @@ def test_a_track_the_detector_was_rarely_and_never_sure_of_is_dropped(
     kept = tracker.finish()
     assert len(kept) == kept_tracks
     assert any(track.boxes[0, 0] == pytest.approx(200.0, abs=1.0) for track in kept)
+
+
+def test_frames_the_detector_skipped_are_followed_and_not_missed() -> None:
+    """The detector searches every third frame: a walker is confirmed by three searched frames
+    in a row, followed by their landmarks in between, and never counted missed."""
+    tracker = SortTracker(TrackerConfig(min_length=1, max_age=0))
+    box = np.array([100.0, 100.0, 140.0, 200.0])
+    for k in range(12):
+        moved = box + np.array([k * 4.0, 0, k * 4.0, 0])
+        if k % 3 == 0:
+            tracker.update(np.r_[moved, 0.9][None])
+        else:
+            tracker.coast()
+        (live,) = tracker.live()  # max_age 0: a counted miss would have ended the track
+        assert live.detected == (k % 3 == 0)
+        tracker.observe(live.id, pose_at(moved))
+        assert not tracker.lost()
+    (track,) = tracker.finish()
+    assert track.frames.tolist() == list(range(12))
+    assert track.detected.tolist() == [k % 3 == 0 for k in range(12)]
+    assert track.boxes[-1, 0] == pytest.approx(100 + 11 * 4.0, abs=3.0)
+
+
+def test_a_person_lost_between_searches_is_reported() -> None:
+    tracker = SortTracker(TrackerConfig(min_length=1))
+    box = walk_with_poses(tracker, range(5), 4.0)
+    tracker.coast()
+    (live,) = tracker.live()
+    tracker.observe(live.id, pose_at(box + 20.0, score=0.2))  # not sure any more
+    assert tracker.lost()
+    tracker.coast()
+    assert not tracker.lost()  # said once: the next frame is the one to search
+
+
+def test_how_often_a_track_was_found_counts_the_searched_frames_only() -> None:
+    """A walker found in every frame the detector searched (one in three) is found "mostly",
+    whatever their detections' scores; a sign found in three of its eight is not."""
+    tracker = SortTracker(TrackerConfig(min_length=1, max_age=10))
+    sign, walker = np.array([50.0, 50.0, 60.0, 150.0]), np.array([200.0, 50.0, 240.0, 150.0])
+    for frame in range(24):
+        if frame % 3 == 0:
+            found = [[*walker, 0.2]] + ([[*sign, 0.2]] if frame < 9 else [])
+            tracker.update(np.array(found))
+        else:
+            tracker.coast()
+        for live in tracker.live():
+            tracker.observe(live.id, pose_at(sign if live.box[0] < 100 else walker))
+    (kept,) = tracker.finish()
+    assert kept.boxes[0, 0] == pytest.approx(200.0, abs=1.0)

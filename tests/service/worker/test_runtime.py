@@ -67,6 +67,8 @@ def test_a_jobs_options_become_the_pipelines_settings() -> None:
     assert chosen.tracker.min_length == 5
     assert chosen.precision == "fp16"
     assert pipeline_config(JobOptions(), WorkerSettings(nobody_stop_s=None)).nobody_stop_s is None
+    assert plain.detector.every == 1  # the pipeline's default: every frame searched
+    assert pipeline_config(JobOptions(), WorkerSettings(detect_every=2)).detector.every == 2
 
 
 def meshcast_worker(settings: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -1,7 +1,7 @@
 """The default bundle and `meshcast demo`: the plan in the repository and the network it ships,
 and, on a plan of its own (the shipped network, a bundle in a temporary folder), the export on
 first use, its reuse, its staleness, and the demo's run on the committed clip, whose meshes must
-sit on the walkers. `--rebuild` trains the real recipes for about 40 minutes: make test-slow."""
+sit on the walkers. `--rebuild` trains the real recipes for about 50 minutes: make test-slow."""
 
 from __future__ import annotations
 
@@ -26,11 +26,13 @@ from training.train.checkpoint import load_network
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 MIN_WALKERS = 6  # tracks on the committed clip: the default bundle's run keeps 9
 # The limb joints' median distance from the detected landmarks on the clip, as a share of the
-# box height: 3.1 % measured (README), 4.0 % with the earlier network; room for other machines.
-MAX_MEDIAN_DISAGREEMENT = 0.04
+# box height: 2.8 % measured (docs/results.md), 3.1 % and 4.0 % with the earlier networks; room
+# for other machines.
+MAX_MEDIAN_DISAGREEMENT = 0.035
 RECORD_TOLERANCE_MM = 0.5  # the record's figures are rounded to 0.1 mm; float arithmetic
 # The README's whole-pipeline videos (held-out motions, seed 100, 640×480, 64 frames); video000
-# (two people): recall 1.00, PA-MPJPE 102.7 mm, MPJPE 181.5 mm measured; room for other machines.
+# (two people): recall 1.00, PA-MPJPE 97.5 mm, MPJPE 171.8 mm measured (102.7 and 181.5 with the
+# network before); room for other machines.
 HELD_OUT_VIDEO = [
     "--split", "test", "--videos", "2", "--frames", "64", "--size", "640x480", "--people", "1-3",
     "--seed", "100", "--clips", "run,kick,dance_b,getup_faceup",
@@ -39,12 +41,13 @@ MIN_RECALL = 0.95
 # video001: a kicking person who fills the frame and leaves it; tracks of 8 frames keep him
 # (recall 0.55 measured), VIBE's 25 found nobody.
 MIN_CLOSE_UP_RECALL = 0.45
-MAX_PIPELINE_PA_MPJPE_MM = 110.0  # the earlier default network: 112.0
-MAX_PIPELINE_MPJPE_MM = 200.0
-# video000 regressed with the truth's metric points (56.4 mm measured) and all its landmarks
-# (53.3 mm): README, "What the front-end's error costs".
-MAX_TRUE_WORLD_PA_MPJPE_MM = 70.0
-MAX_TRUE_PA_MPJPE_MM = 65.0
+MAX_PIPELINE_PA_MPJPE_MM = 105.0
+MAX_PIPELINE_MPJPE_MM = 190.0
+# video000 regressed with the truth's metric points (40.1 mm measured) and all its landmarks
+# (37.7 mm; 56.4 and 53.3 with the network before): docs/results.md, "What the front-end's
+# error costs".
+MAX_TRUE_WORLD_PA_MPJPE_MM = 50.0
+MAX_TRUE_PA_MPJPE_MM = 48.0
 
 
 def tiny_plan(root: Path) -> Path:
@@ -84,8 +87,8 @@ def test_the_plan_in_the_repository_ships_its_trained_network_and_record() -> No
     contents = torch.load(plan.network, map_location="cpu", weights_only=False)
     assert set(contents) == {"recipe", "network", "iteration"}  # weights only, no optimiser
     assert record["iterations"] == contents["iteration"]
-    # what the README states (56.9 mm; the issue asks for 45, which this training does not reach)
-    assert record["evaluation"]["exact"]["pa_mpjpe"] <= 60.0
+    # the issue's bounds, which the README's figures meet (44.7 and 63.5 mm)
+    assert record["evaluation"]["exact"]["pa_mpjpe"] <= 45.0
     assert record["evaluation"]["exact"]["mpjpe"] <= 80.0
 
 
@@ -208,7 +211,7 @@ REBUILD_TIMEOUT_S = 3 * 3600
 
 @pytest.mark.slow
 def test_rebuild_reproduces_the_shipped_network_from_its_recipes(tmp_path: Path) -> None:
-    """`meshcast demo --rebuild --build-only` from scratch: about 40 minutes on 2 cores."""
+    """`meshcast demo --rebuild --build-only` from scratch: about 50 minutes on 2 cores."""
     plan = load_plan()
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text(

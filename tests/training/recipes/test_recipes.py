@@ -73,7 +73,7 @@ KEYPOINT_VARIANTS = {
     # fine-tuned from its base's run, on recorded front-end output beside its synthetic clips
     "spsnet_keypoints_recorded": ("spsnet_keypoints", {
         "data.world_axes", "data.recorded", "data.recorded_val", "data.recorded_share",
-        "training.epochs", "training.lr", "training.lr_milestones",
+        "training.epochs", "training.lr_milestones",  # its rate is its base's, 1e-4
     }),
 }  # fmt: skip
 

@@ -339,15 +339,15 @@ def pipeline_command(
             spawn = multiprocessing.get_context("spawn")  # a fresh process: its memory apart
             with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
                 pool.submit(write_looped_video, video, source, loops, size).result()
+        machine = {"processor": platform.processor() or platform.machine(), "threads": threads}
         reports: list[dict[str, Any]] = []
         for every in detect_every or (config.detector.every,):
             detector = config.detector.model_copy(update={"every": every})
             timed = config.model_copy(update={"detector": detector})
             out_dir = Path(folder) / f"outputs_{len(reports)}" if outputs else None
             report = timed_pipeline(source, bundle, sessions, timed, out_dir, chosen, npz_vertices)
-            reports.append({"video": str(video), "loops": loops, "warm_up_s": round(warm_up_s, 2),
-                            **report, "machine": {"processor": platform.processor()
-                            or platform.machine(), "threads": threads}})  # fmt: skip
+            head = {"video": str(video), "loops": loops, "warm_up_s": round(warm_up_s, 2)}
+            reports.append({**head, **report, "machine": machine})
     if len(reports) == 1:
         click.echo(json.dumps(reports[0], indent=2))
         return

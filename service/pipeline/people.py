@@ -74,7 +74,7 @@ def follow_people(
 
     Args:
         frames: the decoded frames, in order.
-        detector: finds people in batches of ``batch_size`` frames.
+        detector: finds people in the frames it searches.
         keypoints: the keypoint model.
         config: the tracker's parameters.
         batch_size: frames decoded at a time; the detector searches those of them it should

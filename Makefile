@@ -149,6 +149,7 @@ results-pipeline: $(INSTALLED)
 		print('over their person-frames: recall', round(matched / sum(x['person_frames'] for x in scores), 3), \
 		'PA-MPJPE', round(sum(x['pa_mpjpe'] * x['matched_frames'] for x in scores if x['pa_mpjpe']) / matched, 1), \
 		'mm (weighted by matched person-frames)')"
+	$(BIN)/meshcast frontend-error data/synth_pipeline/synth_test_db.pt out/pipeline
 	$(BIN)/meshcast run ../shared/data/vtest.avi --bundle bundles/default --out out/pipeline/vtest \
 		--formats npz $(PIPELINE_FLAGS)
 	$(BIN)/meshcast score out/pipeline/vtest

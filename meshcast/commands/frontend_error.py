@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 # What the measurement reports beyond LandmarkNoise's fields.
-NOT_NOISE = ("videos", "person_frames", "median_turn")
+NOT_NOISE = ("videos", "person_frames", "median_turn", "world_pa_mpjpe")
 
 
 @click.command("frontend-error")
@@ -44,7 +44,9 @@ def command(dataset_file: Path, results: Path, body: str, json_path: Path | None
     json_path.write_text(measured.model_dump_json(indent=2) + "\n")
     click.echo(
         f"{measured.person_frames} person-frames of {measured.videos} videos; median turn of "
-        f"the metric points {measured.median_turn:.1f}°. As a recipe's data.noise:"
+        f"the metric points {measured.median_turn:.1f}°, their limb landmarks "
+        f"{measured.world_pa_mpjpe:.1f} mm from the body's after alignment (PA-MPJPE). "
+        "As a recipe's data.noise:"
     )
     click.echo(_as_noise(measured))
     click.echo(f"written to {json_path}")

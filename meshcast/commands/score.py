@@ -43,7 +43,9 @@ SHOWN_ERRORS = ("pa_mpjpe", "mpjpe", "accel_error")  # all in mm
     default=None,
     help="Regress the result again with this part of the matched person-frames' landmarks "
     "the truth's (2d, world: the metric points, all), by --bundle, and score that: what the "
-    "front-end's error in that part costs.",
+    "front-end's error in that part costs. failed: only the frames where the front-end "
+    "reported a wrong skeleton (as frontend-error finds them) lose their landmarks, as if it "
+    "had seen nobody there: what a perfect detector of its failures would bring.",
 )
 @click.option(
     "--bundle",

@@ -180,21 +180,26 @@ def test_the_whole_pipeline_follows_the_people_of_held_out_synthetic_videos(
     assert score["recall"] >= MIN_RECALL
     assert score["pa_mpjpe"] <= MAX_PIPELINE_PA_MPJPE_MM
     assert score["mpjpe"] <= MAX_PIPELINE_MPJPE_MM
+    def score_with_truth(video: str, swap: str) -> dict[str, float]:
+        swapped = meshcast("score", str(tmp_path / video), str(data / "synth_test_db.pt"),
+                           "--video", video, "--truth-landmarks", swap,
+                           "--bundle", str(plan.bundle))  # fmt: skip
+        assert swapped.returncode == 0, swapped.stderr
+        return json.loads((tmp_path / video / f"score_{video}_truth_{swap}.json").read_text())
+
     # The same tracks regressed again with the truth's metric points, then all its landmarks:
     # the front-end's error, not the network, is most of the pipeline's.
     for swap, bound in (("world", MAX_TRUE_WORLD_PA_MPJPE_MM), ("all", MAX_TRUE_PA_MPJPE_MM)):
-        swapped = meshcast("score", str(tmp_path / "video000"), str(data / "synth_test_db.pt"),
-                           "--video", "video000", "--truth-landmarks", swap,
-                           "--bundle", str(plan.bundle))  # fmt: skip
-        assert swapped.returncode == 0, swapped.stderr
-        truth = json.loads(
-            (tmp_path / "video000" / f"score_video000_truth_{swap}.json").read_text()
-        )
+        truth = score_with_truth("video000", swap)
         assert truth["matched_frames"] == score["matched_frames"]
         assert truth["pa_mpjpe"] <= bound < score["pa_mpjpe"]
     close_up = run_and_score("video001")
     assert close_up["people_found"] == close_up["people"] == 1
     assert close_up["recall"] >= MIN_CLOSE_UP_RECALL
+    # BlazePose fails on some of the kicker's frames: without them the meshes come closer.
+    without_failures = score_with_truth("video001", "failed")
+    assert without_failures["matched_frames"] == close_up["matched_frames"]
+    assert without_failures["pa_mpjpe"] < close_up["pa_mpjpe"]
 
 
 def test_demo_with_a_missing_plan_is_one_line(tmp_path) -> None:

@@ -13,7 +13,8 @@ from typing import Final, Literal, get_args
 # unless one stands in front of the other.
 MIN_MATCH_IOU: Final = 0.3
 
-# The truth's landmarks in place of the front-end's: 2D, metric points or both
+# The truth's landmarks in place of the front-end's: 2D, metric points or both; or the truth
+# only naming the frames where the front-end failed, which lose their landmarks
 # (training.evaluation.truth_landmarks).
-Swap = Literal["2d", "world", "all"]
+Swap = Literal["2d", "world", "all", "failed"]
 SWAPS: Final[tuple[str, ...]] = get_args(Swap)

@@ -40,13 +40,15 @@ from service.pipeline.landmarks import VISIBLE
 from training.body import BodyModel
 from training.body.landmarks import (
     BLAZEPOSE_FLIP_PERMUTATION,
+    BLAZEPOSE_NAMES,
     HIP_LANDMARKS,
     NUM_LANDMARKS,
     landmark_regressor,
 )
 from training.data.dataset_file import read_dataset_file
 from training.data.landmark_clips import WORLD_FAILURE_DEGREES, view_axes
-from training.evaluation.video_scoring import TRACK_NAME, match_tracks, track_column
+from training.evaluation.metrics import pa_mpjpe
+from training.evaluation.video_scoring import LIMB_JOINTS, TRACK_NAME, match_tracks, track_column
 from training.synth.generate import project
 
 FAILURE_DEGREES: Final = WORLD_FAILURE_DEGREES[0]  # a metric skeleton turned this far failed
@@ -54,6 +56,8 @@ FAILED_POSITION: Final = 0.15  # a 2D skeleton whose median landmark is this far
 OUTLIER: Final = 0.15  # a steady frame's landmark this far off is an outlier
 MIN_TRACK_FRAMES: Final = 10  # fewer steady frames say little of a track's mean turn
 MIN_FIT_LANDMARKS: Final = 5  # visible landmarks a failed skeleton's similarity fit needs
+# The landmarks the metric points' PA-MPJPE is taken over: the limb joints both skeletons name.
+LIMBS: Final = [BLAZEPOSE_NAMES.index(name) for name in LIMB_JOINTS]
 _MAD_TO_STD: Final = 1.4826  # a Gaussian's standard deviation over its median absolute value
 
 
@@ -81,6 +85,10 @@ class FrontendError(BaseModel):
     failure_position: float = Field(description="per-axis residual after its similarity fit")
     failure_mirror_probability: float = Field(description="mirrored left-right fits it better")
     median_turn: float = Field(description="degrees: the median metric turn, all frames")
+    world_pa_mpjpe: float = Field(
+        description="mm: the metric points' limb landmarks against the body's as PA-MPJPE "
+        "aligns them (scale, turn, shift per frame), mean over all frames"
+    )
 
 
 class Matched(NamedTuple):
@@ -122,12 +130,8 @@ def summarise(matched: Matched, missed: float, videos: int) -> FrontendError:
 
     offsets = matched.landmarks[..., :2] - matched.truth  # (M, 33, 2)
     visible = matched.landmarks[..., 2] >= VISIBLE  # (M, 33)
-    distances = np.where(visible, np.linalg.norm(offsets, axis=-1), np.nan)
-    with np.errstate(all="ignore"):
-        skeleton_off = np.nanmedian(distances, axis=1) > FAILED_POSITION  # all-NaN: False
-    turns, residuals = best_turns(matched.body, matched.world)
+    distances, turns, residuals, failed = frame_errors(matched)
     angles = np.linalg.norm(turns, axis=1)
-    failed = skeleton_off | (angles >= FAILURE_DEGREES)
     runs = np.count_nonzero(failed[1:] & ~(failed[:-1] & follows)) + int(failed[0])
 
     steady_seen = visible & ~failed[:, None]
@@ -150,8 +154,38 @@ def summarise(matched: Matched, missed: float, videos: int) -> FrontendError:
         failure_probability=float(failed.mean()),
         failure_length=float(failed.sum() / runs) if runs else 1.0,
         median_turn=float(np.median(angles)),
+        world_pa_mpjpe=float(pa_mpjpe(matched.world[:, LIMBS], matched.body[:, LIMBS]).mean()),
         **failure,
     )
+
+
+class FrameErrors(NamedTuple):
+    """How far each matched person-frame's landmarks are from the body's."""
+
+    distances: np.ndarray  # (M, 33) visible landmarks' distance, box sides; NaN where hidden
+    turns: np.ndarray  # (M, 3) the metric points' best turn onto the body's, degrees
+    residuals: np.ndarray  # (M, 33, 3) the metric points' offsets after that turn, metres
+    failed: np.ndarray  # (M,) bool: a wrong skeleton (see the module's docstring)
+
+
+def frame_errors(matched: Matched) -> FrameErrors:
+    """Each of ``matched``'s person-frames' errors, and whether the front-end failed there."""
+    offsets = matched.landmarks[..., :2] - matched.truth  # (M, 33, 2)
+    visible = matched.landmarks[..., 2] >= VISIBLE  # (M, 33)
+    distances = np.where(visible, np.linalg.norm(offsets, axis=-1), np.nan)
+    with np.errstate(all="ignore"):
+        skeleton_off = np.nanmedian(distances, axis=1) > FAILED_POSITION  # all-NaN: False
+    turns, residuals = best_turns(matched.body, matched.world)
+    failed = skeleton_off | (np.linalg.norm(turns, axis=1) >= FAILURE_DEGREES)
+    return FrameErrors(distances, turns, residuals, failed)
+
+
+def in_box_units(pixels: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """``pixels (M, J, 2)`` about their person-frame's box centre, in the box's longer side
+    (``boxes (M, 4)``: x0, y0, x1, y1)."""
+    centres = (boxes[:, None, :2] + boxes[:, None, 2:]) / 2.0  # (M, 1, 2)
+    sides = (boxes[:, 2:] - boxes[:, :2]).max(axis=1)[:, None, None]  # (M, 1, 1)
+    return (pixels - centres) / sides
 
 
 def best_turns(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -220,17 +254,15 @@ def _video_pairs(
     seen = np.isfinite(landmarks[..., :2]).all(axis=(1, 2)) & np.isfinite(world).all(axis=(1, 2))
     predicted, true = predicted[seen], rows[true[seen]]
     boxes = track_column(result, "boxes", (4,), np.float64)[predicted]
-    centres = (boxes[:, None, :2] + boxes[:, None, 2:]) / 2.0  # (M, 1, 2)
-    sides = (boxes[:, 2:] - boxes[:, :2]).max(axis=1)[:, None, None]  # (M, 1, 1)
     pixels, body_world = true_landmarks(arrays, true, body, video)
     track_ids = np.repeat([t.track_id for t in result.tracks], [len(t) for t in result.tracks])
     reported = landmarks[seen]
-    reported[..., :2] = (reported[..., :2] - centres) / sides
+    reported[..., :2] = in_box_units(reported[..., :2], boxes)
     matched = Matched(
         track=np.array([f"{video}/{track}" for track in track_ids[predicted]], dtype=str),
         frame=track_column(result, "frame_ids", (), np.int64)[predicted],
         landmarks=reported,
-        truth=(pixels - centres) / sides,
+        truth=in_box_units(pixels, boxes),
         world=world[seen],
         body=body_world,
     )

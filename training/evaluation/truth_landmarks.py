@@ -8,6 +8,9 @@ true_landmarks`): ``2d`` the 33 landmarks in the frame, ``world`` the metric poi
 The other part stays the front-end's, and comes from the truth too where the front-end saw
 nothing in that frame (a frame needs both). Scored as ``meshcast score`` scores the pipeline's,
 the difference to the pipeline's own score is what the front-end's error in that part costs.
+``failed`` swaps nothing in: the frames where the front-end reported a wrong skeleton
+(:func:`~training.evaluation.frontend_error.frame_errors`, judged against the truth) lose their
+landmarks, as frames where it saw nobody: the most that detecting its failures could bring.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from training.body import BodyModel, load_body_model
 from training.body.landmarks import NUM_LANDMARKS
 from training.data.dataset_file import read_dataset_file
 from training.evaluation.defaults import Swap
-from training.evaluation.frontend_error import true_landmarks
+from training.evaluation.frontend_error import Matched, frame_errors, in_box_units, true_landmarks
 from training.evaluation.video_scoring import TRACK_NAME, match_tracks, track_column
 
 _XY, _VISIBILITY = slice(0, 2), 2
@@ -47,6 +50,11 @@ def with_true_landmarks(
     metric = track_column(result, "world_landmarks", (NUM_LANDMARKS, 3), np.float64)
     seen = np.isfinite(landmarks[predicted, :, _XY]).all(axis=(1, 2))
     seen &= np.isfinite(metric[predicted]).all(axis=(1, 2))
+    if swap == "failed":
+        failed = _failed(result, predicted, seen, landmarks, metric, pixels, world)
+        landmarks[predicted[failed]] = np.nan
+        metric[predicted[failed]] = np.nan
+        return _tracks(result, landmarks, metric)
     in_frame = (
         (pixels >= 0).all(axis=-1)
         & (pixels[..., 0] < result.width)
@@ -62,6 +70,39 @@ def with_true_landmarks(
     points = metric[predicted]
     points[swapped_world] = world[swapped_world]
     metric[predicted] = points
+    return _tracks(result, landmarks, metric)
+
+
+def _failed(
+    result: VideoResult,
+    predicted: np.ndarray,
+    seen: np.ndarray,
+    landmarks: np.ndarray,
+    metric: np.ndarray,
+    pixels: np.ndarray,
+    world: np.ndarray,
+) -> np.ndarray:
+    """``(M,)`` which of the matched person-frames (the result's rows ``predicted``; the
+    truth's ``pixels`` and metric points ``world``) have a failed skeleton."""
+    boxes = track_column(result, "boxes", (4,), np.float64)[predicted[seen]]
+    reported = landmarks[predicted[seen]]
+    reported[..., _XY] = in_box_units(reported[..., _XY], boxes)
+    matched = Matched(
+        track=np.zeros(len(boxes), dtype=str),
+        frame=np.zeros(len(boxes), dtype=np.int64),
+        landmarks=reported,
+        truth=in_box_units(pixels[seen], boxes),
+        world=metric[predicted[seen]],
+        body=world[seen],
+    )
+    failed = np.zeros(len(predicted), dtype=bool)
+    failed[seen] = frame_errors(matched).failed
+    return failed
+
+
+def _tracks(result: VideoResult, landmarks: np.ndarray, metric: np.ndarray) -> list[Track]:
+    """The result's tracks with these landmarks and metric points (every person-frame's rows,
+    track after track)."""
     tracks, start = [], 0
     for track in result.tracks:
         rows_of_track = slice(start, start + len(track))

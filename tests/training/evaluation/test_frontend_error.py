@@ -65,3 +65,22 @@ def test_the_measurement_recovers_the_noise_that_made_the_landmarks() -> None:
     assert measured.world_drift_correlation == pytest.approx(0.6, abs=0.08)
     np.testing.assert_allclose(measured.world_drift, NOISE.world_drift, rtol=0.15)
     np.testing.assert_allclose(measured.world_turn, NOISE.world_turn, rtol=0.3)
+    # the metric points are the body's turned (failed or not) plus Gaussian noise: aligned as
+    # PA-MPJPE aligns, what is left is the noise, a 3D Gaussian's mean length (1.596 σ) less
+    # what the fit's 7 degrees of freedom absorb of the 12 limb landmarks' 36 coordinates
+    expected_mm = 1000.0 * NOISE.world * 1.596 * np.sqrt((36 - 7) / 36)
+    assert measured.world_pa_mpjpe == pytest.approx(expected_mm, rel=0.05)
+
+
+def test_metric_points_a_similarity_away_from_the_body_have_no_pa_error() -> None:
+    rng = np.random.default_rng(2)
+    body = rng.normal(0.0, 0.4, (50, 33, 3))
+    turns = Rotation.random(50, random_state=3).as_matrix()
+    world = 0.7 * np.einsum("fij,fkj->fki", turns, body) + [0.1, -0.2, 0.3]
+    truth = rng.normal(0.0, 0.2, (50, 33, 2))
+    matched = Matched(
+        track=np.full(50, "v/0"), frame=np.arange(50),
+        landmarks=np.concatenate([truth, np.ones((50, 33, 1))], -1), truth=truth,
+        world=world, body=body,
+    )  # fmt: skip
+    assert summarise(matched, missed=0.0, videos=1).world_pa_mpjpe < 1e-6

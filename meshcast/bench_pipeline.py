@@ -75,6 +75,7 @@ def timed_pipeline(
         "frontend": {
             "detector": config.detector.kind,
             "searched_frames": seen.searched,
+            "searched_for_motion": seen.moved,
             "detect_ms_per_frame": round(1000 * seen.detect / frames, 2),
             "keypoints_ms_per_frame": round(1000 * seen.keypoints / frames, 2),
             "keypoints_ms_per_person": round(1000 * seen.keypoints / max(seen.person_frames, 1), 2),

@@ -179,8 +179,9 @@ class WorkerSettings(BaseModel):
     # A job whose video holds nobody in its first this many seconds fails (no_people) without
     # decoding the rest: a long empty video costs no more than this. None: never early.
     nobody_stop_s: PositiveFloat | None = 30.0
-    # The detector searches every this many frames; the keypoint model follows people in
-    # between (service.pipeline.people). None: the pipeline's default.
+    # The detector searches every this many frames, and frames where something new moves; the
+    # keypoint model follows people in between (service.pipeline.people). None: the
+    # pipeline's default.
     detect_every: PositiveInt | None = None
     # How long a new pool process may take to load its sessions and, on a GPU, to meet each
     # fixed batch size once (service.fixed_batches: about 3 s a size and graph on an H200)

@@ -430,6 +430,33 @@ def preview_command(
     click.echo(json.dumps(report, indent=2))
 
 
+@command.command("motion")
+@click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--video", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="The video RESULTS was made from.")  # fmt: skip
+@click.option("--width", type=click.IntRange(min=1), default=None,
+              help="Compare frames this many pixels wide; default: the pipeline's.")  # fmt: skip
+@click.option("--threshold", type=click.IntRange(1, 255), default=None,
+              help="Grey levels a changed pixel moved by; default: the pipeline's.")  # fmt: skip
+@click.option("--min-area", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+              default=None, help="The smallest changed patch, a share of the frame; default: "
+              "the pipeline's.")  # fmt: skip
+def motion_command(
+    results: Path, video: Path, width: int | None, threshold: int | None, min_area: float | None
+) -> None:
+    """The movement cue that calls for a search between the detector's turns, run over VIDEO
+    against the new tracks of RESULTS (`meshcast run`'s folder, the detector on every frame),
+    as JSON: the frames it fires on, the new tracks it fires for, milliseconds a frame. See
+    meshcast/bench_motion.py."""
+    from meshcast.bench_motion import bench_motion
+    from service.outputs import RESULT_NPZ
+    from service.pipeline.motion import MotionConfig
+
+    chosen = {"width": width, "threshold": threshold, "min_area": min_area}
+    config = MotionConfig(**{name: value for name, value in chosen.items() if value is not None})
+    click.echo(json.dumps(bench_motion(results / RESULT_NPZ, video, config), indent=2))
+
+
 @command.command("outputs")
 @_of_a_result
 @click.option("--formats", default="json,npz,obj,ply,glb,bvh,preview", show_default=True,

@@ -9,8 +9,9 @@ assign the next frame's boxes and to follow the people the detector missed.
 
 The detector may search only every ``detect_every``-th frame: in between, the keypoint model
 follows everyone from their last landmarks, one pass a person, as MediaPipe Pose runs its
-detector only when it lost its person. A frame after one in which someone was lost is searched
-whatever its turn; a person who walks in waits for the next searched frame.
+detector only when it lost its person. A frame is searched whatever its turn after one in
+which someone was lost, and when something moves where nobody is followed
+(:mod:`service.pipeline.motion`): a person walking in.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from service.pipeline.boxes import iou_matrix
 from service.pipeline.detect import PersonDetector
 from service.pipeline.keypoints import KeypointModel, PoseEstimates, Rois, box_rois, landmark_boxes
+from service.pipeline.motion import MotionConfig, NewMotion
 from service.pipeline.tracking import LiveTrack, PoseObservation, SortTracker, Track, TrackerConfig
 from service.pipeline.video import Frame
 
@@ -37,6 +39,7 @@ class FollowCosts:
 
     frames: int = 0  # decoded
     searched: int = 0  # frames the detector ran on
+    moved: int = 0  # of them, searched out of turn because something new moved
     decode: float = 0.0
     detect: float = 0.0
     track: float = 0.0
@@ -67,6 +70,7 @@ def follow_people(
     batch_size: int,
     frame_count: int,
     detect_every: int = 1,
+    motion: MotionConfig | None = None,
     progress: FrameProgress | None = None,
     nobody_stop_s: float | None = None,
 ) -> tuple[list[Track], FollowCosts]:
@@ -81,6 +85,8 @@ def follow_people(
             in one call.
         frame_count: the video's frames as its header says (for progress only).
         detect_every: search every this many frames (and the frame after a person was lost).
+        motion: with ``detect_every`` over 1, also search a frame where something moves
+            outside every followed person's region; None: do not look.
         progress: called after each batch.
         nobody_stop_s: give up once the frames up to this time (seconds) held nobody.
 
@@ -95,6 +101,7 @@ def follow_people(
     refused = np.zeros((0, 4))  # the candidates the keypoint model saw nobody in, last frame
     anyone = False  # whether the keypoint model confirmed a person yet
     lost = False  # whether someone seen in the frame before went unseen in the last one
+    moving = NewMotion(motion) if motion is not None and detect_every > 1 else None
     stream = _batches(iter(frames), batch_size)
     while True:
         clock = time.perf_counter()
@@ -110,8 +117,10 @@ def follow_people(
         for frame in batch:
             clock = time.perf_counter()
             detections = found.get(frame.index)
-            if detections is None and lost:
+            moved = moving is not None and moving.moves_outside(frame.image, _boxes(tracker))
+            if detections is None and (lost or moved):
                 detections = detector.detect([frame.image])[0]
+                costs.moved += int(moved and not lost)
             costs.detect += _since(clock)
             if detections is None:
                 clock = time.perf_counter()
@@ -222,6 +231,11 @@ def track_rois(live: list[LiveTrack], box_scale: float) -> Rois:
         np.where(detected, from_boxes.sizes, follow[:, 2]),
         np.where(detected, from_boxes.rotations, follow[:, 3]),
     )
+
+
+def _boxes(tracker: SortTracker) -> np.ndarray:
+    """``(N, 4)`` where the people followed in the last frame were."""
+    return np.array([track.box for track in tracker.live()]).reshape(-1, 4)
 
 
 def _detected(live: list[LiveTrack]) -> np.ndarray:

@@ -30,6 +30,7 @@ from service.pipeline.detect import (
     YoloConfig,
 )
 from service.pipeline.keypoints import KeypointConfig, KeypointModel
+from service.pipeline.motion import MotionConfig
 from service.pipeline.people import FollowCosts, NoPeopleError, follow_people
 from service.pipeline.regress import FrameTimeline, RegressionConfig, regress_tracks
 from service.pipeline.result import BodyTopology, VideoResult
@@ -58,6 +59,9 @@ class DetectorConfig(BaseModel):
     # Search every this many frames; the keypoint model follows people in between from their
     # last landmarks (service.pipeline.people). 1: every frame.
     every: PositiveInt = 1
+    # With every > 1, a frame is also searched where something moves that nobody followed
+    # explains (service.pipeline.motion); None: only in turn and after a person was lost.
+    motion: MotionConfig | None = MotionConfig()
 
 
 class PipelineConfig(BaseModel):
@@ -177,6 +181,7 @@ def process_video(
         batch_size=config.detector.batch_size,
         frame_count=info.frame_count,
         detect_every=config.detector.every,
+        motion=config.detector.motion,
         progress=lambda done, total: report(DETECT_STAGE, done, total),
         nobody_stop_s=config.nobody_stop_s,
     )

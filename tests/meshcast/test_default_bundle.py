@@ -180,6 +180,7 @@ def test_the_whole_pipeline_follows_the_people_of_held_out_synthetic_videos(
     assert score["recall"] >= MIN_RECALL
     assert score["pa_mpjpe"] <= MAX_PIPELINE_PA_MPJPE_MM
     assert score["mpjpe"] <= MAX_PIPELINE_MPJPE_MM
+
     def score_with_truth(video: str, swap: str) -> dict[str, float]:
         swapped = meshcast("score", str(tmp_path / video), str(data / "synth_test_db.pt"),
                            "--video", video, "--truth-landmarks", swap,

@@ -195,6 +195,28 @@ def test_bench_preview_compares_the_whole_mesh_with_its_levels_of_detail(run, bu
     assert 0.8 < report["coverage_iou"] <= 1.0  # the walkers' outlines nearly the same
 
 
+def test_bench_motion_counts_the_cues_firings_against_the_new_tracks(run) -> None:
+    out, _ = run
+
+    def bench(*options: str) -> dict:
+        result = meshcast("bench", "motion", str(out), "--video", str(CLIP), *options)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return json.loads(result.stdout)
+
+    default, eager = bench(), bench("--threshold", "1", "--min-area", "0.00001")
+    assert default["frames"] == eager["frames"] == CLIP_FRAMES
+    assert (
+        default["new_tracks"]
+        == eager["new_tracks"]
+        == len([t for t in read_result_npz(out / "result.npz").tracks if t.frame_ids[0] > 0])
+    )
+    # the clip's camera stands still: the cue is quiet on most frames, a hair-trigger is not
+    assert default["fired_share"] < 0.5
+    assert eager["fired_frames"] > default["fired_frames"]
+    assert eager["new_tracks_found"] >= default["new_tracks_found"]
+    assert default["ms_per_frame"] > 0
+
+
 def test_bench_outputs_compares_spinning_and_posing_side_by_side(run, bundle) -> None:
     out, _ = run
     result = meshcast("bench", "outputs", str(out), "--video", str(CLIP), "--bundle", str(bundle),

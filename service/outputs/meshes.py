@@ -20,9 +20,10 @@ batch: ``meshcast bench outputs``, docs/results.md).
 Written with numpy rather than a mesh library: both formats are a few lines of header around
 arrays, and one vectorised formatting per file keeps thousands of them (every person and frame
 of a video) fast. PLY stores the float32 bytes exactly; OBJ prints each coordinate in
-micrometres (:data:`OBJ_DECIMALS` decimals of a metre), laid out by numpy digit by digit in one
-array a file rather than number by number in Python. Faces keep their order and winding, and a
-body's face lines are formatted once.
+micrometres (:data:`OBJ_DECIMALS` decimals of a metre; the text Python's ``f"{x:.6f}"`` gives
+but for a value within a rounding of half a micrometre, and no sign on a value that rounds to
+zero), assembled from table lookups in one array a file rather than number by number in Python.
+Faces keep their order and winding, and a body's face lines are formatted once.
 
 Files on disk: ``meshes/track_{id:03d}/frame_{frame:06d}.obj|ply`` (:func:`mesh_path`).
 """
@@ -50,7 +51,7 @@ OPENCV_TO_Y_UP = np.diag(OPENCV_TO_GLTF).astype(np.float32)
 MeshFormat = Literal["obj", "ply"]
 MESH_FORMATS: tuple[MeshFormat, ...] = ("obj", "ply")
 # OBJ's coordinates in micrometres: far finer than any estimate of a body, and half a
-# micrometre from the float32 vertices at most.
+# micrometre from the float32 vertices at most. Written as two groups of three digits.
 OBJ_DECIMALS = 6
 # OBJ numbers vertices from 1.
 OBJ_FIRST_INDEX = 1
@@ -65,9 +66,20 @@ MESH_FILES_IN_FLIGHT = 8
 # A byte the OBJ formatter leaves where no character is printed (a sign or leading digit not
 # needed), dropped before the text is returned.
 _UNPRINTED = 0
-# The decimals are written three at a time from a table of "000" to "999": (1000, 3) bytes.
+# The OBJ formatter's words (8 bytes, little-endian: the first byte is the lowest) and their
+# parts: the decimals three at a time, each group "000" to "999" as a word's low three bytes
+# (1000,), shifted into place after the ".", and the newline in the last byte of z's word.
+_WORD = 8
 _GROUP_DIGITS = 3
-_DIGIT_GROUPS = np.array([list(f"{n:03d}".encode()) for n in range(1000)], dtype=np.uint8)
+_WORD_DTYPE = np.dtype("<u8")
+_GROUP_WORDS = np.array(
+    [int.from_bytes(f"{n:03d}".encode("ascii"), "little") for n in range(1000)], dtype=_WORD_DTYPE
+)
+_DOT_WORD = np.uint64(ord("."))
+_HIGH_SHIFT, _LOW_SHIFT = np.uint64(8), np.uint64(8 * (1 + _GROUP_DIGITS))
+_NEWLINE_WORD = np.uint64(ord("\n")) << np.uint64(8 * (_WORD - 1))
+# Whole metres the words hold: "v " (x) or " " (y, z), a sign and three digits.
+_OBJ_WHOLE_LIMIT = 1000
 
 
 def obj_bytes(vertices: np.ndarray, faces: np.ndarray, comment: str = "") -> bytes:
@@ -87,32 +99,45 @@ def obj_bytes(vertices: np.ndarray, faces: np.ndarray, comment: str = "") -> byt
 
 
 def _obj_vertex_lines(points: np.ndarray) -> bytes:
-    """The ``v x y z`` lines of ``(V, 3)`` points, each coordinate in fixed point, built digit by
-    digit in one array: one formatting per file instead of one per number."""
+    """The ``v x y z`` lines of ``(V, 3)`` points, each coordinate in fixed point with
+    :data:`OBJ_DECIMALS` decimals. Each line is six 8-byte words, looked up and combined as
+    integers in one array a file: for each coordinate a word holding its sign and whole metres
+    (right-aligned after ``"v "`` or ``" "``), and one holding ``"."``, its decimals three at a
+    time from a table, and the newline after z; the bytes no character needs are dropped last.
+    Points :data:`_OBJ_WHOLE_LIMIT` metres away or more (never a body near a camera) are
+    printed by Python number by number."""
     if not np.isfinite(points).all():
         raise ValueError("an OBJ's vertices must be finite numbers")
     scaled = np.rint(points * 10**OBJ_DECIMALS).astype(np.int64)  # (V, 3)
     whole, fraction = np.divmod(np.abs(scaled), 10**OBJ_DECIMALS)
-    width = len(str(int(whole.max(initial=0))))  # digits of the largest whole part
-    whole_powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)  # (width,)
-    shown = (whole[..., None] >= whole_powers) | (whole_powers == 1)  # (V, 3, width)
-    # One coordinate: " ", a sign-and-digits field (width + 1), ".", the decimals.
-    number = np.full((*scaled.shape, width + 3 + OBJ_DECIMALS), _UNPRINTED, dtype=np.uint8)
-    number[..., 0] = ord(" ")
-    digits = number[..., 1 : width + 2]  # sign slot first, then the whole part's digits
-    digits[..., 1:] = np.where(shown, ord("0") + (whole[..., None] // whole_powers) % 10, 0)
-    sign_at = width - shown.sum(axis=-1)  # the slot just before the first digit shown
-    sign = np.where(scaled < 0, ord("-"), _UNPRINTED).astype(np.uint8)
-    np.put_along_axis(digits, sign_at[..., None], sign[..., None], axis=-1)
-    number[..., width + 2] = ord(".")
-    for group, first in enumerate(range(width + 3, number.shape[-1], _GROUP_DIGITS)):
-        power = 10 ** (OBJ_DECIMALS - _GROUP_DIGITS * (group + 1))
-        number[..., first : first + _GROUP_DIGITS] = _DIGIT_GROUPS[(fraction // power) % 1000]
-    lines = np.empty((len(points), number[0].size + 2), dtype=np.uint8)  # "v", numbers, "\n"
-    lines[:, 0] = ord("v")
-    lines[:, 1:-1] = number.reshape(len(points), -1)
-    lines[:, -1] = ord("\n")
-    return lines.tobytes().translate(None, bytes([_UNPRINTED]))
+    if whole.max(initial=0) >= _OBJ_WHOLE_LIMIT:
+        line = f"v {{:.{OBJ_DECIMALS}f}} {{:.{OBJ_DECIMALS}f}} {{:.{OBJ_DECIMALS}f}}\n"
+        return "".join(line.format(*point) for point in points.tolist()).encode("ascii")
+    signed = whole + _OBJ_WHOLE_LIMIT * (scaled < 0)  # the whole-part tables' row
+    high, low = _GROUP_WORDS[fraction // 1000], _GROUP_WORDS[fraction % 1000]
+    decimals = _DOT_WORD | (high << _HIGH_SHIFT) | (low << _LOW_SHIFT)
+    words = np.empty((len(points), 6), dtype=_WORD_DTYPE)  # x's whole, x's decimals, y's, z's
+    words[:, 0] = _FIRST_WHOLE_WORDS[signed[:, 0]]
+    words[:, 2] = _WHOLE_WORDS[signed[:, 1]]
+    words[:, 4] = _WHOLE_WORDS[signed[:, 2]]
+    words[:, 1::2] = decimals
+    words[:, 5] |= _NEWLINE_WORD
+    return words.tobytes().translate(None, bytes([_UNPRINTED]))
+
+
+def _whole_words(prefix: bytes) -> np.ndarray:
+    """``(2 × limit,)`` 8-byte words: ``prefix``, then the whole metres 0 … limit - 1, then the
+    same negative, right-aligned, :data:`_UNPRINTED` between."""
+    fields = []
+    for sign in ("", "-"):
+        for whole in range(_OBJ_WHOLE_LIMIT):
+            text = f"{sign}{whole}".encode("ascii")
+            fields.append(prefix + bytes([_UNPRINTED]) * (_WORD - len(prefix) - len(text)) + text)
+    return np.frombuffer(b"".join(fields), dtype=_WORD_DTYPE)
+
+
+_FIRST_WHOLE_WORDS = _whole_words(b"v ")  # (2000,) x: after "v "
+_WHOLE_WORDS = _whole_words(b" ")  # (2000,) y and z: after " "
 
 
 @functools.lru_cache(maxsize=4)

@@ -15,6 +15,7 @@ from service.outputs.meshes import (
     OPENCV_TO_Y_UP,
     MeshFormat,
     mesh_path,
+    obj_bytes,
     track_frame_mesh,
     write_meshes,
 )
@@ -81,6 +82,24 @@ def test_ply_is_binary_little_endian(video_result: VideoResult, pose: MeshVertic
     header = data[: data.index(b"end_header\n")].decode("ascii").splitlines()
     assert header[:2] == ["ply", "format binary_little_endian 1.0"]
     assert f"element vertex {len(track.rest_vertices)}" in header
+
+
+def test_obj_coordinates_are_printed_as_python_prints_them() -> None:
+    # whole micrometres within ±1,000 m: the words' lookup; farther: Python's own formatting
+    rng = np.random.default_rng(0)
+    near = np.round(rng.normal(0.0, 3.0, (500, 3)), 6)
+    near[:3] = [[0.0, -999.999999, 999.999999], [-1.0, 10.5, -0.000001], [0.0000004, 7.0, 12.0]]
+    far = np.array([[1234.5, -0.25, 3.0], [-5000.0, 0.0, 1.0]])
+    faces = np.array([[0, 1, 2]])
+    for points in (near, far):
+        lines = obj_bytes(points, faces).decode("ascii").splitlines()
+        expected = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in points.tolist()]
+        assert lines[: len(points)] == expected
+        assert lines[len(points) :] == ["f 1 2 3"]
+    # a coordinate that rounds to zero is printed without a sign
+    assert obj_bytes(np.array([[-0.0000004, 0.0, 0.0]]), faces).startswith(b"v 0.000000 ")
+    with pytest.raises(ValueError, match="finite"):
+        obj_bytes(np.array([[np.nan, 0.0, 0.0]]), faces)
 
 
 def test_a_frame_outside_the_track_is_a_key_error(

@@ -41,6 +41,13 @@ BLAZEPOSE_NAMES: tuple[str, ...] = (
 NUM_LANDMARKS = len(BLAZEPOSE_NAMES)
 # The hips, whose midpoint is the origin of BlazePose's metric ("world") landmarks.
 HIP_LANDMARKS = (BLAZEPOSE_NAMES.index("left_hip"), BLAZEPOSE_NAMES.index("right_hip"))
+# The twelve limb joints BlazePose's landmarks and the body's joints both name, and mean
+# nearly alike (shoulders to ankles): what the meshes are scored on against the landmarks.
+LIMB_JOINTS: tuple[str, ...] = tuple(
+    f"{side}_{joint}"
+    for joint in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
+    for side in ("left", "right")
+)
 # Index of each landmark's mirror image (left ↔ right).
 BLAZEPOSE_FLIP_PERMUTATION: tuple[int, ...] = tuple(
     BLAZEPOSE_NAMES.index(name.replace("left", "@").replace("right", "left").replace("@", "right"))

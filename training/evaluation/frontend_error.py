@@ -42,13 +42,14 @@ from training.body.landmarks import (
     BLAZEPOSE_FLIP_PERMUTATION,
     BLAZEPOSE_NAMES,
     HIP_LANDMARKS,
+    LIMB_JOINTS,
     NUM_LANDMARKS,
     landmark_regressor,
 )
 from training.data.dataset_file import read_dataset_file
 from training.data.landmark_clips import WORLD_FAILURE_DEGREES, view_axes
 from training.evaluation.metrics import pa_mpjpe
-from training.evaluation.video_scoring import LIMB_JOINTS, TRACK_NAME, match_tracks, track_column
+from training.evaluation.video_scoring import TRACK_NAME, match_tracks, track_column
 from training.synth.generate import project
 
 FAILURE_DEGREES: Final = WORLD_FAILURE_DEGREES[0]  # a metric skeleton turned this far failed

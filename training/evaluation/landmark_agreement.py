@@ -17,13 +17,9 @@ from pydantic import BaseModel
 
 from service.outputs.result_files import read_result_npz
 from service.pipeline.landmarks import VISIBLE
+from training.body.landmarks import LIMB_JOINTS
 from training.body.skeleton import SMPL_JOINT_NAMES
 
-LIMB_JOINTS = tuple(
-    f"{side}_{joint}"
-    for joint in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
-    for side in ("left", "right")
-)
 PERCENTILES = (50, 90)
 
 

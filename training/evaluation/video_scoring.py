@@ -49,6 +49,7 @@ from service.pipeline.boxes import clip_boxes, iou_matrix
 from service.pipeline.result import VideoResult
 from training.body import BodyModel, load_body_model
 from training.body.joint_sets import SPIN49_NAMES
+from training.body.landmarks import LIMB_JOINTS
 from training.data.dataset_file import read_dataset_file
 from training.evaluation.defaults import MIN_MATCH_IOU
 from training.evaluation.scoring import Predictions, score
@@ -58,11 +59,6 @@ from training.evaluation.scoring import Predictions, score
 TRACK_NAME: Final = re.compile(r"^(?P<person>(?P<video>.+)_p\d+)(?:_\d+)?$")
 # The columns of the dataset file that the errors need: the truth is its joints (see above).
 TRUTH_COLUMNS: Final = ("vid_name", "frame_id", "joints3D")
-LIMB_JOINTS: Final = tuple(
-    f"{side}_{joint}"
-    for joint in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
-    for side in ("left", "right")
-)
 # What scoring.score gives on such truth: its columns but PVE (no true mesh).
 METRICS: Final = ("pa_mpjpe", "mpjpe", "accel", "accel_error", "pck", "auc")
 

@@ -12,7 +12,8 @@ from service.outputs.result_files import write_result_npz
 from service.pipeline.landmarks import VISIBLE
 from tests.support.video_results import make_video_result
 from training.body import load_body_model
-from training.evaluation.landmark_agreement import LIMB_JOINTS, landmark_agreement
+from training.body.landmarks import LIMB_JOINTS
+from training.evaluation.landmark_agreement import landmark_agreement
 
 SHIFT = 0.1  # of the box height
 

@@ -131,6 +131,12 @@ def _time_keypoints(
     into.counts.append(len(rois))
 
 
+def check_tflite(tflite: Path) -> None:
+    """Raise FileNotFoundError, saying how to fetch it, if ``tflite`` is not a file."""
+    if not tflite.is_file():
+        raise FileNotFoundError(f"no .tflite at {tflite}: `make blazepose-tflite` fetches it")
+
+
 class _RuntimeComparison:
     """The keypoint model on onnxruntime (one crop a call, and all of a frame's crops in one
     call) and on LiteRT (one crop a call: the .tflite's batch is 1), on the same crops,
@@ -141,8 +147,7 @@ class _RuntimeComparison:
     ) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        if not tflite.is_file():
-            raise FileNotFoundError(f"no .tflite at {tflite}: `make blazepose-tflite` fetches it")
+        check_tflite(tflite)
         self.model = model
         # A session of its own whose threads do not spin after a call: spinning would take
         # the cores from LiteRT's next call and tilt the comparison.

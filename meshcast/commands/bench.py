@@ -269,6 +269,17 @@ def graphs_command(
                    "in between); default: the pipeline's. Given twice or more, the video is "
                    "run once with each, in turn, and the report holds each run and each one's "
                    "speed against the first's.")  # fmt: skip
+@click.option("--compare", is_flag=True,
+              help="Also time the front-end's models side by side on the first "
+                   "--compare-frames frames, interleaved call by call (`meshcast bench "
+                   "frontend`'s report, under compare): NanoDet against OpenCV's HOG, the "
+                   "detector of the pipeline before NanoDet, and with --litert the keypoint "
+                   "model against its original runtime.")  # fmt: skip
+@click.option("--compare-frames", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Frames --compare uses.")  # fmt: skip
+@click.option("--litert", type=click.Path(path_type=Path), default=None,
+              help="With --compare: BlazePose's original pose_landmark_full.tflite (`make "
+                   "blazepose-tflite`), timed on LiteRT on the same crops.")  # fmt: skip
 def pipeline_command(
     video: Path,
     bundle_dir: Path,
@@ -282,6 +293,9 @@ def pipeline_command(
     fp16: bool,
     detect_width: int | None,
     detect_every: tuple[int, ...],
+    compare: bool,
+    compare_frames: int,
+    litert: Path | None,
 ) -> None:
     """Milliseconds per frame of each stage of `meshcast run` on VIDEO, and the peak resident
     memory, as JSON. A stage's time runs from the end of the one before it to its own end: the
@@ -317,6 +331,12 @@ def pipeline_command(
     from service.pipeline.run import PipelineConfig
     from service.worker.runtime import choose_providers
 
+    if litert is not None:
+        from meshcast.bench_frontend import check_tflite
+
+        if not compare:
+            raise click.UsageError("--litert is a side of --compare: give both")
+        check_tflite(litert)  # before the pipeline's minutes, not after
     size = parse_size(scale)
     chosen = parse_formats(formats)
     providers = choose_providers(device, onnxruntime.get_available_providers())
@@ -348,12 +368,20 @@ def pipeline_command(
             report = timed_pipeline(source, bundle, sessions, timed, out_dir, chosen, npz_vertices)
             head = {"video": str(video), "loops": loops, "warm_up_s": round(warm_up_s, 2)}
             reports.append({**head, **report, "machine": machine})
+    compared = {}
+    if compare:
+        from meshcast.bench_frontend import bench_frontend
+
+        side_by_side = bench_frontend(
+            video, bundle, max_frames=compare_frames, threads=threads, litert=litert
+        )
+        compared = {"compare": side_by_side}
     if len(reports) == 1:
-        click.echo(json.dumps(reports[0], indent=2))
+        click.echo(json.dumps({**reports[0], **compared}, indent=2))
         return
     first = reports[0]["ms_per_frame"]["total"]
     speeds = {str(r["detect_every"]): round(first / r["ms_per_frame"]["total"], 3) for r in reports}
-    click.echo(json.dumps({"runs": reports, "speed_against_first": speeds}, indent=2))
+    click.echo(json.dumps({"runs": reports, "speed_against_first": speeds, **compared}, indent=2))
 
 
 @command.command("frontend")

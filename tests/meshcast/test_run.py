@@ -195,6 +195,38 @@ def test_bench_preview_compares_the_whole_mesh_with_its_levels_of_detail(run, bu
     assert 0.8 < report["coverage_iou"] <= 1.0  # the walkers' outlines nearly the same
 
 
+def test_bench_pipeline_compares_the_front_ends_models_in_the_same_run(bundle, tmp_path) -> None:
+    video = write_walkers_video(tmp_path / "walkers.mp4", BENCH_FRAMES)
+    result = meshcast("bench", "pipeline", str(video), "--bundle", str(bundle), "--threads", "1",
+                      "--compare", "--compare-frames", "3")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["frames"] == BENCH_FRAMES  # the pipeline's own run, as without --compare
+    compared = report["compare"]
+    assert compared["frames"] == 3
+    nanodet, hog = compared["detectors"]["nanodet"], compared["detectors"]["hog"]
+    assert nanodet["ms_per_frame_mean"] > 0
+    assert hog["ms_per_frame_mean"] > 0
+    assert compared["hog_over_nanodet_time"] == pytest.approx(
+        hog["ms_per_frame_mean"] / nanodet["ms_per_frame_mean"], rel=0.01
+    )
+    assert compared["keypoints"]["people"] > 0
+
+
+def test_bench_pipeline_refuses_a_missing_tflite_before_it_runs(bundle, tmp_path) -> None:
+    video = write_walkers_video(tmp_path / "walkers.mp4", BENCH_FRAMES)
+    missing = tmp_path / "none.tflite"
+    compare = ["--compare", "--litert", str(missing)]
+    line = one_error_line(
+        meshcast("bench", "pipeline", str(video), "--bundle", str(bundle), *compare)
+    )
+    assert line == f"meshcast: error: no .tflite at {missing}: `make blazepose-tflite` fetches it"
+    alone = meshcast("bench", "pipeline", str(video), "--bundle", str(bundle), "--litert",
+                     str(missing))  # fmt: skip
+    assert alone.returncode == 2  # a usage error, as click reports them
+    assert "--litert is a side of --compare" in alone.stderr.strip().splitlines()[-1]
+
+
 def test_bench_motion_counts_the_cues_firings_against_the_new_tracks(run) -> None:
     out, _ = run
 

@@ -65,6 +65,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, cast
 
@@ -1029,12 +1030,15 @@ def cut_video(video: Path, frames: int, out: Path) -> Path:
     """The first ``frames`` frames of ``video``, as H.264."""
     with av.open(str(video)) as source, av.open(str(out), mode="w") as target:
         stream = source.streams.video[0]
-        encoded = target.add_stream("libx264", rate=stream.average_rate or 25)
+        rate = stream.average_rate or 25
+        encoded = target.add_stream("libx264", rate=rate)
         encoded.width, encoded.height, encoded.pix_fmt = stream.width, stream.height, "yuv420p"
         for index, frame in enumerate(source.decode(stream)):
             if index >= frames:
                 break
-            frame.pts = None
+            # one frame a tick of the rate (a frame left without a time would be written at 0,
+            # every one of them)
+            frame.pts, frame.time_base = index, Fraction(1) / rate
             target.mux(encoded.encode(frame))
         target.mux(encoded.encode(None))
     return out

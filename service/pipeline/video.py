@@ -19,7 +19,10 @@ Frame counts, two of them:
   list hides; a file cut short raises :class:`VideoError` instead.
 
 Variable frame rates: every frame carries its presentation time; :attr:`VideoInfo.fps` is the
-average rate (frames over duration), fit for limits and display, not for timing frames.
+average rate (frames over duration), fit for limits and display, not for timing frames. A time
+that does not follow the frame before's (a broken muxer's file has every frame at 0) becomes
+that frame's time plus one frame at the stream's rate: the times always increase, as the
+smoothing filter and the animations need.
 """
 
 from __future__ import annotations
@@ -146,14 +149,15 @@ def read_frames(path: str | Path) -> Iterator[Frame]:
     with _open(path) as container:
         stream = _video_stream(container)
         stream.thread_type = "AUTO"  # FFmpeg's frame and slice threads
-        index, damage = 0, None
+        index, damage, before = 0, None, None
         try:
             for packet in container.demux(stream):
                 # A damaged packet (a file cut short ends in one) is not decoded: the frames
                 # before it are flushed out of the decoder, then decoding stops.
                 for decoded in stream.decode(None if packet.is_corrupt else packet):
-                    yield _frame(decoded, index, stream)
-                    index += 1
+                    frame = _frame(decoded, index, stream, before)
+                    yield frame
+                    index, before = index + 1, frame.time
                 if packet.is_corrupt:
                     damage = "a damaged packet"
                     break
@@ -168,14 +172,22 @@ def read_frames(path: str | Path) -> Iterator[Frame]:
         raise VideoError("no_frames", "The video contains no frames.")
 
 
-def _frame(decoded: av.VideoFrame, index: int, stream: av.video.stream.VideoStream) -> Frame:
-    """A decoded frame as a :class:`Frame`: BGR, upright, its time in seconds."""
+def _frame(
+    decoded: av.VideoFrame, index: int, stream: av.video.stream.VideoStream, before: float | None
+) -> Frame:
+    """A decoded frame as a :class:`Frame`: BGR, upright, its time in seconds, after
+    ``before`` (the time of the frame before; None for the first)."""
+    rate = stream.average_rate or stream.guessed_rate
     if decoded.pts is not None and stream.time_base is not None:
         time = float((decoded.pts - (stream.start_time or 0)) * stream.time_base)
-    elif rate := stream.average_rate or stream.guessed_rate:
+    elif rate:
         time = index / float(rate)  # raw elementary streams (.h264) carry no timestamps
     else:
         raise VideoError("not_a_video", "The video has neither timestamps nor a frame rate.")
+    if before is not None and time <= before:
+        if not rate:
+            raise VideoError("not_a_video", "The video's timestamps repeat and it has no rate.")
+        time = before + 1.0 / float(rate)
     image = decoded.to_ndarray(format="bgr24")  # (h, w, 3) as coded
     upright = np.rot90(image, k=_quarter_turns(decoded.rotation))  # (H, W, 3) as displayed
     return Frame(index, time, np.ascontiguousarray(upright))

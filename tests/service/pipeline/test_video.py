@@ -92,6 +92,26 @@ def test_variable_frame_rate_gives_each_frame_its_time(tmp_path: Path) -> None:
     assert info.fps == pytest.approx(len(times_ms) / info.duration, rel=0.1)
 
 
+def test_times_that_do_not_increase_are_repaired(tmp_path: Path) -> None:
+    # Frames handed to the encoder without times (as meshcast.fault_drill.cut_video once did):
+    # the file holds every frame at 0.
+    source = write_video(tmp_path / "source.mp4", [pattern(k) for k in range(8)])
+    path = tmp_path / "zero.mp4"
+    with av.open(str(source)) as decoded, av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for frame in decoded.decode(video=0):
+            frame.pts = None
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    with av.open(str(path)) as written:
+        assert {frame.pts for frame in written.decode(video=0)} == {0}
+    times = [frame.time for frame in read_frames(path)]
+    assert times[0] == 0.0
+    assert np.all(np.diff(times) > 0)  # one frame at the stream's rate after the one before
+    assert np.allclose(np.diff(times), 1.0 / probe(path).fps)
+
+
 @pytest.mark.parametrize("rotation", [90, 180, 270])
 def test_rotated_video_is_decoded_upright(tmp_path: Path, rotation: int) -> None:
     path = write_video(tmp_path / "phone.mp4", [pattern(k) for k in range(3)], rotation=rotation)

@@ -1,5 +1,6 @@
-"""The web page at ``/``: enter an API key, upload a video, follow the job, view the people in
-3D beside the preview, download every file; the key's jobs, with delete.
+"""The web page at ``/``: enter an API key, upload a video with the job's options, follow the
+job, view the people in 3D beside the preview, download every file; the key's jobs, with
+delete.
 
 Static files from the package (``web/static``, three.js vendored from its npm package by
 ``web/vendor.sh``), no build step and nothing from another host: the page's
@@ -21,6 +22,8 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from service.jobs.records import MAX_MIN_TRACK_LENGTH
+from service.outputs import OUTPUT_FORMATS
 from service.settings import UploadLimits
 
 WEB_FOLDER = Path(__file__).parent / "web"
@@ -44,12 +47,17 @@ def page_policy(page: str) -> str:
 
 
 def install_web(app: FastAPI, limits: UploadLimits) -> None:
-    """Serve the page at ``/`` (told the upload limits it checks before sending) and its
-    files under ``/ui``."""
-    template = PAGE_FILE.read_text()
-    page = template.replace("{{max_bytes}}", str(limits.max_bytes)).replace(
-        "{{content_types}}", html.escape(",".join(limits.content_types))
-    )
+    """Serve the page at ``/`` (told the upload limits it checks before sending, and the job
+    options it offers) and its files under ``/ui``."""
+    values = {
+        "max_bytes": str(limits.max_bytes),
+        "content_types": ",".join(limits.content_types),
+        "formats": ",".join(OUTPUT_FORMATS),
+        "max_min_track_length": str(MAX_MIN_TRACK_LENGTH),
+    }
+    page = PAGE_FILE.read_text()
+    for name, value in values.items():
+        page = page.replace(f"{{{{{name}}}}}", html.escape(value))
     headers = {
         "Content-Security-Policy": page_policy(page),
         "X-Content-Type-Options": "nosniff",

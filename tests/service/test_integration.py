@@ -39,7 +39,7 @@ from service.bundle import NUM_JOINTS, read_manifest
 from service.gateway import create_app
 from service.gateway.frame_meshes import load_frame_body
 from service.jobs import JobState
-from service.outputs import read_result_npz
+from service.outputs import OUTPUT_FORMATS, read_result_npz
 from service.outputs.meshes import MESH_FORMATS
 from service.pipeline.video import probe
 from tests.meshcast.test_run_accuracy import TEST_VIDEO
@@ -363,6 +363,19 @@ def test_the_web_page_uploads_follows_and_shows_the_bodies(
         page.set_input_files("#file", files=[oversize])
         assert "at most" in (page.text_content("#message") or "")
         assert posts == []  # refused here: nothing was sent
+        # The job's options: no file to make is refused here too; then smoothed, keypoints
+        # drawn, every file but BVH.
+        formats = [f"#format-{name}" for name in OUTPUT_FORMATS]
+        for box in formats:
+            page.uncheck(box)
+        page.set_input_files("#file", str(clip))
+        assert page.text_content("#message") == "choose at least one file to make"
+        assert posts == []
+        for box in formats:
+            page.check(box)
+        page.uncheck("#format-bvh")
+        page.check("#smooth")
+        page.check("#preview-keypoints")
 
         page.set_input_files("#file", str(clip))
         page.locator("#person option").nth(1).wait_for(state="attached",
@@ -383,6 +396,15 @@ def test_the_web_page_uploads_follows_and_shows_the_bodies(
         names = page.locator("#downloads a").all_text_contents()
         assert any("preview.mp4" in name for name in names)
         assert any(".glb" in name for name in names)
+        assert not any(".bvh" in name for name in names)
+        job = httpx.get(
+            f"{url}/jobs/{job_id}", headers={"Authorization": f"Bearer {SECRETS[ALICE]}"}
+        )
+        options = job.json()["options"]
+        assert options["smooth"]
+        assert options["preview_keypoints"]
+        assert options["formats"] == [name for name in OUTPUT_FORMATS if name != "bvh"]
+        assert options["min_track_length"] is None
         # One person's mesh at the video's frame, posed by the gateway on download.
         page.select_option("#person", index=1)
         with page.expect_download() as saved:

@@ -7,6 +7,7 @@ import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 const KEY_ITEM = 'meshcast-api-key';
 const MAX_BYTES = Number(document.body.dataset.maxBytes);
 const CONTENT_TYPES = document.body.dataset.contentTypes.split(',');
+const FORMATS = document.body.dataset.formats.split(','); // the job's files, all by default
 const POLL_MS = 2000; // when the event stream breaks, the job is polled instead
 const DIMMED_OPACITY = 0.2; // the other people, while one is picked
 const ENDED = ['succeeded', 'failed', 'cancelled']; // a job's states that nothing follows
@@ -65,14 +66,28 @@ function refusal(file) {
   return null;
 }
 
+// The job's options as the form sets them (service/jobs/records.py, JobOptions).
+function jobOptions() {
+  const options = {
+    smooth: $('smooth').checked,
+    preview_keypoints: $('preview-keypoints').checked,
+    formats: FORMATS.filter((name) => $(`format-${name}`).checked),
+  };
+  const length = $('min-track-length').value;
+  if (length !== '') options.min_track_length = Number(length);
+  return options;
+}
+
 function upload(file) {
-  const why = refusal(file);
+  const options = jobOptions();
+  const why = refusal(file) ?? (options.formats.length ? null : 'choose at least one file to make');
   if (why) {
     showMessage(why);
     return;
   }
   showMessage('');
   const form = new FormData();
+  form.append('options', JSON.stringify(options)); // before the video, as the gateway reads it
   form.append('video', file, file.name);
   const request = new XMLHttpRequest(); // fetch() reports no upload progress
   const bar = $('upload-progress');
@@ -384,7 +399,20 @@ function pickPerson() {
   }
 }
 
+function addFormatChoices() {
+  for (const name of FORMATS) {
+    const box = document.createElement('input');
+    box.type = 'checkbox';
+    box.id = `format-${name}`;
+    box.checked = true;
+    const label = document.createElement('label');
+    label.append(box, ` ${name}`);
+    $('formats').append(label);
+  }
+}
+
 function start() {
+  addFormatChoices();
   const key = $('key');
   key.value = sessionStorage.getItem(KEY_ITEM) ?? '';
   key.addEventListener('change', () => {
@@ -393,6 +421,7 @@ function start() {
   });
   $('file').addEventListener('change', () => {
     if ($('file').files.length) upload($('file').files[0]);
+    $('file').value = ''; // picking the same video again (after a refusal) uploads it
   });
   const drop = $('drop');
   drop.addEventListener('dragover', (event) => {

@@ -1,5 +1,6 @@
-"""``meshcast bench service``: the gateway under load. Concurrent uploads of one video, then a
-burst of status polls of the jobs they made, then the jobs deleted; per kind of request the
+"""``meshcast bench service``: the gateway under load. Concurrent uploads of one video, then
+(with ``--result``) a burst of mesh downloads, then a burst of status polls of the jobs they
+made, then the jobs deleted; per kind of request the
 latency percentiles and the throughput, the errors by status and code, and the Redis memory
 the jobs held before and after their deletion, as one JSON report.
 
@@ -17,6 +18,12 @@ jobs is ``meshcast bench pipeline``'s measure.
 With ``--url`` it loads a gateway running elsewhere instead, with that gateway's API key; the
 settings must then be that gateway's (its Redis and prefix: the memory of the jobs is read
 there). Its workers may take the jobs: deleting them cancels them.
+
+Mesh downloads (``--result``, its own gateway only): the first uploaded job is finished with a
+``meshcast run`` result, as a worker finishes one (the result stored under the bench's prefix),
+and its person-frames' OBJ, then PLY files are fetched in turn, ``--downloads`` of each: the
+gateway poses each frame's mesh with its bundle's body and formats it
+(:mod:`service.gateway.frame_meshes`).
 
 A warm-up job (uploaded, polled, deleted, not counted) opens the gateway's connections to Redis
 and the broker first. Latencies are the client's: from sending a request to reading the last
@@ -53,6 +60,8 @@ import redis
 import yaml
 
 from service.jobs import JobStore
+from service.outputs import RESULT_NPZ
+from service.outputs.result_files import read_result_npz
 from service.settings import ApiKey, ServiceSettings, hash_api_key
 
 LOOPBACK = "127.0.0.1"
@@ -76,6 +85,9 @@ SCAN_COUNT = 500
 DEFAULT_CONTENT_TYPE = "application/octet-stream"  # accepted by the gateway; probing decides
 TEMP_PREFIX = "meshcast-bench-"  # the folder of the gateway's settings file and log
 UPLOAD, POLL, DELETE = "upload", "poll", "delete"
+# Mesh downloads, by format: the gateway poses each frame's mesh from the job's result.npz.
+DOWNLOADS = {"obj": "download_obj", "ply": "download_ply"}
+BENCH_WORKER = "bench"  # the name under which the bench finishes a job with --result
 STALLED_SENT_BYTES = 64 * 1024  # a stalled upload's headers and this much of its form
 TRANSPORT_ERROR_STATUS = 0  # a request that got no answer (refused, reset, timed out)
 
@@ -91,6 +103,8 @@ class BenchOptions:
     url: str | None = None  # None: start a gateway here
     api_key: str | None = None  # the --url gateway's
     stalled: int = 0  # uploads held open, stalled after their first bytes, throughout
+    result: Path | None = None  # a `meshcast run` result.npz: one job finished with it
+    downloads: int = 0  # with result: meshes of its person-frames fetched, per format
 
     def check(self) -> None:
         """Refuse what cannot run.
@@ -102,7 +116,8 @@ class BenchOptions:
         for name, value, least in (("uploads", self.uploads, 1),
                                    ("concurrency", self.concurrency, 1),
                                    ("polls", self.polls, 0),
-                                   ("stalled", self.stalled, 0)):  # fmt: skip
+                                   ("stalled", self.stalled, 0),
+                                   ("downloads", self.downloads, 0)):  # fmt: skip
             if value < least:
                 raise ValueError(f"--{name} must be at least {least}, not {value}")
         if not self.video.is_file():
@@ -114,6 +129,11 @@ class BenchOptions:
                 raise ValueError("--url needs the gateway's API key: --key, or $MESHCAST_API_KEY")
         elif self.api_key:
             raise ValueError("--key is for a gateway of --url; the bench makes its own key")
+        if self.result is not None:
+            if self.url is not None:
+                raise ValueError("--result finishes a job itself: not on a gateway of --url")
+            if not self.result.is_file():
+                raise ValueError(f"{self.result}: no such result.npz")
 
 
 @dataclass(frozen=True)
@@ -370,6 +390,7 @@ async def _load(options: BenchOptions, url: str, api_key: str, store: JobStore) 
                 return sample
 
             uploads = await _burst(UPLOAD, options.uploads, options.concurrency, upload)
+            downloads = await _downloads(options, client, store, job_ids)
             polls = await _burst(
                 POLL, options.polls if job_ids else 0, options.concurrency,
                 lambda index: client.poll(job_ids[index % len(job_ids)]),
@@ -386,7 +407,7 @@ async def _load(options: BenchOptions, url: str, api_key: str, store: JobStore) 
             stalled.close()
             if not deleted:  # stopped midway: the jobs go all the same
                 await asyncio.gather(*(client.delete(job_id) for job_id in job_ids))
-    phases = (uploads, polls, deletes)
+    phases = (uploads, *downloads, polls, deletes)
     return {
         # The slow uploads held open while the bursts ran, and those still held at their end
         # (the gateway's read timeout, upload.read_timeout_s, answers them 408 after that long).
@@ -400,6 +421,35 @@ async def _load(options: BenchOptions, url: str, api_key: str, store: JobStore) 
             "after_delete_bytes": after,
         },
     }
+
+
+async def _downloads(
+    options: BenchOptions, client: Client, store: JobStore, job_ids: list[str]
+) -> tuple[Phase, ...]:
+    """With ``options.result``: the first job finished with it, as a worker finishes one,
+    then ``options.downloads`` meshes of its person-frames in each format, in turn."""
+    if options.result is None or not options.downloads or not job_ids:
+        return ()
+    job_id = job_ids[0]
+    if store.start(job_id, BENCH_WORKER) is None:
+        raise ConnectionError(f"job {job_id} could not be started: is a worker taking it?")
+    store.finish(job_id, BENCH_WORKER, {RESULT_NPZ: options.result}, {})
+    frames = [
+        (track.track_id, int(frame))
+        for track in read_result_npz(options.result).tracks
+        for frame in track.frame_ids
+    ]
+    phases = []
+    for fmt, kind in DOWNLOADS.items():
+
+        async def download(index: int, fmt: str = fmt, kind: str = kind) -> Sample:
+            track_id, frame = frames[index % len(frames)]
+            url = f"/jobs/{job_id}/tracks/{track_id}/frames/{frame}.{fmt}"
+            sample, _ = await _timed(client.http, kind, "GET", url)
+            return sample
+
+        phases.append(await _burst(kind, options.downloads, options.concurrency, download))
+    return tuple(phases)
 
 
 async def _warm_up(client: Client) -> None:
@@ -503,6 +553,8 @@ def run_service_bench(options: BenchOptions, settings: ServiceSettings) -> dict[
         "uploads": options.uploads,
         "concurrency": options.concurrency,
         "polls": options.polls,
+        "result": None if options.result is None else str(options.result),
+        "downloads": options.downloads if options.result is not None else 0,
         **measured,
         "cleanup": cleanup,
         "machine": {
@@ -520,7 +572,8 @@ def _on_own_gateway(
     the measured part, the gateway's description, and what the cleanup left."""
     prefix = bench_prefix(settings)
     api_key = secrets.token_urlsafe(API_KEY_BYTES)
-    requests = options.uploads + options.polls + options.uploads + WARMUP_REQUESTS  # deletes
+    downloads = len(DOWNLOADS) * options.downloads if options.result is not None else 0
+    requests = options.uploads + options.polls + options.uploads + WARMUP_REQUESTS + downloads
     ours = bench_settings(settings, prefix, api_key, options, requests)
     try:
         with (

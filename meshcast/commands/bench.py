@@ -529,6 +529,13 @@ def outputs_command(
 @click.option("--stalled", type=int, default=0, show_default=True,
               help="Slow clients: uploads held open throughout, stalled after their first "
                    "64 KiB.")  # fmt: skip
+@click.option("--result", type=click.Path(path_type=Path), default=None,
+              help="A `meshcast run` folder or its result.npz: one uploaded job is finished "
+                   "with it, as a worker would, and its meshes downloaded (its own gateway "
+                   "only).")  # fmt: skip
+@click.option("--downloads", type=int, default=100, show_default=True,
+              help="With --result: OBJ, then PLY downloads of its person-frames in turn, "
+                   "each posed by the gateway.")  # fmt: skip
 @click.pass_context
 def service_command(
     ctx: click.Context,
@@ -541,9 +548,12 @@ def service_command(
     concurrency: int,
     polls: int,
     stalled: int,
+    result: Path | None,
+    downloads: int,
 ) -> None:
-    """The gateway under load: UPLOADS concurrent uploads, a burst of POLLS status polls, the
-    jobs deleted, all while STALLED slow uploads hold their connections. JSON: p50/p99 latency
+    """The gateway under load: UPLOADS concurrent uploads, with --result a burst of mesh
+    downloads of a finished job, a burst of POLLS status polls, the jobs deleted, all while
+    STALLED slow uploads hold their connections. JSON: p50/p99 latency
     and throughput per kind of request, errors by status and code, and the Redis memory the
     jobs held before and after their deletion.
 
@@ -560,13 +570,18 @@ def service_command(
     from meshcast.bench_service import BenchOptions, run_service_bench
     from meshcast.commands.demo import CLIP
     from meshcast.service_config import load_service_settings
+    from service.outputs import RESULT_NPZ
 
     if url is None and ctx.get_parameter_source("api_key") is ParameterSource.ENVIRONMENT:
         api_key = None  # a key in the environment is for --url; the bench makes its own
     settings = load_service_settings(config_file)
     if redis_url is not None:
         settings = settings.model_copy(update={"redis_url": redis_url})
-    options = BenchOptions(video or CLIP, uploads, concurrency, polls, url, api_key, stalled)
+    if result is not None and result.is_dir():
+        result = result / RESULT_NPZ
+    options = BenchOptions(
+        video or CLIP, uploads, concurrency, polls, url, api_key, stalled, result, downloads
+    )
     report = run_service_bench(options, settings)
     for kind, stats in report["requests"].items():
         click.echo(

@@ -22,9 +22,9 @@ pieces); the zip's directory gives the entry, its local header and the ``.npy`` 
 offset, and one read fetches the row. A download reads a few buffers of Redis (134 KB in 6
 reads for the tests' result), whatever the video's length.
 
-Measured on two cores busy with a training, on a real Redis: the stored ``result.npz``'s growth
-per person-frame, and the median time of a download through the gateway (the 7 person-frames
-of ``tests/support/video_results.py``, 30 times each, per format):
+When this was chosen, on two cores busy with a training, on a real Redis: the stored
+``result.npz``'s growth per person-frame, and the median time of a download through the
+gateway (the 7 person-frames of ``tests/support/video_results.py``, 30 times each, per format):
 
 =======================================  ====================  =======  =======
                                          result.npz            PLY      OBJ
@@ -34,47 +34,10 @@ after (parameters stored, frame posed)     1,753 B / person-f  16 ms    42 ms
 =======================================  ====================  =======  =======
 
 Posing takes about 5 ms of a download (one thread; a batch of one, see above); an OBJ's time
-is formatting its numbers. The figures vary by a few milliseconds from run to run. "Before" is
-the same command at commit 4cda35b, whose ``write_result_npz`` took the body model
-(``torch_mesh_vertices(load_body_model("standin"))``) and whose ``create_app`` took no body::
-
-    OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python - <<'EOF'
-    import statistics, tempfile, time, dataclasses as dc, numpy as np, redis
-    from pathlib import Path
-    from service.gateway import create_app
-    from service.gateway.frame_meshes import load_frame_body
-    from service.jobs import JobStore
-    from service.outputs.result_files import PER_FRAME_KEYS, write_result_npz
-    from tests.support.bundles import service_bundle
-    from tests.support.gateway import ALICE, RunningGateway, gateway_settings, serve
-    from tests.support.video_results import make_video_result
-    from training.body import load_body_model
-    result = make_video_result(load_body_model("standin"))  # 2 people, 7 person-frames
-    def size(times):  # result.npz with every track's rows repeated
-        tracks = [dc.replace(t, **{f: np.concatenate([getattr(t, f)] * times)
-                  for f in PER_FRAME_KEYS.values()}) for t in result.tracks]
-        return write_result_npz(dc.replace(result, tracks=tuple(tracks)), "/tmp/r.npz")
-    print("bytes per person-frame:", (size(20).stat().st_size - size(10).stat().st_size) / 70)
-    settings = gateway_settings("redis://127.0.0.1:6379/0", "measure:")
-    client = redis.Redis.from_url(settings.redis_url)
-    store = JobStore(client, settings.store)
-    job = store.create(ALICE).id
-    store.append_video(job, b"video")
-    store.start(job, "w")
-    store.finish(job, "w", {"result.npz": write_result_npz(result, "/tmp/r.npz")}, {})
-    app = create_app(settings, load_frame_body(service_bundle(Path(tempfile.mkdtemp()))))
-    with serve(app) as url, RunningGateway(url, settings, store, client, "").client() as http:
-        for fmt in ("ply", "obj"):
-            took = []
-            for _ in range(30):
-                for track in result.tracks:
-                    for frame in track.frame_ids.tolist():
-                        started = time.perf_counter()
-                        http.get(f"/jobs/{job}/tracks/{track.track_id}/frames/{frame}.{fmt}")
-                        took.append(time.perf_counter() - started)
-            print(fmt, "median ms:", 1e3 * statistics.median(took))
-    store.delete(job)
-    EOF
+was then mostly formatting its numbers. "Before" was commit 4cda35b, whose
+``write_result_npz`` took the body model. The downloads' times are measured now by ``meshcast
+bench service --result RESULT`` (a ``meshcast run`` result: one job finished with it, its
+meshes fetched through a gateway of the bench's own; docs/results.md).
 """
 
 from __future__ import annotations

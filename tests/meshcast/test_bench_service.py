@@ -14,11 +14,15 @@ import redis
 from meshcast.commands.demo import CLIP
 from service.gateway import create_app
 from service.gateway.frame_meshes import load_frame_body
+from service.outputs import RESULT_NPZ
+from service.outputs.result_files import write_result_npz
 from service.settings import UploadLimits
 from tests.meshcast.test_run import meshcast, one_error_line
 from tests.support.gateway import ALICE, SECRETS, gateway_settings, serve
 from tests.support.redis_server import free_loopback_port
+from tests.support.video_results import make_video_result
 from tests.support.worker_process import write_settings
+from training.body import load_body_model
 
 UPLOADS, CONCURRENCY, POLLS = 5, 5, 20
 STALLED = 5  # slow uploads held open while its own gateway is measured
@@ -91,6 +95,22 @@ def test_on_its_own_gateway_it_measures_and_leaves_nothing(
     assert list(redis_client.scan_iter(match=f"{redis_prefix}*")) == []
 
 
+def test_with_a_result_it_times_the_gateways_mesh_downloads(
+    config: Path, redis_prefix: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """One job finished with a result: each download poses a frame's mesh in the gateway."""
+    result = write_result_npz(make_video_result(load_body_model("standin")), tmp_path / RESULT_NPZ)
+    report = bench("--config", str(config), "--result", str(tmp_path), "--downloads", "4")
+    assert (report["result"], report["downloads"]) == (str(result), 4)
+    for kind in ("download_obj", "download_ply"):
+        stats = report["requests"][kind]
+        assert stats["count"] == stats["ok"] == 4
+        assert 0 < stats["p50_ms"] <= stats["max_ms"]
+    assert report["errors"] == {"count": 0, "by_status": {}}
+    assert report["redis_memory"]["after_delete_bytes"] == 0  # the result went with its job
+    assert list(redis_client.scan_iter(match=f"{redis_prefix}*")) == []
+
+
 def test_on_a_running_gateway_it_deletes_its_jobs(
     redis_url: str, redis_prefix: str, redis_client: redis.Redis, bundle: Path, tmp_path: Path
 ) -> None:
@@ -123,6 +143,11 @@ def test_on_a_running_gateway_it_deletes_its_jobs(
         (("--url", "http://127.0.0.1:9"), "needs the gateway's API key"),
         (("--url", "ftp://gateway", "--key", "k"), "is not an http:// or https:// URL"),
         (("--key", "k"), "--key is for a gateway of --url"),
+        (("--result", "no-such-result.npz"), "no such result.npz"),
+        (
+            ("--url", "http://127.0.0.1:9", "--key", "k", "--result", "r.npz"),
+            "--result finishes a job itself",
+        ),
     ],
 )
 def test_bad_arguments_are_one_line(config: Path, args: tuple[str, ...], says: str) -> None:

@@ -129,9 +129,9 @@ def summarise(matched: Matched, missed: float, videos: int) -> FrontendError:
     track, frame = matched.track, matched.frame
     follows = (track[1:] == track[:-1]) & (frame[1:] == frame[:-1] + 1)  # row i+1 after i
 
-    offsets = matched.landmarks[..., :2] - matched.truth  # (M, 33, 2)
-    visible = matched.landmarks[..., 2] >= VISIBLE  # (M, 33)
-    distances, turns, residuals, failed = frame_errors(matched)
+    offsets, visible, distances, turns, residuals, failed = frame_errors(
+        matched.landmarks, matched.truth, matched.world, matched.body
+    )
     angles = np.linalg.norm(turns, axis=1)
     runs = np.count_nonzero(failed[1:] & ~(failed[:-1] & follows)) + int(failed[0])
 
@@ -163,22 +163,28 @@ def summarise(matched: Matched, missed: float, videos: int) -> FrontendError:
 class FrameErrors(NamedTuple):
     """How far each matched person-frame's landmarks are from the body's."""
 
+    offsets: np.ndarray  # (M, 33, 2) the landmarks less the body's, box sides
+    visible: np.ndarray  # (M, 33) bool: the landmarks reported visible
     distances: np.ndarray  # (M, 33) visible landmarks' distance, box sides; NaN where hidden
     turns: np.ndarray  # (M, 3) the metric points' best turn onto the body's, degrees
     residuals: np.ndarray  # (M, 33, 3) the metric points' offsets after that turn, metres
     failed: np.ndarray  # (M,) bool: a wrong skeleton (see the module's docstring)
 
 
-def frame_errors(matched: Matched) -> FrameErrors:
-    """Each of ``matched``'s person-frames' errors, and whether the front-end failed there."""
-    offsets = matched.landmarks[..., :2] - matched.truth  # (M, 33, 2)
-    visible = matched.landmarks[..., 2] >= VISIBLE  # (M, 33)
+def frame_errors(
+    landmarks: np.ndarray, truth: np.ndarray, world: np.ndarray, body: np.ndarray
+) -> FrameErrors:
+    """Each person-frame's errors, and whether the front-end failed there: ``landmarks (M, 33,
+    3)`` and ``truth (M, 33, 2)`` as :class:`Matched` holds them, the metric points ``world``
+    and the body's ``body`` ``(M, 33, 3)``."""
+    offsets = landmarks[..., :2] - truth  # (M, 33, 2)
+    visible = landmarks[..., 2] >= VISIBLE  # (M, 33)
     distances = np.where(visible, np.linalg.norm(offsets, axis=-1), np.nan)
     with np.errstate(all="ignore"):
         skeleton_off = np.nanmedian(distances, axis=1) > FAILED_POSITION  # all-NaN: False
-    turns, residuals = best_turns(matched.body, matched.world)
+    turns, residuals = best_turns(body, world)
     failed = skeleton_off | (np.linalg.norm(turns, axis=1) >= FAILURE_DEGREES)
-    return FrameErrors(distances, turns, residuals, failed)
+    return FrameErrors(offsets, visible, distances, turns, residuals, failed)
 
 
 def in_box_units(pixels: np.ndarray, boxes: np.ndarray) -> np.ndarray:

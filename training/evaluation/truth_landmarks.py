@@ -29,7 +29,7 @@ from training.body import BodyModel, load_body_model
 from training.body.landmarks import NUM_LANDMARKS
 from training.data.dataset_file import read_dataset_file
 from training.evaluation.defaults import Swap
-from training.evaluation.frontend_error import Matched, frame_errors, in_box_units, true_landmarks
+from training.evaluation.frontend_error import frame_errors, in_box_units, true_landmarks
 from training.evaluation.video_scoring import TRACK_NAME, match_tracks, track_column
 
 _XY, _VISIBILITY = slice(0, 2), 2
@@ -87,16 +87,9 @@ def _failed(
     boxes = track_column(result, "boxes", (4,), np.float64)[predicted[seen]]
     reported = landmarks[predicted[seen]]
     reported[..., _XY] = in_box_units(reported[..., _XY], boxes)
-    matched = Matched(
-        track=np.zeros(len(boxes), dtype=str),
-        frame=np.zeros(len(boxes), dtype=np.int64),
-        landmarks=reported,
-        truth=in_box_units(pixels[seen], boxes),
-        world=metric[predicted[seen]],
-        body=world[seen],
-    )
+    truth = in_box_units(pixels[seen], boxes)
     failed = np.zeros(len(predicted), dtype=bool)
-    failed[seen] = frame_errors(matched).failed
+    failed[seen] = frame_errors(reported, truth, metric[predicted[seen]], world[seen]).failed
     return failed
 
 

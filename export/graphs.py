@@ -14,10 +14,9 @@
   Loop or If nodes.
 - ``body``: an SMPL-format body, ``rotmat (B, 24, 3, 3)``, ``betas (B, 10)`` →
   ``vertices (B, V, 3)``, ``joints (B, 24, 3)``: linear blend skinning as ``smplx.lbs`` computes
-  it, with the kinematic chain walked over a Python list of parents (smplx indexes a list with
-  tensors, which the exporter refuses). A body without pose correctives (the stand-in's are all
-  zero) leaves them out of the graph: they would be most of its file (34 of the stand-in's
-  38.6 MB).
+  it, its kinematic chain composed one tree level at a time (:class:`BodyGraph` says why). A
+  body without pose correctives (the stand-in's are all zero) leaves them out of the graph: they
+  would be most of its file (34 of the stand-in's 38.6 MB).
 
 The networks stay the training code's own modules: these wrappers only pick inputs and outputs.
 """
@@ -190,28 +189,78 @@ def with_standardised_kernels(module: nn.Module) -> nn.Module:
 
 
 class BodyGraph(nn.Module):
-    """An SMPL-format body's forward pass from rotation matrices, as ``smplx.lbs`` computes it.
+    """An SMPL-format body's forward pass from rotation matrices: ``smplx.lbs``'s linear blend
+    skinning, laid out for onnxruntime to run one frame at a time quickly.
 
-    The kinematic chain composes each joint's rotation and offset with its parent's, walking
-    ``parents`` as a Python list; skinning blends the joints' rigid transforms by the skinning
-    weights. ``V`` is the body's vertex count.
+    The outputs and the gateway pose every person-frame alone (:mod:`service.outputs.meshes`),
+    so a run of one row is what counts, and there a graph's cost is mostly its number of nodes
+    and the copies its layouts force. Hence, with the same arithmetic as smplx up to float32
+    rounding:
+
+    - the rest joints come from β directly: the joint regressor is linear, so it is applied
+      to the template and to each shape direction once, here (``J(T + S β) = J T + (J S) β``);
+    - the kinematic chain composes ``(4, 4)`` transforms one tree level at a time (every joint
+      of a level in one matrix product) instead of one joint at a time;
+    - the vertices are kept as ``(B, 3, V)``, coordinates first, so that the shape directions,
+      the skinning weights' product and the blend are plain matrix products and contiguous
+      multiply-adds, turned to ``(B, V, 3)`` once at the end.
+
+    ``V`` is the body's vertex count.
     """
 
-    v_template: Tensor
-    shapedirs: Tensor
-    posedirs: Tensor | None  # None: the body has no pose correctives (all zero)
-    J_regressor: Tensor
-    lbs_weights: Tensor
+    template: Tensor  # (3, V)
+    shape_basis: Tensor  # (10, 3·V): each β's offsets, coordinates first
+    joint_template: Tensor  # (24, 3): the template's joints
+    joint_basis: Tensor  # (10, 24·3): each β's joint offsets
+    posedirs: Tensor | None  # (207, 3·V); None: the body has no pose correctives (all zero)
+    weights: Tensor  # (24, V): the skinning weights, joints first
+    level_order: Tensor  # (24,): the joints by tree level, root first
+    joint_order: Tensor  # (24,): where each joint lies in level_order
+    parent_index: Tensor  # (24,): each joint's parent (the root: itself)
+    has_parent: Tensor  # (24, 1): 0 for the root, 1 for every other joint
+    homogeneous_row: Tensor  # (4,): a transform's last row
 
     def __init__(self, body: BodyModel) -> None:
         super().__init__()
-        self.parents: list[int] = [int(p) for p in body.parents.tolist()]
-        for name in ("v_template", "shapedirs", "J_regressor", "lbs_weights"):
-            self.register_buffer(name, getattr(body, name).detach().clone())
+        vertices = body.v_template.detach().double()  # (V, 3)
+        shapedirs = body.shapedirs.detach().double()  # (V, 3, 10)
+        regressor = body.J_regressor.detach().double()  # (24, V)
+        num_betas = shapedirs.shape[-1]
+        self.register_buffer("template", vertices.T.contiguous().float())
+        self.register_buffer(
+            "shape_basis", shapedirs.permute(2, 1, 0).reshape(num_betas, -1).contiguous().float()
+        )
+        self.register_buffer("joint_template", (regressor @ vertices).float())
+        joint_basis = torch.einsum("jv,vkl->ljk", regressor, shapedirs)  # (10, 24, 3)
+        self.register_buffer("joint_basis", joint_basis.reshape(num_betas, -1).float())
         # The stand-in's correctives are all zero: adding them changes nothing, and their
         # (207, V·3) matrix would be most of body.onnx. SMPL's are real and stay.
-        posedirs = body.posedirs.detach().clone() if body.posedirs.any() else None
+        posedirs = None
+        if body.posedirs.any():
+            per_vertex = body.posedirs.detach().reshape(body.posedirs.shape[0], -1, 3)
+            posedirs = per_vertex.transpose(1, 2).reshape(body.posedirs.shape[0], -1)
         self.register_buffer("posedirs", posedirs)
+        self.register_buffer("weights", body.lbs_weights.detach().T.contiguous().float())
+
+        parents = [int(p) for p in body.parents.tolist()]
+        depth: list[int] = []
+        for parent in parents:  # parents come before their children
+            depth.append(0 if parent < 0 else depth[parent] + 1)
+        levels = [[j for j, d in enumerate(depth) if d == level] for level in range(max(depth) + 1)]
+        order = [joint for level in levels for joint in level]
+        self.level_sizes = [len(level) for level in levels]
+        slot = {joint: index for level in levels for index, joint in enumerate(level)}
+        # For each level after the root's, where each joint's parent lies in the level before.
+        self.parent_slots = [[slot[parents[joint]] for joint in level] for level in levels[1:]]
+        self.register_buffer("level_order", torch.tensor(order))
+        self.register_buffer(
+            "joint_order", torch.tensor([order.index(j) for j in range(len(order))])
+        )
+        self.register_buffer(
+            "parent_index", torch.tensor([j if p < 0 else p for j, p in enumerate(parents)])
+        )
+        self.register_buffer("has_parent", torch.tensor([[float(p >= 0)] for p in parents]))
+        self.register_buffer("homogeneous_row", torch.tensor([0.0, 0.0, 0.0, 1.0]))
 
     def forward(self, rotmat: Tensor, betas: Tensor) -> tuple[Tensor, Tensor]:
         """Pose and shape the body.
@@ -223,40 +272,42 @@ class BodyGraph(nn.Module):
         Returns:
             ``vertices (B, V, 3)`` and ``joints (B, 24, 3)`` in metres.
         """
-        b = betas.shape[0]
-        shaped = self.v_template + torch.einsum("bl,vkl->bvk", betas, self.shapedirs)  # (B, V, 3)
-        rest_joints = torch.einsum("jv,bvk->bjk", self.J_regressor, shaped)  # (B, 24, 3)
-        posed = shaped  # (B, V, 3)
+        b, joints_count = rotmat.shape[:2]
+        shaped = self.template + (betas @ self.shape_basis).reshape(b, 3, -1)  # (B, 3, V)
+        rest = self.joint_template + (betas @ self.joint_basis).reshape(b, -1, 3)  # (B, 24, 3)
         if self.posedirs is not None:
-            # Pose correctives read (R - I) of the 23 non-root joints: (B, 207) @ (207, V·3).
+            # Pose correctives read (R - I) of the 23 non-root joints: (B, 207) @ (207, 3·V).
             identity = torch.eye(3, dtype=rotmat.dtype, device=rotmat.device)
             pose_feature = (rotmat[:, 1:] - identity).reshape(b, -1)
-            posed = shaped + (pose_feature @ self.posedirs).reshape(b, -1, 3)
+            shaped = shaped + (pose_feature @ self.posedirs).reshape(b, 3, -1)
 
-        # World rotation and position of each joint, parents before children.
-        rotations: list[Tensor] = []  # (B, 3, 3) each
-        positions: list[Tensor] = []  # (B, 3) each
-        for joint, parent in enumerate(self.parents):
-            if parent < 0:
-                rotations.append(rotmat[:, joint])
-                positions.append(rest_joints[:, joint])
-                continue
-            offset = rest_joints[:, joint] - rest_joints[:, parent]  # (B, 3) in the rest pose
-            rotations.append(rotations[parent] @ rotmat[:, joint])
-            positions.append(positions[parent] + (rotations[parent] @ offset[..., None])[..., 0])
-        world = torch.stack(rotations, dim=1)  # (B, 24, 3, 3)
-        joints = torch.stack(positions, dim=1)  # (B, 24, 3)
+        # Each joint's transform relative to its parent: its rotation, and its rest offset from
+        # the parent (the root's from the origin), as (4, 4) matrices in level order.
+        offsets = rest - self.has_parent * rest[:, self.parent_index]  # (B, 24, 3)
+        local = torch.cat([rotmat, offsets[..., None]], dim=-1)  # (B, 24, 3, 4)
+        bottom = self.homogeneous_row.expand(b, joints_count, 1, 4)
+        local = torch.cat([local, bottom], dim=-2)[:, self.level_order]  # (B, 24, 4, 4)
+        by_level = torch.split(local, self.level_sizes, dim=1)
+        chain = [by_level[0]]
+        for level, slots in zip(by_level[1:], self.parent_slots, strict=True):
+            chain.append(chain[-1][:, slots] @ level)
+        world = torch.cat(chain, dim=1)[:, self.joint_order, :3]  # (B, 24, 3, 4)
+        joints = world[..., 3]  # (B, 24, 3)
 
         # Each joint moves a rest-pose point x to R_j x + (p_j - R_j J_j); skinning blends the
-        # joints' (3, 4) transforms by the weights in one matrix product, then applies each
-        # vertex's blend by multiplying and summing: onnxruntime runs a batch of V (3, 3) @
-        # (3, 1) products as V small ones: 3.4 times slower at 64 frames, 1.5 at one (`meshcast
-        # bench graphs BUNDLE --batch 1 --batch 64`, docs/results.md).
-        shift = joints - (world @ rest_joints[..., None])[..., 0]  # (B, 24, 3)
-        transforms = torch.cat([world, shift[..., None]], dim=-1).reshape(b, -1, 12)  # (B, 24, 12)
-        blended = (self.lbs_weights @ transforms).reshape(b, -1, 3, 4)  # (B, V, 3, 4)
-        vertices = (blended[..., :3] * posed[:, :, None, :]).sum(-1) + blended[..., 3]
-        return vertices, joints
+        # joints' (3, 4) transforms by the weights, (B, 12, 24) @ (24, V), then applies each
+        # vertex's blend to it, coordinate by coordinate.
+        shift = joints - (world[..., :3] @ rest[..., None])[..., 0]  # (B, 24, 3)
+        transforms = torch.cat([world[..., :3], shift[..., None]], dim=-1)  # (B, 24, 3, 4)
+        blended = transforms.reshape(b, joints_count, 12).transpose(1, 2) @ self.weights
+        blended = blended.reshape(b, 3, 4, -1)  # (B, 3, 4, V): row, column, vertex
+        vertices = (
+            blended[:, :, 0] * shaped[:, None, 0]
+            + blended[:, :, 1] * shaped[:, None, 1]
+            + blended[:, :, 2] * shaped[:, None, 2]
+            + blended[:, :, 3]
+        )  # (B, 3, V)
+        return vertices.transpose(1, 2), joints
 
 
 def crop_settings(recipe: Recipe) -> tuple[int, float]:

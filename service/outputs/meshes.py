@@ -33,7 +33,8 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Collection
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
@@ -58,10 +59,12 @@ OBJ_FIRST_INDEX = 1
 VERTICES_PER_FACE = 3
 # A PLY face: its vertex count as one byte, then the indices as little-endian int32.
 PLY_FACE_DTYPE = np.dtype([("count", "u1"), ("indices", "<i4", (VERTICES_PER_FACE,))])
-# MeshFiles: threads that format and write files while the pass goes on (two: the machines
-# this runs on have two cores or more, and the pass itself is one thread), and the people
-# whose files may wait at once (8 × under 2 MB of vertices and bytes).
-MESH_WRITER_THREADS = 2
+# MeshFiles: a process of its own formats and writes the files while the pass goes on. On
+# threads of the caller's process the formatting held its interpreter lock against the
+# preview's drawing, which calls OpenCV once a triangle (docs/results.md). One process: the
+# pass takes a core, the writer the other of two. At most this many people wait at once
+# (8 × 161 KiB of vertices for the stand-in body).
+MESH_WRITER_PROCESSES = 1
 MESH_FILES_IN_FLIGHT = 8
 # A byte the OBJ formatter leaves where no character is printed (a sign or leading digit not
 # needed), dropped before the text is returned.
@@ -238,10 +241,11 @@ class MeshFiles:
     """Writes posed people's mesh files into ``folder`` (:func:`mesh_path`), one file per
     person, frame and format, as their poses come (:mod:`.posed_frames`).
 
-    A context manager: the files are formatted and written by :data:`MESH_WRITER_THREADS`
-    threads while the caller goes on (numpy and file writes let go of the GIL), at most
-    :data:`MESH_FILES_IN_FLIGHT` people at a time, so memory stays flat; leaving waits for
-    them, and the first error of a thread is raised by the next ``write`` or on leaving.
+    A context manager: the files are formatted and written by :data:`MESH_WRITER_PROCESSES`
+    process (started with the first person, with Python's default way of starting one) while
+    the caller goes on, at most :data:`MESH_FILES_IN_FLIGHT` people at a time, so memory stays
+    flat; leaving waits for them, and the first error of the writer is raised by the next
+    ``write`` or on leaving.
     """
 
     def __init__(
@@ -258,7 +262,7 @@ class MeshFiles:
         self.camera_frame = camera_frame
         self.written: dict[MeshFormat, list[Path]] = {fmt: [] for fmt in self.formats}
         self._track_folders: set[int] = set()
-        self._threads = ThreadPoolExecutor(MESH_WRITER_THREADS, thread_name_prefix="meshes")
+        self._writer: ProcessPoolExecutor | None = None
         self._slots = threading.BoundedSemaphore(MESH_FILES_IN_FLIGHT)
         self._error: BaseException | None = None
 
@@ -271,7 +275,8 @@ class MeshFiles:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._threads.shutdown(wait=True)
+        if self._writer is not None:
+            self._writer.shutdown(wait=True, cancel_futures=error is not None)
         if self._error is not None and error is None:
             raise self._error
 
@@ -279,7 +284,7 @@ class MeshFiles:
         """Have ``person``'s files written, one per format.
 
         Raises:
-            Exception: what an earlier person's writing raised.
+            Exception: what writing an earlier person's files raised.
         """
         if self._error is not None:
             raise self._error
@@ -290,23 +295,66 @@ class MeshFiles:
         paths = [self.folder / mesh_path(track_id, person.frame_id, fmt) for fmt in self.formats]
         for fmt, path in zip(self.formats, paths, strict=True):
             self.written[fmt].append(path)
+        if self._writer is None:
+            writer = _PersonFiles(self.faces, self.formats, self.camera_frame)
+            self._writer = ProcessPoolExecutor(
+                MESH_WRITER_PROCESSES, initializer=_start_writer, initargs=(writer,)
+            )
         self._slots.acquire()
-        self._threads.submit(self._write_files, person, paths).add_done_callback(self._done)
+        vertices, translation = person.vertices, person.translation
+        written = self._writer.submit(
+            _write_person, vertices, translation, track_id, person.frame_id, paths
+        )
+        written.add_done_callback(self._done)
 
-    def _write_files(self, person: PosedPerson, paths: list[Path]) -> None:
-        vertices = person.vertices
+    def _done(self, written: Future[None]) -> None:
+        self._slots.release()
+        if not written.cancelled() and written.exception() is not None and self._error is None:
+            self._error = written.exception()
+
+
+@dataclass(frozen=True)
+class _PersonFiles:
+    """What the writer process needs to make a person's files beyond the person: the body's
+    faces (sent once, not with every person), the formats and the frame."""
+
+    faces: np.ndarray
+    formats: tuple[MeshFormat, ...]
+    camera_frame: bool
+
+    def write(
+        self,
+        vertices: np.ndarray,
+        translation: np.ndarray,
+        track_id: int,
+        frame_id: int,
+        paths: list[Path],
+    ) -> None:
+        """Write one person-frame's files, one a format, to ``paths``."""
         if self.camera_frame:
-            vertices = in_camera_frame(vertices, person.translation)
-        track_id, frame_id = person.track.track_id, person.frame_id
+            vertices = in_camera_frame(vertices, translation)
         for fmt, path in zip(self.formats, paths, strict=True):
             path.write_bytes(
                 frame_mesh_bytes(vertices, self.faces, fmt, track_id, frame_id, self.camera_frame)
             )
 
-    def _done(self, written: Future[None]) -> None:
-        self._slots.release()
-        if written.exception() is not None and self._error is None:
-            self._error = written.exception()
+
+# In the writer process: its _PersonFiles, set once when it starts.
+_process_files: _PersonFiles | None = None
+
+
+def _start_writer(files: _PersonFiles) -> None:
+    """A writer process's start: keep what every person's files need."""
+    global _process_files
+    _process_files = files
+
+
+def _write_person(
+    vertices: np.ndarray, translation: np.ndarray, track_id: int, frame_id: int, paths: list[Path]
+) -> None:
+    """In the writer process: one person-frame's files."""
+    assert _process_files is not None, "the writer process was started without its files"
+    _process_files.write(vertices, translation, track_id, frame_id, paths)
 
 
 def write_meshes(

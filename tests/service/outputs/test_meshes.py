@@ -138,3 +138,14 @@ def test_the_writer_poses_each_frame_alone(
 
     write_meshes(video_result, tmp_path, counting_pose)
     assert asked == [1] * sum(len(track) for track in video_result.tracks)
+
+
+def test_a_file_the_writer_cannot_make_is_raised_on_leaving(
+    tmp_path: Path, video_result: VideoResult, pose: MeshVertices
+) -> None:
+    """The files are written by a process of their own: what it raises reaches the caller."""
+    track = video_result.tracks[0]
+    frame_id = int(track.frame_ids[0])
+    (tmp_path / mesh_path(track.track_id, frame_id, "obj")).mkdir(parents=True)  # in its way
+    with pytest.raises(IsADirectoryError, match=f"frame_{frame_id:06d}.obj"):
+        write_meshes(video_result, tmp_path, pose)

@@ -1,8 +1,9 @@
 """The web page as the README shows it: a video uploaded through the page to a running
 gateway, followed to the end, and the viewer screenshotted at one moment of the video, in
-Debian's chromium (as the page's test drives it).
+Debian's chromium (as the page's test drives it, with its helper: run from the repository's
+root with ``PYTHONPATH=.``).
 
-    python docs/web_figure.py --url http://127.0.0.1:8000 --key example-key-change-me \\
+    PYTHONPATH=. python docs/web_figure.py --url http://127.0.0.1:8000 --key example-key-change-me \\
         --video meshcast/assets/vtest_clip.mp4 --at 3.0 docs/web_vtest.png
 """
 

@@ -14,8 +14,8 @@ file on download from the parameters alone (:mod:`service.gateway.frame_meshes`)
 run, never a batch: the bundle's ``body.onnx`` rounds a frame's float32 vertices otherwise (by
 up to 6e-7 m) in a batch of another size, as onnxruntime's CPU kernels sum in another order for
 another shape, so only a frame posed alone everywhere makes the same bytes in ``meshcast
-run``'s files and in the gateway's downloads (alone costs 1.8 times a share of its frame's
-batch: ``meshcast bench outputs``, docs/results.md).
+run``'s files and in the gateway's downloads (alone costs 1.3 times a share of its frame's
+batch, 0.30 against 0.22 ms for the stand-in: ``meshcast bench outputs``, docs/results.md).
 
 Written with numpy rather than a mesh library: both formats are a few lines of header around
 arrays, and one vectorised formatting per file keeps thousands of them (every person and frame

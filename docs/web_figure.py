@@ -3,8 +3,9 @@ gateway, followed to the end, and the viewer screenshotted at one moment of the 
 Debian's chromium (as the page's test drives it, with its helper: run from the repository's
 root with ``PYTHONPATH=.``).
 
-    PYTHONPATH=. python docs/web_figure.py --url http://127.0.0.1:8000 --key example-key-change-me \\
-        --video meshcast/assets/vtest_clip.mp4 --at 3.0 docs/web_vtest.png
+    PYTHONPATH=. python docs/web_figure.py --url http://127.0.0.1:8000 \\
+        --key example-key-change-me --video meshcast/assets/vtest_clip.mp4 --at 3.0 \\
+        docs/web_vtest.png
 """
 
 from __future__ import annotations

@@ -4,8 +4,13 @@ When the detector searches only every N-th frame (:attr:`~service.pipeline.run.D
 every`), someone who walks in would wait for the next searched frame. So every frame is compared
 with the one before, grey and small: where pixels changed outside every followed person's region
 (their boxes, widened by how far a person moves between frames), in a patch as large as a
-distant person, something new moves and the frame is searched. A moving camera moves everything,
-and then every frame is searched, as with N = 1: the cue can cost speed, never people.
+distant person, something new moves and the frame is searched.
+
+A camera that pans or tilts moves the whole picture: the frame before is first shifted by the
+picture's own movement, found by phase correlation (a translation, in whole and part pixels), so
+that only what moves in the scene differs, and the strip that came into view at the edge is not
+compared. A camera that zooms, turns or shakes faster than that still moves everything, and then
+every frame is searched, as with N = 1: the cue can cost speed, never people.
 """
 
 from __future__ import annotations
@@ -41,6 +46,12 @@ class MotionConfig(BaseModel):
     # tracks (`meshcast bench motion`, docs/results.md): the cue fires on 4 % of its frames,
     # for 22 of its 49 new tracks; at 160 pixels wide, 25 grey levels and 0.2 %, for 2.
     min_area: float = Field(default=0.001, gt=0.0, lt=1.0)
+    # The picture moved as a whole (a camera panning) when phase correlation finds a shift of
+    # at least this many pixels of the small frame, with a peak of at least camera_response
+    # (OpenCV's normalised response, 0–1): a still camera's frames give shifts of hundredths of
+    # a pixel, and a scene with no single movement a flat, low peak. None: never shift.
+    camera_shift: float | None = Field(default=0.5, gt=0.0)
+    camera_response: float = Field(default=0.2, ge=0.0, le=1.0)
 
 
 class NewMotion:
@@ -48,28 +59,55 @@ class NewMotion:
 
     def __init__(self, config: MotionConfig) -> None:
         self.config = config
-        self._previous: np.ndarray | None = None  # (h, w) uint8, the last frame small and grey
+        self._previous: np.ndarray | None = None  # (h, w) float32, the last frame small and grey
+        self._window: np.ndarray | None = None  # (h, w) float32, phase correlation's taper
 
     def moves_outside(self, image: np.ndarray, boxes: np.ndarray) -> bool:
         """Whether ``image`` ``(H, W, 3)`` BGR changed from the previous one given, outside
-        ``boxes`` ``(N, 4)`` (x1, y1, x2, y2 pixels), in a patch of ``min_area`` or more.
-        False for the first image, or one of another size."""
+        ``boxes`` ``(N, 4)`` (x1, y1, x2, y2 pixels), in a patch of ``min_area`` or more, once
+        the previous one is shifted by the camera's movement. False for the first image, or
+        one of another size."""
         cfg = self.config
         height, width = image.shape[:2]
         scale = cfg.width / width
         size = (cfg.width, max(1, round(height * scale)))
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA).astype(np.float32)
         previous, self._previous = self._previous, small
         if previous is None or previous.shape != small.shape:
             return False
-        changed = (cv2.absdiff(small, previous) >= cfg.threshold).astype(np.uint8)
+        previous, valid = self._follow_camera(previous, small)
+        changed = ((cv2.absdiff(small, previous) >= cfg.threshold) & valid).astype(np.uint8)
         for x1, y1, x2, y2 in _widened(boxes, cfg.margin) * scale:
             changed[_span(y1, y2, size[1]), _span(x1, x2, size[0])] = 0
         patches = cv2.morphologyEx(changed, cv2.MORPH_OPEN, _OPENING)
         count, _, stats, _ = cv2.connectedComponentsWithStats(patches, connectivity=_CONNECTIVITY)
         largest = stats[1:, cv2.CC_STAT_AREA].max(initial=0)  # row 0 is the background
         return bool(count > 1 and largest >= cfg.min_area * patches.size)
+
+    def _follow_camera(
+        self, previous: np.ndarray, current: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``previous`` ``(h, w)`` shifted by the whole picture's movement to ``current``, and
+        ``(h, w)`` bool: where the shifted frame has a pixel to compare (all, without a shift)."""
+        cfg = self.config
+        everywhere = np.ones(current.shape, bool)
+        if cfg.camera_shift is None:
+            return previous, everywhere
+        if self._window is None or self._window.shape != current.shape:
+            self._window = cv2.createHanningWindow(current.shape[::-1], cv2.CV_32F)
+        # Tapered copies: given the taper, OpenCV 4.14's phaseCorrelate multiplies its inputs
+        # by it in place, and these frames are compared afterwards.
+        tapered = (previous * self._window, current * self._window)
+        (dx, dy), response = cv2.phaseCorrelate(*tapered)
+        if np.hypot(dx, dy) < cfg.camera_shift or response < cfg.camera_response:
+            return previous, everywhere
+        height, width = current.shape
+        move = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+        shifted = cv2.warpAffine(previous, move, (width, height), flags=cv2.INTER_LINEAR)
+        valid = np.zeros(current.shape, bool)
+        valid[_shifted_inside(dy, height), _shifted_inside(dx, width)] = True
+        return shifted, valid
 
 
 def _widened(boxes: np.ndarray, margin: float) -> np.ndarray:
@@ -82,3 +120,9 @@ def _widened(boxes: np.ndarray, margin: float) -> np.ndarray:
 def _span(start: float, stop: float, length: int) -> slice:
     """The whole pixels from ``start`` to ``stop`` (rounded outwards), within ``length``."""
     return slice(max(0, int(np.floor(start))), min(length, int(np.ceil(stop))))
+
+
+def _shifted_inside(shift: float, length: int) -> slice:
+    """The whole pixels ``x`` of a row or column of ``length`` whose source ``x - shift`` lies
+    within it, where a frame shifted by ``shift`` has a pixel."""
+    return slice(max(0, int(np.ceil(shift))), min(length, int(np.floor(length - 1 + shift)) + 1))

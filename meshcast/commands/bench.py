@@ -469,8 +469,16 @@ def preview_command(
 @click.option("--min-area", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
               default=None, help="The smallest changed patch, a share of the frame; default: "
               "the pipeline's.")  # fmt: skip
+@click.option("--still-camera", is_flag=True,
+              help="Compare each frame with the one before as it is, never shifted by the "
+              "camera's movement.")  # fmt: skip
 def motion_command(
-    results: Path, video: Path, width: int | None, threshold: int | None, min_area: float | None
+    results: Path,
+    video: Path,
+    width: int | None,
+    threshold: int | None,
+    min_area: float | None,
+    still_camera: bool,
 ) -> None:
     """The movement cue that calls for a search between the detector's turns, run over VIDEO
     against the new tracks of RESULTS (`meshcast run`'s folder, the detector on every frame),
@@ -482,6 +490,8 @@ def motion_command(
 
     chosen = {"width": width, "threshold": threshold, "min_area": min_area}
     config = MotionConfig(**{name: value for name, value in chosen.items() if value is not None})
+    if still_camera:
+        config = config.model_copy(update={"camera_shift": None})
     click.echo(json.dumps(bench_motion(results / RESULT_NPZ, video, config), indent=2))
 
 

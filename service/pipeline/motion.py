@@ -76,8 +76,7 @@ class NewMotion:
         previous, self._previous = self._previous, small
         if previous is None or previous.shape != small.shape:
             return False
-        previous, valid = self._follow_camera(previous, small)
-        changed = ((cv2.absdiff(small, previous) >= cfg.threshold) & valid).astype(np.uint8)
+        changed = self._changed(previous, small)
         for x1, y1, x2, y2 in _widened(boxes, cfg.margin) * scale:
             changed[_span(y1, y2, size[1]), _span(x1, x2, size[0])] = 0
         patches = cv2.morphologyEx(changed, cv2.MORPH_OPEN, _OPENING)
@@ -85,29 +84,33 @@ class NewMotion:
         largest = stats[1:, cv2.CC_STAT_AREA].max(initial=0)  # row 0 is the background
         return bool(count > 1 and largest >= cfg.min_area * patches.size)
 
-    def _follow_camera(
-        self, previous: np.ndarray, current: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``previous`` ``(h, w)`` shifted by the whole picture's movement to ``current``, and
-        ``(h, w)`` bool: where the shifted frame has a pixel to compare (all, without a shift)."""
+    def _changed(self, previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """``(h, w)`` uint8, 1 where ``current`` differs from ``previous`` by ``threshold`` or
+        more: ``previous`` as it is, or shifted by the whole picture's movement where that
+        leaves fewer pixels changed (movers pull a still camera's correlation peak by up to a
+        pixel, and a shift that follows them would show the whole background as changed)."""
         cfg = self.config
-        everywhere = np.ones(current.shape, bool)
+        changed = cv2.absdiff(current, previous) >= cfg.threshold
         if cfg.camera_shift is None:
-            return previous, everywhere
+            return changed.astype(np.uint8)
         if self._window is None or self._window.shape != current.shape:
             self._window = cv2.createHanningWindow(current.shape[::-1], cv2.CV_32F)
         # Tapered copies: given the taper, OpenCV 4.14's phaseCorrelate multiplies its inputs
         # by it in place, and these frames are compared afterwards.
         tapered = (previous * self._window, current * self._window)
         (dx, dy), response = cv2.phaseCorrelate(*tapered)
-        if np.hypot(dx, dy) < cfg.camera_shift or response < cfg.camera_response:
-            return previous, everywhere
-        height, width = current.shape
-        move = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
-        shifted = cv2.warpAffine(previous, move, (width, height), flags=cv2.INTER_LINEAR)
-        valid = np.zeros(current.shape, bool)
-        valid[_shifted_inside(dy, height), _shifted_inside(dx, width)] = True
-        return shifted, valid
+        if np.hypot(dx, dy) >= cfg.camera_shift and response >= cfg.camera_response:
+            height, width = current.shape
+            move = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+            shifted = cv2.warpAffine(previous, move, (width, height), flags=cv2.INTER_LINEAR)
+            followed = cv2.absdiff(current, shifted) >= cfg.threshold
+            # The strip that came into view has nothing to compare with.
+            valid = np.zeros(current.shape, bool)
+            valid[_shifted_inside(dy, height), _shifted_inside(dx, width)] = True
+            followed &= valid
+            if np.count_nonzero(followed) < np.count_nonzero(changed):
+                changed = followed
+        return changed.astype(np.uint8)
 
 
 def _widened(boxes: np.ndarray, margin: float) -> np.ndarray:

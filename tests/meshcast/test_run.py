@@ -247,6 +247,10 @@ def test_bench_motion_counts_the_cues_firings_against_the_new_tracks(run) -> Non
     assert eager["fired_frames"] > default["fired_frames"]
     assert eager["new_tracks_found"] >= default["new_tracks_found"]
     assert default["ms_per_frame"] > 0
+    # the camera stands still: comparing frames unshifted changes nothing
+    still = bench("--still-camera")
+    assert still["config"]["camera_shift"] is None and default["config"]["camera_shift"]
+    assert still["fired_frames"] == default["fired_frames"]
 
 
 def test_bench_outputs_compares_spinning_and_posing_side_by_side(run, bundle) -> None:

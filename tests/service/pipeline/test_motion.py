@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from service.pipeline.motion import MotionConfig, NewMotion
 
 HEIGHT, WIDTH = 240, 320
 NOBODY = np.zeros((0, 4))
+PAN_PX = 3  # a camera panning right, pixels a frame
+PAN_FRAMES = 10
 
 
 def frame_with(*patches: tuple[int, int, int, int]) -> np.ndarray:
@@ -59,3 +62,37 @@ def test_a_frame_of_another_size_starts_the_comparison_again() -> None:
     motion = NewMotion(MotionConfig())
     motion.moves_outside(frame_with(), NOBODY)
     assert not motion.moves_outside(np.zeros((HEIGHT // 2, WIDTH, 3), np.uint8), NOBODY)
+
+
+def scene() -> np.ndarray:
+    """A background of random grey blocks (8 pixels a side) wider than a frame, for a camera
+    to pan over."""
+    rng = np.random.default_rng(0)
+    width = WIDTH + PAN_PX * PAN_FRAMES
+    blocks = rng.integers(0, 256, (HEIGHT // 8, width // 8 + 1), dtype=np.uint8)
+    grey = np.kron(blocks, np.ones((8, 8), np.uint8))[:, :width]
+    return cv2.GaussianBlur(np.repeat(grey[..., None], 3, axis=2), (3, 3), 0)
+
+
+def panned(view: np.ndarray, frame: int) -> np.ndarray:
+    """What the panning camera sees in ``frame``."""
+    return np.ascontiguousarray(view[:, PAN_PX * frame : PAN_PX * frame + WIDTH])
+
+
+def test_a_panning_camera_is_followed_and_calls_no_search() -> None:
+    view = scene()
+    followed, still = NewMotion(MotionConfig()), NewMotion(MotionConfig(camera_shift=None))
+    searches = {"followed": 0, "still": 0}
+    for frame in range(PAN_FRAMES):
+        searches["followed"] += followed.moves_outside(panned(view, frame), NOBODY)
+        searches["still"] += still.moves_outside(panned(view, frame), NOBODY)
+    assert searches == {"followed": 0, "still": PAN_FRAMES - 1}
+
+
+def test_someone_walking_in_while_the_camera_pans_calls_a_search() -> None:
+    view = scene()
+    motion = NewMotion(MotionConfig())
+    for frame in range(PAN_FRAMES - 1):
+        assert not motion.moves_outside(panned(view, frame), NOBODY)
+    view[60:140, 200:230] = 255  # in the scene, where the camera looks at the last frame
+    assert motion.moves_outside(panned(view, PAN_FRAMES - 1), NOBODY)

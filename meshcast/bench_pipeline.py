@@ -1,17 +1,34 @@
-"""``meshcast bench pipeline``'s measurement: one run of the pipeline (and, when asked, its
-outputs) on a video, timed stage by stage."""
+"""``meshcast bench pipeline``'s measurement: runs of the pipeline (and, when asked, its outputs)
+on a video, timed stage by stage, one a detector schedule."""
 
 from __future__ import annotations
 
+import multiprocessing
+import platform
 import resource
+import tempfile
 import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av
+import cv2
+import numpy as np
+
 from service.bundle import Bundle, Sessions
 from service.outputs import OutputFormat, write_outputs
+from service.outputs.preview import (
+    CODEC_OPTIONS,
+    PIXEL_FORMAT,
+    RATE_DENOMINATOR_LIMIT,
+    preview_codec,
+)
 from service.pipeline.body import BodyMeshes
 from service.pipeline.run import PipelineConfig, process_video
+from service.pipeline.video import probe, read_frames
 
 
 def timed_pipeline(
@@ -85,3 +102,80 @@ def timed_pipeline(
         # Linux reports ru_maxrss in KiB; the process's peak so far (every run before included).
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+def bench_pipeline(
+    video: Path,
+    bundle: Bundle,
+    sessions: Sessions,
+    config: PipelineConfig,
+    *,
+    loops: int = 1,
+    size: tuple[int, int] | None = None,
+    detect_every: Sequence[int] = (),
+    formats: list[OutputFormat] | None = None,
+    npz_vertices: bool = True,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """``meshcast bench pipeline``'s report: :func:`timed_pipeline` on ``video`` (played
+    ``loops`` times over and scaled to ``size`` when asked, written first by a process of its
+    own so that its memory is not counted), once for each of ``detect_every`` (``config``'s
+    schedule when empty), writing ``formats`` when given.
+
+    Returns:
+        One run's figures, or with several schedules ``runs`` and each one's speed against the
+        first (``speed_against_first``, by ``detect_every``).
+    """
+    warming = time.perf_counter()
+    sessions.warm_up(bundle.manifest.window.length)  # as a worker does; on the CPU: nothing
+    head = {
+        "video": str(video),
+        "loops": loops,
+        "warm_up_s": round(time.perf_counter() - warming, 2),
+    }
+    machine = {"processor": platform.processor() or platform.machine(), "threads": threads}
+    reports: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        source = video
+        if loops > 1 or size is not None:
+            source = Path(folder) / f"{video.stem}_x{loops}.mp4"
+            spawn = multiprocessing.get_context("spawn")  # a fresh process: its memory apart
+            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                pool.submit(write_looped_video, video, source, loops, size).result()
+        for every in detect_every or (config.detector.every,):
+            detector = config.detector.model_copy(update={"every": every})
+            timed = config.model_copy(update={"detector": detector})
+            out_dir = Path(folder) / f"outputs_{len(reports)}" if formats is not None else None
+            report = timed_pipeline(
+                source, bundle, sessions, timed, out_dir, formats or [], npz_vertices
+            )
+            reports.append({**head, **report, "machine": machine})
+    if len(reports) == 1:
+        return reports[0]
+    first = reports[0]["ms_per_frame"]["total"]
+    speeds = {str(r["detect_every"]): round(first / r["ms_per_frame"]["total"], 3) for r in reports}
+    return {"runs": reports, "speed_against_first": speeds}
+
+
+def write_looped_video(
+    source: Path, path: Path, loops: int, size: tuple[int, int] | None = None
+) -> None:
+    """Write ``source``'s frames ``loops`` times over to ``path``, resized to ``size``
+    (width, height) if given: H.264 MP4 with the preview's encoder settings, at ``source``'s
+    average frame rate, frames decoded and encoded one at a time."""
+    info = probe(source)
+    codec = preview_codec()
+    with av.open(str(path), mode="w") as container:
+        rate = Fraction(info.fps).limit_denominator(RATE_DENOMINATOR_LIMIT)
+        stream = container.add_stream(codec, rate=rate, options=CODEC_OPTIONS[codec])
+        stream.width, stream.height = size or (info.width, info.height)
+        stream.pix_fmt = PIXEL_FORMAT
+        written = 0
+        for _ in range(loops):
+            for frame in read_frames(source):
+                image = frame.image if size is None else cv2.resize(frame.image, size)
+                encoded = av.VideoFrame.from_ndarray(np.asarray(image, np.uint8), format="bgr24")
+                encoded.pts = written
+                container.mux(stream.encode(encoded))
+                written += 1
+        container.mux(stream.encode(None))

@@ -8,7 +8,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -167,44 +167,6 @@ def parse_size(value: str | None) -> tuple[int, int] | None:
     return width, height
 
 
-def write_looped_video(
-    source: Path, path: Path, loops: int, size: tuple[int, int] | None = None
-) -> None:
-    """Write ``source``'s frames ``loops`` times over to ``path``, resized to ``size``
-    (width, height) if given: H.264 MP4 with the preview's encoder settings, at ``source``'s
-    average frame rate, frames decoded and encoded one at a time."""
-    from fractions import Fraction
-
-    import av
-    import cv2
-    import numpy as np
-
-    from service.outputs.preview import (
-        CODEC_OPTIONS,
-        PIXEL_FORMAT,
-        RATE_DENOMINATOR_LIMIT,
-        preview_codec,
-    )
-    from service.pipeline.video import probe, read_frames
-
-    info = probe(source)
-    codec = preview_codec()
-    with av.open(str(path), mode="w") as container:
-        rate = Fraction(info.fps).limit_denominator(RATE_DENOMINATOR_LIMIT)
-        stream = container.add_stream(codec, rate=rate, options=CODEC_OPTIONS[codec])
-        stream.width, stream.height = size or (info.width, info.height)
-        stream.pix_fmt = PIXEL_FORMAT
-        written = 0
-        for _ in range(loops):
-            for frame in read_frames(source):
-                image = frame.image if size is None else cv2.resize(frame.image, size)
-                encoded = av.VideoFrame.from_ndarray(np.asarray(image, np.uint8), format="bgr24")
-                encoded.pts = written
-                container.mux(stream.encode(encoded))
-                written += 1
-        container.mux(stream.encode(None))
-
-
 @command.command("graphs")
 @click.argument("bundle_dir", metavar="BUNDLE", type=click.Path(path_type=Path))
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
@@ -318,14 +280,10 @@ def pipeline_command(
     every frame letterboxed to its 416 × 416 input, whatever the frame's size; OpenCV's HOG
     (``--detect-width`` for it) shrinks frames wider than ``HogConfig.max_width`` (1280) first.
     """
-    import multiprocessing
-    import tempfile
-    from concurrent.futures import ProcessPoolExecutor
-
     import cv2
     import onnxruntime
 
-    from meshcast.bench_pipeline import timed_pipeline
+    from meshcast.bench_pipeline import bench_pipeline
     from meshcast.commands.run import parse_formats
     from service.bundle import load_bundle
     from service.pipeline.run import PipelineConfig
@@ -349,39 +307,25 @@ def pipeline_command(
     if threads is not None:
         cv2.setNumThreads(threads)
     sessions = bundle.sessions(config.precision, providers=providers, threads=threads)
-    warming = time.perf_counter()
-    sessions.warm_up(bundle.manifest.window.length)  # as a worker does; on the CPU: nothing
-    warm_up_s = time.perf_counter() - warming
-    with tempfile.TemporaryDirectory() as folder:
-        source = video
-        if loops > 1 or size is not None:
-            source = Path(folder) / f"{video.stem}_x{loops}.mp4"
-            spawn = multiprocessing.get_context("spawn")  # a fresh process: its memory apart
-            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-                pool.submit(write_looped_video, video, source, loops, size).result()
-        machine = {"processor": platform.processor() or platform.machine(), "threads": threads}
-        reports: list[dict[str, Any]] = []
-        for every in detect_every or (config.detector.every,):
-            detector = config.detector.model_copy(update={"every": every})
-            timed = config.model_copy(update={"detector": detector})
-            out_dir = Path(folder) / f"outputs_{len(reports)}" if outputs else None
-            report = timed_pipeline(source, bundle, sessions, timed, out_dir, chosen, npz_vertices)
-            head = {"video": str(video), "loops": loops, "warm_up_s": round(warm_up_s, 2)}
-            reports.append({**head, **report, "machine": machine})
-    compared = {}
+    report = bench_pipeline(
+        video,
+        bundle,
+        sessions,
+        config,
+        loops=loops,
+        size=size,
+        detect_every=detect_every,
+        formats=chosen if outputs else None,
+        npz_vertices=npz_vertices,
+        threads=threads,
+    )
     if compare:
         from meshcast.bench_frontend import bench_frontend
 
-        side_by_side = bench_frontend(
+        report["compare"] = bench_frontend(
             video, bundle, max_frames=compare_frames, threads=threads, litert=litert
         )
-        compared = {"compare": side_by_side}
-    if len(reports) == 1:
-        click.echo(json.dumps({**reports[0], **compared}, indent=2))
-        return
-    first = reports[0]["ms_per_frame"]["total"]
-    speeds = {str(r["detect_every"]): round(first / r["ms_per_frame"]["total"], 3) for r in reports}
-    click.echo(json.dumps({"runs": reports, "speed_against_first": speeds, **compared}, indent=2))
+    click.echo(json.dumps(report, indent=2))
 
 
 @command.command("frontend")

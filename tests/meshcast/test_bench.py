@@ -11,7 +11,8 @@ import click
 import numpy as np
 import pytest
 
-from meshcast.commands.bench import parse_size, write_looped_video
+from meshcast.bench_pipeline import write_looped_video
+from meshcast.commands.bench import parse_size
 from service.pipeline.video import probe, read_frames
 from tests.support.walkers import FPS, write_walkers_video
 

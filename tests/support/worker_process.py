@@ -40,6 +40,8 @@ PING_TIMEOUT_S = 0.5
 LOG_TAIL_CHARS = 4000
 JOB_TIMEOUT_S = 120.0
 POLL_S = 0.02
+# A job's entry leaves the running index just after the job ends, in a call of its own.
+UNINDEX_TIMEOUT_S = 5.0
 OWNER = "tests"
 # Variables that would override the settings file (service.settings).
 SETTINGS_ENV = ("MESHCAST_CONFIG", "MESHCAST_REDIS_URL", "MESHCAST_BUNDLE", "MESHCAST_DEVICE")
@@ -270,6 +272,15 @@ class WorkerService:
                 return record
             time.sleep(POLL_S)
         raise AssertionError(f"job {job_id} did not end in {timeout_s} s: {record}\n{self.logs()}")
+
+    def running_once_settled(self, timeout_s: float = UNINDEX_TIMEOUT_S) -> dict[str, int]:
+        """The store's running index once it is empty, or as it is after ``timeout_s``: an
+        ended job's entry lingers a moment after its state changed
+        (:meth:`~service.jobs.store.JobStore.running_jobs`)."""
+        deadline = time.monotonic() + timeout_s
+        while (running := self.store.running_jobs()) and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        return running
 
     def worker_of(self, pid: int) -> WorkerProcess:
         """The worker whose pool process ``pid`` is."""

@@ -59,7 +59,7 @@ def test_a_job_survives_its_worker_killed_mid_job(
     prefix = service.settings.store.prefix
     left = [key.decode() for key in service.client.scan_iter(match=f"{prefix}job:*")]
     assert not [key for key in left if ":stage:" in key or key.endswith(":staging")], left
-    assert service.store.running_jobs() == {}
+    assert service.running_once_settled() == {}
     # The victim's scratch folder (with its copy of the upload) was swept by the next attempt.
     assert job_folders() - folders_before == set()
 
@@ -96,7 +96,7 @@ def test_a_redis_restart_mid_job_is_recovered_by_its_own_worker(
 
         record = service.wait(job_id)
         assert record.state is JobState.SUCCEEDED, (record, service.logs())
-        assert service.store.running_jobs() == {}
+        assert service.running_once_settled() == {}
         after = service.wait(service.submit(videos.short, OPTIONS))  # the worker serves on
         assert after.state is JobState.SUCCEEDED, (after, service.logs())
     finally:

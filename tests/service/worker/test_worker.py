@@ -134,7 +134,7 @@ def test_a_clip_goes_through_and_every_file_opens(
         assert sum(1 for _ in container.decode(video=0)) == SHORT_FRAMES
     # What the job no longer needs is gone: its upload, its lock, its entry among the running.
     assert service.store.video_size(job_id) == 0
-    assert service.store.running_jobs() == {}
+    assert service.running_once_settled() == {}
     assert not service.store.is_stale(record)
     # The queue is the service's own: its broker keys are under the service's prefix.
     assert service.client.exists(f"{broker_prefix(service.settings)}_kombu.binding.{QUEUE}")
